@@ -1,0 +1,1 @@
+"""Code shared by every function: bundled into each function's asset."""

@@ -1,0 +1,1 @@
+"""The HTTP edge of a function: events, auth, routes, request bodies and error responses."""
