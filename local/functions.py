@@ -1,0 +1,180 @@
+"""Local Lambda functions: worker processes started the way Lambda starts them.
+
+A streaming function's worker is `exec-wrapper <python> <stock bootstrap>`, with
+`AWS_LAMBDA_EXEC_WRAPPER`, `LAMBDA_TASK_ROOT` and `_HANDLER` set: the very code path of a deployed
+function. Several workers per function let streams run concurrently; a worker that overruns its
+timeout is killed and replaced, as Lambda would.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import logging
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from local.runtime_api import Invocation, Outcome, RuntimeApiServer
+
+logger = logging.getLogger(__name__)
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+EXEC_WRAPPER = REPO_ROOT / "shared" / "streaming" / "exec-wrapper"
+STOCK_BOOTSTRAP = REPO_ROOT / "local" / "stock_bootstrap.py"
+_PR_SET_PDEATHSIG = 1
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    name: str
+    handler: str
+    streaming: bool = True
+    environment: dict[str, str] = field(default_factory=dict)
+    timeout_seconds: float = 120.0
+    memory_mb: int = 1024
+    concurrency: int = 3
+
+
+def _die_with_parent() -> None:
+    """Workers get SIGTERM if the stack dies, even by SIGKILL: no process is left behind."""
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+class ExecutionEnvironment:
+    """One worker process and its own Runtime API, supervised."""
+
+    def __init__(
+        self, spec: FunctionSpec, invocations: queue.Queue[Invocation], base_env: dict[str, str]
+    ) -> None:
+        self.spec = spec
+        self.server = RuntimeApiServer(spec.name, invocations)
+        self._invocations = invocations
+        self._base_env = base_env
+        self._process: subprocess.Popen[bytes] | None = None
+        self._stopping = threading.Event()
+
+    def command(self) -> list[str]:
+        stock = [sys.executable, str(STOCK_BOOTSTRAP)]
+        return [str(EXEC_WRAPPER), *stock] if self.spec.streaming else stock
+
+    def environment(self) -> dict[str, str]:
+        env = {
+            **self._base_env,
+            **self.spec.environment,
+            "AWS_LAMBDA_RUNTIME_API": self.server.address,
+            "_HANDLER": self.spec.handler,
+            "LAMBDA_TASK_ROOT": str(REPO_ROOT),
+            "AWS_LAMBDA_FUNCTION_NAME": self.spec.name,
+            "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(self.spec.memory_mb),
+            "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{self.spec.name}",
+            "AWS_LAMBDA_LOG_STREAM_NAME": f"local/{id(self):x}",
+        }
+        if self.spec.streaming:
+            env["AWS_LAMBDA_EXEC_WRAPPER"] = str(EXEC_WRAPPER)
+        return env
+
+    def start(self) -> None:
+        self.server.start()
+        self._spawn()
+        threading.Thread(target=self._supervise, name=f"supervise-{self.spec.name}", daemon=True).start()
+
+    def _spawn(self) -> None:
+        self.server.init_error = None
+        self.server.polled.clear()
+        self._process = subprocess.Popen(  # noqa: S603 - our own wrapper and interpreter
+            self.command(), env=self.environment(), cwd=REPO_ROOT, preexec_fn=_die_with_parent
+        )
+
+    def _supervise(self) -> None:
+        while not self._stopping.wait(0.05):
+            process = self._process
+            assert process is not None
+            current = self.server.current
+            if current is not None and time.time() > current.deadline + 0.2:
+                self._fail_current(
+                    current,
+                    "Sandbox.Timedout",
+                    f"Task timed out after {self.spec.timeout_seconds:.2f} seconds",
+                )
+                process.kill()
+                process.wait()
+            if process.poll() is None:
+                continue
+            if self._stopping.is_set():
+                return
+            self._after_exit(process.returncode)
+            time.sleep(0.5)
+            self._spawn()
+
+    def _after_exit(self, returncode: int) -> None:
+        current = self.server.current
+        if current is not None:
+            self._fail_current(current, "Runtime.ExitError", f"worker exited with status {returncode}")
+        elif self.server.init_error is not None:
+            try:
+                waiting = self._invocations.get_nowait()
+            except queue.Empty:
+                return
+            waiting.deliver(Outcome("error", self.server.init_error, {"error-type": "Runtime.InitError"}))
+
+    def _fail_current(self, current: Invocation, error_type: str, message: str) -> None:
+        if self.server.release(current.request_id) is not None:
+            body = json.dumps({"errorType": error_type, "errorMessage": message}).encode()
+            if current.stream_started:
+                current.deliver(Outcome("end", headers={"Lambda-Runtime-Function-Error-Type": error_type}))
+            else:
+                current.deliver(Outcome("error", body, {"error-type": error_type}))
+            logger.error("%s: %s", self.spec.name, message)
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._process is not None and self._process.poll() is None:
+            self._process.terminate()
+            try:
+                self._process.wait(timeout=3)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class LocalFunction:
+    """A function: a queue of invocations served by `concurrency` execution environments."""
+
+    def __init__(self, spec: FunctionSpec, base_env: dict[str, str] | None = None) -> None:
+        self.spec = spec
+        self._invocations: queue.Queue[Invocation] = queue.Queue()
+        env = base_env if base_env is not None else dict(os.environ)
+        self.environments = [
+            ExecutionEnvironment(spec, self._invocations, env) for _ in range(spec.concurrency)
+        ]
+
+    def start(self) -> LocalFunction:
+        for environment in self.environments:
+            environment.start()
+        return self
+
+    def wait_ready(self, timeout: float) -> bool:
+        """True once every worker has asked for its first invocation (cold start done)."""
+        end = time.monotonic() + timeout
+        return all(env.server.polled.wait(max(0.0, end - time.monotonic())) for env in self.environments)
+
+    def invoke(self, event: Any) -> Invocation:
+        invocation = Invocation(event=event, timeout_seconds=self.spec.timeout_seconds)
+        self._invocations.put(invocation)
+        return invocation
+
+    def stop(self) -> None:
+        for environment in self.environments:
+            environment.stop()

@@ -1,0 +1,147 @@
+"""Turn a local invocation's outcomes into an HTTP response on a real client connection.
+
+A streamed response is relayed chunk by chunk as the Runtime API receives it (Function URLs);
+`buffer_outcomes` assembles the whole answer for front doors that do not stream (HTTP APIs).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler
+from typing import Any
+
+from local.runtime_api import Invocation, Outcome
+
+logger = logging.getLogger(__name__)
+
+DELIMITER = b"\x00" * 8
+_GATEWAY_TIMEOUT_GRACE = 5.0
+
+
+@dataclass
+class HttpAnswer:
+    status: int
+    headers: dict[str, str] = field(default_factory=dict)
+    cookies: list[str] = field(default_factory=list)
+    body: bytes = b""
+
+
+def answer_from_proxy_result(payload: bytes) -> HttpAnswer:
+    """Interpret a buffered function result the way Function URLs and HTTP APIs (2.0) do."""
+    try:
+        result: Any = json.loads(payload) if payload else None
+    except ValueError:
+        return HttpAnswer(200, {"Content-Type": "application/json"}, body=payload)
+    if not isinstance(result, dict) or "statusCode" not in result:
+        return HttpAnswer(200, {"Content-Type": "application/json"}, body=json.dumps(result).encode())
+    body = result.get("body") or ""
+    raw = base64.b64decode(body) if result.get("isBase64Encoded") else str(body).encode("utf-8")
+    headers = {str(k): str(v) for k, v in (result.get("headers") or {}).items()}
+    cookies = list(result.get("cookies") or ((result.get("multiValueHeaders") or {}).get("Set-Cookie") or []))
+    return HttpAnswer(int(result["statusCode"]), headers, cookies, raw)
+
+
+def function_error_answer() -> HttpAnswer:
+    return HttpAnswer(502, {"Content-Type": "application/json"}, body=b'{"Message":"Internal Server Error"}')
+
+
+def _next(invocation: Invocation) -> Outcome:
+    return invocation.outcomes.get(timeout=invocation.timeout_seconds + _GATEWAY_TIMEOUT_GRACE)
+
+
+def buffer_outcomes(invocation: Invocation) -> HttpAnswer:
+    """Wait for the whole response of an invocation (streamed or not) and return it."""
+    outcome = _next(invocation)
+    if outcome.kind == "buffered":
+        return answer_from_proxy_result(outcome.data)
+    if outcome.kind != "stream":
+        return function_error_answer()
+    data = b""
+    while (outcome := _next(invocation)).kind == "chunk":
+        data += outcome.data
+    prelude, _, body = data.partition(DELIMITER)
+    answer = answer_from_proxy_result(prelude)
+    answer.body = body
+    return answer
+
+
+class _ClientGone(Exception):
+    pass
+
+
+def relay_outcomes(handler: BaseHTTPRequestHandler, invocation: Invocation) -> None:
+    """Answer the client from an invocation; stream chunks through the moment they arrive.
+
+    If the client goes away, the function runs on (as in Lambda): we stop writing, nothing else.
+    """
+    outcome = _next(invocation)
+    if outcome.kind == "buffered":
+        _send_whole(handler, answer_from_proxy_result(outcome.data))
+        return
+    if outcome.kind != "stream":
+        logger.error("function failed: %s", outcome.data[:500])
+        _send_whole(handler, function_error_answer())
+        return
+    pending = b""
+    while (outcome := _next(invocation)).kind == "chunk":
+        pending += outcome.data
+        if DELIMITER in pending:
+            break
+    else:
+        _send_whole(handler, function_error_answer())
+        return
+    prelude, _, first = pending.partition(DELIMITER)
+    head = answer_from_proxy_result(prelude)
+    try:
+        _send_head(handler, head, chunked=True)
+        _send_chunk(handler, first)
+        while (outcome := _next(invocation)).kind == "chunk":
+            _send_chunk(handler, outcome.data)
+        error_type = outcome.headers.get("Lambda-Runtime-Function-Error-Type")
+        if error_type:
+            logger.warning("stream ended with a function error: %s", error_type)
+        handler.wfile.write(b"0\r\n\r\n")
+        handler.wfile.flush()
+    except _ClientGone:
+        logger.info("client went away mid-stream; the function runs on")
+        handler.close_connection = True
+
+
+def _send_head(handler: BaseHTTPRequestHandler, answer: HttpAnswer, *, chunked: bool) -> None:
+    try:
+        handler.send_response(answer.status)
+        for name, value in answer.headers.items():
+            if name.lower() not in ("content-length", "transfer-encoding", "connection"):
+                handler.send_header(name, value)
+        for cookie in answer.cookies:
+            handler.send_header("Set-Cookie", cookie)
+        if chunked:
+            handler.send_header("Transfer-Encoding", "chunked")
+        else:
+            handler.send_header("Content-Length", str(len(answer.body)))
+        handler.end_headers()
+        handler.wfile.flush()
+    except OSError as exc:
+        raise _ClientGone from exc
+
+
+def _send_chunk(handler: BaseHTTPRequestHandler, data: bytes) -> None:
+    if not data:
+        return
+    try:
+        handler.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+        handler.wfile.flush()
+    except OSError as exc:
+        raise _ClientGone from exc
+
+
+def _send_whole(handler: BaseHTTPRequestHandler, answer: HttpAnswer) -> None:
+    try:
+        _send_head(handler, answer, chunked=False)
+        handler.wfile.write(answer.body)
+        handler.wfile.flush()
+    except (OSError, _ClientGone):
+        handler.close_connection = True

@@ -1,0 +1,205 @@
+"""A local Lambda Runtime API: one server per execution environment, as in Lambda.
+
+Each worker process gets its own Runtime API address, so the server always knows which
+invocation a process holds: that is what lets the local stack enforce a function's timeout by
+killing the one process that overran, as Lambda does.
+
+Streamed responses are read chunk by chunk (HTTP/1.1 chunked, with trailers) and handed to the
+front door as they arrive; nothing here buffers a stream.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import re
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, BinaryIO
+
+logger = logging.getLogger(__name__)
+
+API_PREFIX = "/2018-06-01"
+_RESPONSE_PATH = re.compile(rf"^{API_PREFIX}/runtime/invocation/(?P<id>[^/]+)/(?P<kind>response|error)$")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One thing the front door learns about an invocation, in order.
+
+    kinds: `stream` (a streamed response began), `chunk` (bytes of it), `end` (it finished; trailers),
+    `buffered` (a whole JSON response), `error` (the function failed: an error document).
+    """
+
+    kind: str
+    data: bytes = b""
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Invocation:
+    event: Any
+    timeout_seconds: float
+    request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    function_arn: str = ""
+    outcomes: queue.Queue[Outcome] = field(default_factory=queue.Queue)
+    deadline: float = 0.0  # epoch seconds, set when a worker takes it
+    finished: threading.Event = field(default_factory=threading.Event)
+    stream_started: bool = False
+
+    def deliver(self, outcome: Outcome) -> None:
+        self.stream_started = self.stream_started or outcome.kind == "stream"
+        self.outcomes.put(outcome)
+        if outcome.kind in ("end", "buffered", "error"):
+            self.finished.set()
+
+
+def read_chunked(stream: BinaryIO) -> tuple[list[bytes], dict[str, str]]:
+    """Parse one chunked body fully (used by tests); `iter_chunks` is the incremental form."""
+    chunks: list[bytes] = []
+    trailers: dict[str, str] = {}
+    for chunk in iter_chunks(stream, trailers):
+        chunks.append(chunk)
+    return chunks, trailers
+
+
+def iter_chunks(stream: BinaryIO, trailers: dict[str, str]) -> Any:
+    """Yield each chunk of an HTTP/1.1 chunked body the moment it is read; fill `trailers` at the end."""
+    while True:
+        size_line = stream.readline(1024)
+        if not size_line:
+            raise ConnectionError("chunked body ended early")
+        size = int(size_line.split(b";", 1)[0].strip(), 16)
+        if size == 0:
+            break
+        data = stream.read(size)
+        if len(data) != size or stream.read(2) != b"\r\n":
+            raise ConnectionError("malformed chunk")
+        yield data
+    while True:
+        line = stream.readline(65537)
+        if line in (b"\r\n", b"\n", b""):
+            return
+        name, _, value = line.decode("latin-1").partition(":")
+        trailers[name.strip()] = value.strip()
+
+
+class RuntimeApiServer(ThreadingHTTPServer):
+    """The Runtime API of one execution environment: it serves one invocation at a time."""
+
+    daemon_threads = True
+
+    def __init__(
+        self, function_name: str, invocations: queue.Queue[Invocation], region: str = "us-east-1"
+    ) -> None:
+        super().__init__(("127.0.0.1", 0), _RuntimeApiHandler)
+        self.function_name = function_name
+        self.invocations = invocations
+        self.function_arn = f"arn:aws:lambda:{region}:000000000000:function:{function_name}"
+        self.current: Invocation | None = None
+        self.init_error: bytes | None = None
+        self.lock = threading.Lock()
+        self.polled = threading.Event()  # set once the worker first asks for work: it is ready
+
+    @property
+    def address(self) -> str:
+        host, port = self.server_address[:2]
+        return f"{host}:{port}"
+
+    def take_next(self) -> Invocation:
+        invocation = self.invocations.get()
+        invocation.deadline = time.time() + invocation.timeout_seconds
+        invocation.function_arn = self.function_arn
+        with self.lock:
+            self.current = invocation
+        return invocation
+
+    def release(self, request_id: str) -> Invocation | None:
+        with self.lock:
+            if self.current is not None and self.current.request_id == request_id:
+                invocation, self.current = self.current, None
+                return invocation
+        return None
+
+    def start(self) -> RuntimeApiServer:
+        threading.Thread(
+            target=self.serve_forever, name=f"runtime-api-{self.function_name}", daemon=True
+        ).start()
+        return self
+
+
+class _RuntimeApiHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: RuntimeApiServer
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
+        logger.debug("runtime api: " + format, *args)
+
+    def do_GET(self) -> None:
+        if self.path != f"{API_PREFIX}/runtime/invocation/next":
+            self._answer(404, {"errorMessage": "unknown path"})
+            return
+        self.server.polled.set()
+        invocation = self.server.take_next()
+        body = json.dumps(invocation.event).encode("utf-8")
+        self.send_response(200)
+        self.send_header("Lambda-Runtime-Aws-Request-Id", invocation.request_id)
+        self.send_header("Lambda-Runtime-Deadline-Ms", str(int(invocation.deadline * 1000)))
+        self.send_header("Lambda-Runtime-Invoked-Function-Arn", invocation.function_arn)
+        self.send_header(
+            "Lambda-Runtime-Trace-Id", f"Root=1-{int(time.time()):08x}-{uuid.uuid4().hex[:24]};Sampled=0"
+        )
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_POST(self) -> None:
+        if self.path == f"{API_PREFIX}/runtime/init/error":
+            self.server.init_error = self._read_body()
+            logger.error("%s init error: %s", self.server.function_name, self.server.init_error[:500])
+            self._answer(202, {"status": "OK"})
+            return
+        match = _RESPONSE_PATH.match(self.path)
+        invocation = self.server.release(match["id"]) if match else None
+        if invocation is None:
+            self._read_body()
+            self._answer(400 if match else 404, {"errorMessage": "unknown or finished invocation"})
+            return
+        if match["kind"] == "error":
+            error_type = self.headers.get("Lambda-Runtime-Function-Error-Type", "")
+            invocation.deliver(Outcome("error", self._read_body(), {"error-type": error_type}))
+        elif self.headers.get("Lambda-Runtime-Function-Response-Mode", "").lower() == "streaming":
+            self._relay_stream(invocation)
+        else:
+            invocation.deliver(Outcome("buffered", self._read_body()))
+        self._answer(202, {"status": "OK"})
+
+    def _relay_stream(self, invocation: Invocation) -> None:
+        invocation.deliver(Outcome("stream", headers={"content-type": self.headers.get("Content-Type", "")}))
+        trailers: dict[str, str] = {}
+        try:
+            for chunk in iter_chunks(self.rfile, trailers):
+                invocation.deliver(Outcome("chunk", chunk))
+        except (ConnectionError, ValueError) as exc:
+            trailers.setdefault("Lambda-Runtime-Function-Error-Type", "Runtime.TruncatedResponse")
+            logger.warning("%s stream broke off: %s", self.server.function_name, exc)
+            self.close_connection = True
+        invocation.deliver(Outcome("end", headers=trailers))
+
+    def _read_body(self) -> bytes:
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            return b"".join(read_chunked(self.rfile)[0])
+        return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+
+    def _answer(self, status: int, payload: dict[str, Any]) -> None:
+        body = json.dumps(payload).encode("utf-8")
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)

@@ -1,0 +1,109 @@
+"""The Runtime API loop that replaces the stock Python bootstrap (started by `exec-wrapper`).
+
+It owns what `/var/runtime/bootstrap.py` did: `sys.path`, loading `_HANDLER`, init errors,
+`_X_AMZN_TRACE_ID`, the context object, and one invocation at a time, forever. What it adds is the
+streaming response: HTTP events are answered through a `StreamingResponseSink`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from shared.http.event import is_http_event
+from shared.streaming.context import LambdaContext
+from shared.streaming.handler import current_sink
+from shared.streaming.runtime_api import Invocation, RuntimeApiClient
+
+logger = logging.getLogger("shared.streaming.bootstrap")
+
+LambdaHandler = Callable[[Any, Any], Any]
+
+
+class HandlerNotFound(Exception):
+    """`_HANDLER` does not name a callable."""
+
+
+def prepare_sys_path(environ: dict[str, str] | os._Environ[str] = os.environ) -> None:
+    """The import path the stock runtime gives: the task root, then layers, then the runtime."""
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    front = [
+        environ.get("LAMBDA_TASK_ROOT", os.getcwd()),
+        f"/opt/python/lib/{version}/site-packages",
+        "/opt/python",
+    ]
+    sys.path[:0] = [p for p in front if p not in sys.path]
+    runtime_dir = environ.get("LAMBDA_RUNTIME_DIR")
+    if runtime_dir and runtime_dir not in sys.path:
+        sys.path.append(runtime_dir)
+
+
+def load_handler(spec: str) -> LambdaHandler:
+    """Import `module.function` as the stock runtime does (`path/to/module.function` works too)."""
+    module_name, _, function_name = spec.rpartition(".")
+    if not module_name or not function_name:
+        raise HandlerNotFound(f"bad handler '{spec}': expected module.function")
+    module = importlib.import_module(module_name.replace("/", "."))
+    handler = getattr(module, function_name, None)
+    if not callable(handler):
+        raise HandlerNotFound(f"handler '{function_name}' missing on module '{module_name}'")
+    return handler
+
+
+def run_invocation(
+    client: RuntimeApiClient, handler: LambdaHandler, invocation: Invocation, *, streaming: bool = True
+) -> None:
+    """Call the handler once; streamed if it writes to the sink, posted buffered otherwise.
+
+    With `streaming=False` no sink is offered, which is exactly the stock runtime's behaviour.
+    """
+    if invocation.trace_id:
+        os.environ["_X_AMZN_TRACE_ID"] = invocation.trace_id
+    else:
+        os.environ.pop("_X_AMZN_TRACE_ID", None)
+    context = LambdaContext.for_invocation(
+        invocation.request_id,
+        invocation.deadline_ms,
+        invocation.function_arn,
+        invocation.client_context,
+        invocation.cognito_identity,
+        invocation.tenant_id,
+    )
+    version = "1.0" if is_http_event(invocation.event) and "httpMethod" in invocation.event else "2.0"
+    sink = client.open_stream(invocation.request_id, version)
+    token = current_sink.set(sink if streaming else None)
+    try:
+        result = handler(invocation.event, context)
+    except Exception as exc:
+        logger.exception("invocation %s failed", invocation.request_id)
+        if sink.started:
+            sink.finish(exc)
+        else:
+            client.post_error(invocation.request_id, exc)
+        return
+    finally:
+        current_sink.reset(token)
+    if not sink.started:
+        client.post_response(invocation.request_id, result)
+
+
+def main(*, streaming: bool = True) -> None:
+    prepare_sys_path()
+    logging.basicConfig(level=os.environ.get("AWS_LAMBDA_LOG_LEVEL", "INFO"), stream=sys.stderr)
+    client = RuntimeApiClient(os.environ["AWS_LAMBDA_RUNTIME_API"])
+    try:
+        handler = load_handler(os.environ["_HANDLER"])
+    except Exception as exc:
+        logger.exception("init failed")
+        client.post_init_error(exc)
+        sys.exit(1)
+    while True:
+        run_invocation(client, handler, client.next_invocation(), streaming=streaming)
+
+
+if __name__ == "__main__":
+    main()
