@@ -11,7 +11,7 @@ from typing import Any
 
 from local.functions import LocalFunction
 from local.http_events import build_v2_event
-from local.relay import relay_outcomes
+from local.relay import HttpAnswer, relay_outcomes, send_answer
 
 logger = logging.getLogger(__name__)
 
@@ -43,17 +43,15 @@ class _FunctionUrlHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: FunctionUrlServer
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: Any) -> None:
         logger.info("%s %s", self.server.function.spec.name, format % args)
 
     def _handle(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         if length > MAX_REQUEST_BYTES:
-            self._plain(
-                413,
-                {
-                    "Message": "Request must be smaller than 6291456 bytes for the InvokeWithResponseStream operation"
-                },
+            message = {"Message": f"Request must be smaller than {MAX_REQUEST_BYTES} bytes"}
+            send_answer(
+                self, HttpAnswer(413, {"Content-Type": "application/json"}, body=json.dumps(message).encode())
             )
             return
         body = self.rfile.read(length) if length else b""
@@ -67,14 +65,6 @@ class _FunctionUrlHandler(BaseHTTPRequestHandler):
             domain_name=f"{self.server.url_id}.lambda-url.us-east-1.on.aws",
         )
         relay_outcomes(self, self.server.function.invoke(event))
-
-    def _plain(self, status: int, payload: dict[str, Any]) -> None:
-        data = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _handle
 

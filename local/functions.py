@@ -8,12 +8,10 @@ timeout is killed and replaced, as Lambda would.
 
 from __future__ import annotations
 
-import ctypes
 import json
 import logging
 import os
 import queue
-import signal
 import subprocess
 import sys
 import threading
@@ -22,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from local.processes import die_with_parent
 from local.runtime_api import Invocation, Outcome, RuntimeApiServer
 
 logger = logging.getLogger(__name__)
@@ -29,7 +28,6 @@ logger = logging.getLogger(__name__)
 REPO_ROOT = Path(__file__).resolve().parent.parent
 EXEC_WRAPPER = REPO_ROOT / "shared" / "streaming" / "exec-wrapper"
 STOCK_BOOTSTRAP = REPO_ROOT / "local" / "stock_bootstrap.py"
-_PR_SET_PDEATHSIG = 1
 
 
 @dataclass(frozen=True)
@@ -41,12 +39,6 @@ class FunctionSpec:
     timeout_seconds: float = 120.0
     memory_mb: int = 1024
     concurrency: int = 3
-
-
-def _die_with_parent() -> None:
-    """Workers get SIGTERM if the stack dies, even by SIGKILL: no process is left behind."""
-    libc = ctypes.CDLL("libc.so.6", use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 class ExecutionEnvironment:
@@ -91,8 +83,8 @@ class ExecutionEnvironment:
     def _spawn(self) -> None:
         self.server.init_error = None
         self.server.polled.clear()
-        self._process = subprocess.Popen(  # noqa: S603 - our own wrapper and interpreter
-            self.command(), env=self.environment(), cwd=REPO_ROOT, preexec_fn=_die_with_parent
+        self._process = subprocess.Popen(
+            self.command(), env=self.environment(), cwd=REPO_ROOT, preexec_fn=die_with_parent
         )
 
     def _supervise(self) -> None:

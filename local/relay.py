@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import queue
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from typing import Any
@@ -54,6 +55,13 @@ def _next(invocation: Invocation) -> Outcome:
 
 def buffer_outcomes(invocation: Invocation) -> HttpAnswer:
     """Wait for the whole response of an invocation (streamed or not) and return it."""
+    try:
+        return _buffer(invocation)
+    except queue.Empty:
+        return function_error_answer()
+
+
+def _buffer(invocation: Invocation) -> HttpAnswer:
     outcome = _next(invocation)
     if outcome.kind == "buffered":
         return answer_from_proxy_result(outcome.data)
@@ -77,13 +85,17 @@ def relay_outcomes(handler: BaseHTTPRequestHandler, invocation: Invocation) -> N
 
     If the client goes away, the function runs on (as in Lambda): we stop writing, nothing else.
     """
-    outcome = _next(invocation)
+    try:
+        outcome = _next(invocation)
+    except queue.Empty:
+        send_answer(handler, function_error_answer())
+        return
     if outcome.kind == "buffered":
-        _send_whole(handler, answer_from_proxy_result(outcome.data))
+        send_answer(handler, answer_from_proxy_result(outcome.data))
         return
     if outcome.kind != "stream":
         logger.error("function failed: %s", outcome.data[:500])
-        _send_whole(handler, function_error_answer())
+        send_answer(handler, function_error_answer())
         return
     pending = b""
     while (outcome := _next(invocation)).kind == "chunk":
@@ -91,7 +103,7 @@ def relay_outcomes(handler: BaseHTTPRequestHandler, invocation: Invocation) -> N
         if DELIMITER in pending:
             break
     else:
-        _send_whole(handler, function_error_answer())
+        send_answer(handler, function_error_answer())
         return
     prelude, _, first = pending.partition(DELIMITER)
     head = answer_from_proxy_result(prelude)
@@ -138,7 +150,8 @@ def _send_chunk(handler: BaseHTTPRequestHandler, data: bytes) -> None:
         raise _ClientGone from exc
 
 
-def _send_whole(handler: BaseHTTPRequestHandler, answer: HttpAnswer) -> None:
+def send_answer(handler: BaseHTTPRequestHandler, answer: HttpAnswer) -> None:
+    """A whole response with its length; a client that went away is simply let go."""
     try:
         _send_head(handler, answer, chunked=False)
         handler.wfile.write(answer.body)

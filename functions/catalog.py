@@ -1,0 +1,52 @@
+"""Every function of the project, described once for the CDK app (infra/) and the local stack (local/).
+
+Plain data: adding a function here deploys it and runs it locally; nothing else lists functions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class FunctionDefinition:
+    name: str  # the deployed function name's suffix and the local function's name
+    folder: str  # functions/<folder>/handler.py
+    streaming: bool  # streamed through the exec wrapper behind a RESPONSE_STREAM Function URL
+    timeout_seconds: int = 30
+    memory_mb: int = 1024
+    uses_table: bool = True
+    uses_models: bool = False
+    invokes: tuple[str, ...] = ()  # names of functions it invokes asynchronously
+    api_routes: tuple[str, ...] = ()  # "METHOD /path" on the HTTP API (JWT authorizer unless public)
+    public_routes: tuple[str, ...] = ()  # "METHOD /path" without the authorizer
+    url_output_key: str | None = None  # the stack output / outputs.json key of its Function URL
+    local_port: int | None = None  # the local Function URL port (CONTRACT.md section 4)
+    extra_environment: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def handler(self) -> str:
+        return f"functions.{self.folder}.handler.handler"
+
+
+STREAM_COACH_CONVERSATION = FunctionDefinition(
+    name="stream-coach-conversation",
+    folder="stream_coach_conversation",
+    streaming=True,
+    timeout_seconds=300,
+    uses_models=True,
+    url_output_key="coachConversationStreamUrl",
+    local_port=3001,
+)
+
+STREAM_COACH_CREATOR_SESSION = FunctionDefinition(
+    name="stream-coach-creator-session",
+    folder="stream_coach_creator_session",
+    streaming=True,
+    timeout_seconds=300,
+    uses_models=True,
+    url_output_key="coachCreatorStreamUrl",
+    local_port=3002,
+)
+
+FUNCTIONS: tuple[FunctionDefinition, ...] = (STREAM_COACH_CONVERSATION, STREAM_COACH_CREATOR_SESSION)

@@ -1,0 +1,148 @@
+"""A local API Gateway HTTP API (payload 2.0) for the non-streaming functions, and the token issuer.
+
+Routes come from `functions/catalog.py`. Authorized routes check the JWT as the HTTP API JWT
+authorizer would (signature, issuer, audience, expiry) and hand the claims to the function under
+`requestContext.authorizer.jwt`; a bad token is the authorizer's bare 401, before any function runs.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import urlsplit
+
+from local.functions import LocalFunction
+from local.http_events import build_v2_event
+from local.relay import HttpAnswer, buffer_outcomes, send_answer
+
+logger = logging.getLogger(__name__)
+
+Authorizer = Callable[[str | None], dict[str, Any]]
+"""Takes the Authorization header; returns the token's claims or raises."""
+
+
+@dataclass(frozen=True)
+class ApiRoute:
+    method: str
+    template: str
+    pattern: re.Pattern[str]
+    function: LocalFunction
+    authorized: bool
+
+    def match(self, path: str) -> dict[str, str] | None:
+        found = self.pattern.fullmatch(path)
+        return found.groupdict() if found else None
+
+
+def _route_regex(template: str) -> re.Pattern[str]:
+    """`/users/{userId}` matches one segment; `{proxy+}` matches the rest, as in API Gateway."""
+    parts = re.split(r"(\{[A-Za-z0-9_]+\+?\})", template)
+    regex = ""
+    for part in parts:
+        if part.startswith("{") and part.endswith("+}"):
+            regex += f"(?P<{part[1:-2]}>.+)"
+        elif part.startswith("{"):
+            regex += f"(?P<{part[1:-1]}>[^/]+)"
+        else:
+            regex += re.escape(part)
+    return re.compile(regex)
+
+
+class ApiGatewayServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(
+        self, port: int, authorizer: Authorizer, jwks: Callable[[], dict[str, Any]], issuer_path: str
+    ) -> None:
+        super().__init__(("127.0.0.1", port), _ApiHandler)
+        self.authorizer = authorizer
+        self.jwks = jwks
+        self.issuer_path = issuer_path.rstrip("/")
+        self.routes: list[ApiRoute] = []
+        self.static: dict[str, tuple[str, bytes]] = {}
+
+    def add_route(self, route_key: str, function: LocalFunction, *, authorized: bool) -> None:
+        method, template = route_key.split(" ", 1)
+        self.routes.append(ApiRoute(method.upper(), template, _route_regex(template), function, authorized))
+
+    def start(self) -> ApiGatewayServer:
+        threading.Thread(target=self.serve_forever, name="api-gateway", daemon=True).start()
+        return self
+
+    def find(self, method: str, path: str) -> tuple[ApiRoute, dict[str, str]] | None:
+        for route in self.routes:
+            params = route.match(path)
+            if params is not None and route.method in (method, "ANY"):
+                return route, params
+        return None
+
+
+class _ApiHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: ApiGatewayServer
+
+    def log_message(self, format: str, *args: Any) -> None:
+        logger.info("api %s", format % args)
+
+    def _handle(self) -> None:
+        path = urlsplit(self.path).path
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        if self.command == "GET" and path == f"{self.server.issuer_path}/.well-known/jwks.json":
+            self._send(
+                HttpAnswer(
+                    200, {"Content-Type": "application/json"}, body=json.dumps(self.server.jwks()).encode()
+                )
+            )
+            return
+        found = self.server.find(self.command, path)
+        if found is None:
+            self._send(_message(404, "Not Found"))
+            return
+        route, params = found
+        authorizer: dict[str, Any] | None = None
+        if route.authorized:
+            try:
+                claims = self.server.authorizer(self.headers.get("Authorization"))
+            except Exception as exc:
+                logger.info("authorizer refused the request: %s", exc)
+                self._send(_message(401, "Unauthorized"))
+                return
+            authorizer = {"jwt": {"claims": {k: _claim_text(v) for k, v in claims.items()}, "scopes": None}}
+        event = build_v2_event(
+            self.command,
+            self.path,
+            self.headers,
+            body,
+            self.client_address[0],
+            api_id="localapi",
+            domain_name="localapi.execute-api.us-east-1.amazonaws.com",
+            route_key=f"{route.method} {route.template}",
+            authorizer=authorizer,
+            path_parameters=params,
+        )
+        self._send(buffer_outcomes(route.function.invoke(event)))
+
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _handle
+
+    def _send(self, answer: HttpAnswer) -> None:
+        send_answer(self, answer)
+
+
+def _message(status: int, message: str) -> HttpAnswer:
+    return HttpAnswer(
+        status, {"Content-Type": "application/json"}, body=json.dumps({"message": message}).encode()
+    )
+
+
+def _claim_text(value: Any) -> str:
+    """HTTP API authorizers pass every claim as a string; lists look like `[a b]`."""
+    if isinstance(value, list):
+        return "[" + " ".join(str(v) for v in value) + "]"
+    return str(value)

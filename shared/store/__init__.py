@@ -1,0 +1,1 @@
+"""DynamoDB persistence: the table's shape and the repositories built on it."""
