@@ -23,10 +23,11 @@ class FunctionDefinition:
     url_output_key: str | None = None  # the stack output / outputs.json key of its Function URL
     local_port: int | None = None  # the local Function URL port (CONTRACT.md section 4)
     extra_environment: dict[str, str] = field(default_factory=dict)
+    handler: str = ""  # the `_HANDLER` string; derived from the folder unless given
 
-    @property
-    def handler(self) -> str:
-        return f"functions.{self.folder}.handler.handler"
+    def __post_init__(self) -> None:
+        if not self.handler:
+            object.__setattr__(self, "handler", f"functions.{self.folder}.handler.handler")
 
 
 STREAM_COACH_CONVERSATION = FunctionDefinition(

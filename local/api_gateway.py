@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from urllib.parse import urlsplit
 from local.functions import LocalFunction
 from local.http_events import build_v2_event
 from local.relay import HttpAnswer, buffer_outcomes, send_answer
+from shared.http.routes import RoutePattern
 
 logger = logging.getLogger(__name__)
 
@@ -31,27 +31,9 @@ Authorizer = Callable[[str | None], dict[str, Any]]
 class ApiRoute:
     method: str
     template: str
-    pattern: re.Pattern[str]
+    pattern: RoutePattern
     function: LocalFunction
     authorized: bool
-
-    def match(self, path: str) -> dict[str, str] | None:
-        found = self.pattern.fullmatch(path)
-        return found.groupdict() if found else None
-
-
-def _route_regex(template: str) -> re.Pattern[str]:
-    """`/users/{userId}` matches one segment; `{proxy+}` matches the rest, as in API Gateway."""
-    parts = re.split(r"(\{[A-Za-z0-9_]+\+?\})", template)
-    regex = ""
-    for part in parts:
-        if part.startswith("{") and part.endswith("+}"):
-            regex += f"(?P<{part[1:-2]}>.+)"
-        elif part.startswith("{"):
-            regex += f"(?P<{part[1:-1]}>[^/]+)"
-        else:
-            regex += re.escape(part)
-    return re.compile(regex)
 
 
 class ApiGatewayServer(ThreadingHTTPServer):
@@ -70,7 +52,7 @@ class ApiGatewayServer(ThreadingHTTPServer):
 
     def add_route(self, route_key: str, function: LocalFunction, *, authorized: bool) -> None:
         method, template = route_key.split(" ", 1)
-        self.routes.append(ApiRoute(method.upper(), template, _route_regex(template), function, authorized))
+        self.routes.append(ApiRoute(method.upper(), template, RoutePattern(template), function, authorized))
 
     def start(self) -> ApiGatewayServer:
         threading.Thread(target=self.serve_forever, name="api-gateway", daemon=True).start()
@@ -78,7 +60,7 @@ class ApiGatewayServer(ThreadingHTTPServer):
 
     def find(self, method: str, path: str) -> tuple[ApiRoute, dict[str, str]] | None:
         for route in self.routes:
-            params = route.match(path)
+            params = route.pattern.match(path)
             if params is not None and route.method in (method, "ANY"):
                 return route, params
         return None

@@ -120,6 +120,9 @@ def relay_outcomes(handler: BaseHTTPRequestHandler, invocation: Invocation) -> N
     except _ClientGone:
         logger.info("client went away mid-stream; the function runs on")
         handler.close_connection = True
+    except queue.Empty:
+        logger.error("no word from the function past its timeout; closing the stream")
+        handler.close_connection = True
 
 
 def _send_head(handler: BaseHTTPRequestHandler, answer: HttpAnswer, *, chunked: bool) -> None:

@@ -118,7 +118,14 @@ class RuntimeApiServer(ThreadingHTTPServer):
             self.current = invocation
         return invocation
 
+    def holding(self, request_id: str) -> Invocation | None:
+        """The invocation this environment holds, if `request_id` names it."""
+        with self.lock:
+            current = self.current
+        return current if current is not None and current.request_id == request_id else None
+
     def release(self, request_id: str) -> Invocation | None:
+        """Let go of a finished (or killed) invocation; only the first caller gets it."""
         with self.lock:
             if self.current is not None and self.current.request_id == request_id:
                 invocation, self.current = self.current, None
@@ -165,21 +172,27 @@ class _RuntimeApiHandler(BaseHTTPRequestHandler):
             self._answer(202, {"status": "OK"})
             return
         match = _RESPONSE_PATH.match(self.path)
-        invocation = self.server.release(match["id"]) if match else None
+        invocation = self.server.holding(match["id"]) if match else None
         if invocation is None:
             self._read_body()
             self._answer(400 if match else 404, {"errorMessage": "unknown or finished invocation"})
             return
         if match["kind"] == "error":
             error_type = self.headers.get("Lambda-Runtime-Function-Error-Type", "")
-            invocation.deliver(Outcome("error", self._read_body(), {"error-type": error_type}))
+            final = Outcome("error", self._read_body(), {"error-type": error_type})
         elif self.headers.get("Lambda-Runtime-Function-Response-Mode", "").lower() == "streaming":
-            self._relay_stream(invocation)
+            final = self._relay_stream(invocation)
         else:
-            invocation.deliver(Outcome("buffered", self._read_body()))
-        self._answer(202, {"status": "OK"})
+            final = Outcome("buffered", self._read_body())
+        # the environment holds the invocation until its response is complete: a stream that
+        # overruns the deadline is still this environment's to time out
+        if self.server.release(invocation.request_id) is not None:
+            invocation.deliver(final)
+        if not self.close_connection:
+            self._answer(202, {"status": "OK"})
 
-    def _relay_stream(self, invocation: Invocation) -> None:
+    def _relay_stream(self, invocation: Invocation) -> Outcome:
+        """Hand each chunk over as it arrives; returns the final `end` outcome with the trailers."""
         invocation.deliver(Outcome("stream", headers={"content-type": self.headers.get("Content-Type", "")}))
         trailers: dict[str, str] = {}
         try:
@@ -189,7 +202,7 @@ class _RuntimeApiHandler(BaseHTTPRequestHandler):
             trailers.setdefault("Lambda-Runtime-Function-Error-Type", "Runtime.TruncatedResponse")
             logger.warning("%s stream broke off: %s", self.server.function_name, exc)
             self.close_connection = True
-        invocation.deliver(Outcome("end", headers=trailers))
+        return Outcome("end", headers=trailers)
 
     def _read_body(self) -> bytes:
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":

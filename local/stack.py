@@ -18,15 +18,16 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-from local.issuer import LOCAL_CLIENT_ID, LocalIssuer
+from urllib.parse import urlsplit
 
 from functions.catalog import FUNCTIONS, FunctionDefinition
-from local.api_gateway import ApiGatewayServer
+from local.api_gateway import ApiGatewayServer, Authorizer
 from local.dynamodb import LocalDynamoDb
 from local.function_url import FunctionUrlServer
 from local.functions import REPO_ROOT, FunctionSpec, LocalFunction
+from local.issuer import LOCAL_CLIENT_ID, LocalIssuer
 from local.processes import free_port
+from shared.http.auth import AuthSettings, JwksCache, TokenVerifier, bearer_token
 from shared.store.schema import TABLE_NAME_ENV
 
 logger = logging.getLogger("local.stack")
@@ -44,13 +45,10 @@ class StackPorts:
     )
 
     @classmethod
-    def ephemeral(cls) -> StackPorts:
+    def ephemeral(cls, definitions: tuple[FunctionDefinition, ...] = FUNCTIONS) -> StackPorts:
         """Free ports for tests, so they never collide with a running `make dev`."""
-        return cls(
-            api=free_port(),
-            dynamodb=free_port(),
-            function_urls={f.name: free_port() for f in FUNCTIONS if f.streaming},
-        )
+        urls = {f.name: free_port() for f in definitions if f.streaming}
+        return cls(api=free_port(), dynamodb=free_port(), function_urls=urls)
 
 
 class LocalStack:
@@ -68,7 +66,7 @@ class LocalStack:
         self.concurrency = concurrency
         self.extra_environment = dict(extra_environment or {})
         self.issuer_url = f"http://127.0.0.1:{self.ports.api}/local-user-pool"
-        self.issuer = LocalIssuer.load_or_create(state_dir)
+        self.issuer = LocalIssuer.load_or_create(state_dir, issuer=self.issuer_url)
         self.dynamodb = LocalDynamoDb(self.ports.dynamodb)
         self.functions: dict[str, LocalFunction] = {}
         self.function_urls: dict[str, FunctionUrlServer] = {}
@@ -114,7 +112,9 @@ class LocalStack:
                 self.function_urls[definition.name] = FunctionUrlServer(
                     self.functions[definition.name], port
                 ).start()
-        self.api = ApiGatewayServer(self.ports.api, self.issuer, self.issuer_url, LOCAL_CLIENT_ID)
+        self.api = ApiGatewayServer(
+            self.ports.api, http_api_authorizer(self.issuer), self.issuer.jwks, urlsplit(self.issuer_url).path
+        )
         for definition in self.definitions:
             for route in definition.api_routes:
                 self.api.add_route(route, self.functions[definition.name], authorized=True)
@@ -152,6 +152,25 @@ class LocalStack:
         for function in self.functions.values():
             function.stop()
         self.dynamodb.stop()
+
+
+def http_api_authorizer(issuer: LocalIssuer) -> Authorizer:
+    """What the HTTP API JWT authorizer checks: signature, issuer, audience or client id, expiry.
+
+    It does not care about `token_use` or our user-id claim; the functions check those themselves.
+    """
+    settings = AuthSettings(
+        issuer=issuer.issuer,
+        audiences=frozenset({issuer.client_id}),
+        token_uses=frozenset({"id", "access"}),
+        user_id_claim="sub",
+    )
+    verifier = TokenVerifier(settings, JwksCache(settings.jwks_url, fetch=lambda _url: issuer.jwks()))
+
+    def authorize(authorization: str | None) -> dict[str, Any]:
+        return dict(verifier.verify(bearer_token(authorization)).claims)
+
+    return authorize
 
 
 def _inherited_environment() -> dict[str, str]:

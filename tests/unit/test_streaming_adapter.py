@@ -77,7 +77,8 @@ def test_stream_headers_prelude_and_one_chunk_per_event(runtime):
     assert chunks.endswith(b"0\r\n\r\n"), "no trailers on success"
     # one chunk per event: start, two pieces, complete
     frames = chunks.split(b"\n\n\r\n")
-    assert len(frames) == 5 and frames[-1] == b"0\r\n\r\n"
+    assert len(frames) == 5
+    assert frames[-1] == b"0\r\n\r\n"
 
 
 def test_error_after_first_byte_ends_with_error_event_and_trailers(runtime):
@@ -111,7 +112,8 @@ def test_exception_escaping_before_first_byte_goes_to_error_endpoint(runtime):
     assert request.path == "/2018-06-01/runtime/invocation/req-1/error"
     assert request.headers["Lambda-Runtime-Function-Error-Type"] == "ValueError"
     document = json.loads(request.raw_body)
-    assert document["errorType"] == "ValueError" and document["errorMessage"] == "plain failure"
+    assert document["errorType"] == "ValueError"
+    assert document["errorMessage"] == "plain failure"
     assert isinstance(document["stackTrace"], list)
 
 
@@ -197,7 +199,9 @@ def test_powertools_decorated_handler_runs_under_the_loop(runtime, monkeypatch):
     assert sse({"type": "chunk", "content": "coach-fn|1024"}) in request.raw_body
     log_lines = [json.loads(line) for line in log.getvalue().splitlines() if line.startswith("{")]
     streamed = [line for line in log_lines if line.get("message") == "streaming"]
-    assert streamed and streamed[0]["function_request_id"] == "pt-1" and streamed[0]["step"] == "first"
+    assert streamed
+    assert streamed[0]["function_request_id"] == "pt-1"
+    assert streamed[0]["step"] == "first"
 
 
 def test_context_remaining_time_follows_the_deadline():
@@ -210,7 +214,8 @@ def test_buffered_delivery_returns_the_same_events():
     answer = stream_handlers.events(function_url_event(query="count=2"), context)
     assert answer["statusCode"] == 200
     assert answer["headers"]["Content-Type"] == "text/event-stream; charset=utf-8"
-    assert answer["cookies"] == [] and answer["isBase64Encoded"] is False
+    assert answer["cookies"] == []
+    assert answer["isBase64Encoded"] is False
     events = [json.loads(line[6:]) for line in answer["body"].split("\n\n") if line]
     assert [e["type"] for e in events] == ["start", "chunk", "chunk", "complete"]
     assert events[0]["requestId"] == "buf-1"

@@ -1,0 +1,1 @@
+"""`make bench`: figures for the streaming path, beside a FastAPI + uvicorn reference."""

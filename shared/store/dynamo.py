@@ -1,0 +1,29 @@
+"""The table handle: one boto3 resource per container, configured for Lambda's latency budget.
+
+The endpoint is never set in code: boto3 reads `AWS_ENDPOINT_URL_DYNAMODB`, which is how the local
+stack points the very same code at its local DynamoDB.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cache
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+from shared.store.schema import TABLE_NAME_ENV
+
+CLIENT_CONFIG = Config(
+    retries={"mode": "standard", "max_attempts": 3},
+    connect_timeout=2,
+    read_timeout=5,
+    tcp_keepalive=True,
+)
+
+
+@cache
+def coach_table() -> Any:
+    """The coach table's boto3 `Table`, created on first use and kept for the container's life."""
+    return boto3.resource("dynamodb", config=CLIENT_CONFIG).Table(os.environ[TABLE_NAME_ENV])

@@ -1,0 +1,28 @@
+"""The single-table key design, in one place (see the README's "Data model" section).
+
+Every key starts from the authenticated user's id, so no access pattern can reach another user's
+items: scoping by user is a property of the keys, not a check someone might forget.
+"""
+
+from __future__ import annotations
+
+
+def user_pk(user_id: str) -> str:
+    return f"USER#{user_id}"
+
+
+def coach_sk(coach_id: str) -> str:
+    return f"COACH#{coach_id}"
+
+
+def conversation_sk(coach_id: str, conversation_id: str) -> str:
+    return f"CONV#{coach_id}#{conversation_id}"
+
+
+def conversation_pk(user_id: str, conversation_id: str) -> str:
+    """Messages live in their conversation's own partition: one query reads them in order."""
+    return f"USER#{user_id}#CONV#{conversation_id}"
+
+
+def creator_session_sk(session_id: str) -> str:
+    return f"CREATOR#{session_id}"
