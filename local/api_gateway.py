@@ -12,12 +12,13 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import urlsplit
 
 from local.functions import LocalFunction
 from local.http_events import build_v2_event
+from local.processes import LoopbackHTTPServer
 from local.relay import HttpAnswer, buffer_outcomes, send_answer
 from shared.http.routes import RoutePattern
 
@@ -36,10 +37,7 @@ class ApiRoute:
     authorized: bool
 
 
-class ApiGatewayServer(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
+class ApiGatewayServer(LoopbackHTTPServer):
     def __init__(
         self, port: int, authorizer: Authorizer, jwks: Callable[[], dict[str, Any]], issuer_path: str
     ) -> None:

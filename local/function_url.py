@@ -6,11 +6,12 @@ import json
 import logging
 import threading
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from local.functions import LocalFunction
 from local.http_events import build_v2_event
+from local.processes import LoopbackHTTPServer
 from local.relay import HttpAnswer, relay_outcomes, send_answer
 
 logger = logging.getLogger(__name__)
@@ -18,10 +19,7 @@ logger = logging.getLogger(__name__)
 MAX_REQUEST_BYTES = 6 * 1024 * 1024  # Function URLs refuse larger request payloads
 
 
-class FunctionUrlServer(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
+class FunctionUrlServer(LoopbackHTTPServer):
     def __init__(self, function: LocalFunction, port: int, host: str = "127.0.0.1") -> None:
         super().__init__((host, port), _FunctionUrlHandler)
         self.function = function

@@ -18,8 +18,10 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any, BinaryIO
+
+from local.processes import LoopbackHTTPServer
 
 logger = logging.getLogger(__name__)
 
@@ -88,10 +90,8 @@ def iter_chunks(stream: BinaryIO, trailers: dict[str, str]) -> Any:
         trailers[name.strip()] = value.strip()
 
 
-class RuntimeApiServer(ThreadingHTTPServer):
+class RuntimeApiServer(LoopbackHTTPServer):
     """The Runtime API of one execution environment: it serves one invocation at a time."""
-
-    daemon_threads = True
 
     def __init__(
         self, function_name: str, invocations: queue.Queue[Invocation], region: str = "us-east-1"
