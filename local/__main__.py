@@ -7,14 +7,19 @@ just works; `dev` runs the whole stack.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
-from local.issuer import LocalIssuer
+from local.issuer import DEFAULT_DIRECTORY, LOCAL_ISSUER, LocalIssuer
 
 
 def _token(args: argparse.Namespace) -> int:
-    token = LocalIssuer.load_or_create().mint(args.user_id, ttl_seconds=args.ttl)
+    state_dir = Path(args.state_dir)
+    outputs = state_dir / "outputs.json"
+    issuer = json.loads(outputs.read_text())["issuer"] if outputs.exists() else LOCAL_ISSUER
+    token = LocalIssuer.load_or_create(state_dir, issuer=issuer).mint(args.user_id, ttl_seconds=args.ttl)
     sys.stdout.write(token + "\n")
     return 0
 
@@ -32,8 +37,13 @@ def build_parser() -> argparse.ArgumentParser:
     token = commands.add_parser("token", help="print an ID token signed by the local issuer")
     token.add_argument("--user-id", required=True, help="the custom:user_id claim")
     token.add_argument("--ttl", type=int, default=3600, metavar="SECONDS", help="lifetime (default 3600)")
+    token.add_argument("--state-dir", default=str(DEFAULT_DIRECTORY), help="the stack's state folder")
     token.set_defaults(run=_token)
     dev = commands.add_parser("dev", help="run the local stack (as `make dev` does)")
+    dev.add_argument(
+        "--state-dir", default=str(DEFAULT_DIRECTORY), help="where outputs and the issuer key live"
+    )
+    dev.add_argument("--ephemeral-ports", action="store_true", help="free ports instead of 3000-3003")
     dev.set_defaults(run=_dev)
     return parser
 

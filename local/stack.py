@@ -182,10 +182,17 @@ def _inherited_environment() -> dict[str, str]:
 def main(args: argparse.Namespace | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     started = time.monotonic()
-    stack = LocalStack().start()
+    ephemeral = bool(args and args.ephemeral_ports)
+    state_dir = Path(args.state_dir) if args else STATE_DIR
     stopped = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stopped.set())
+    stack = LocalStack(StackPorts.ephemeral() if ephemeral else StackPorts(), state_dir)
+    try:
+        stack.start()
+    except BaseException:
+        stack.stop()
+        raise
     outputs = stack.outputs()
     print(f"\ncoach-stream local stack is up ({time.monotonic() - started:.1f}s)", flush=True)
     for key, value in outputs.items():
