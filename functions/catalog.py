@@ -30,14 +30,51 @@ class FunctionDefinition:
             object.__setattr__(self, "handler", f"functions.{self.folder}.handler.handler")
 
 
+CONVERSATION_PATH = "/users/{userId}/coaches/{coachId}/conversations/{conversationId}"
+
+COACH_CONVERSATION_POST_TURN = FunctionDefinition(
+    name="coach-conversation-post-turn",
+    folder="coach_conversation_post_turn",
+    streaming=False,
+    timeout_seconds=120,
+    memory_mb=512,
+    uses_models=True,
+)
+
 STREAM_COACH_CONVERSATION = FunctionDefinition(
     name="stream-coach-conversation",
     folder="stream_coach_conversation",
     streaming=True,
     timeout_seconds=300,
     uses_models=True,
+    invokes=(COACH_CONVERSATION_POST_TURN.name,),
     url_output_key="coachConversationStreamUrl",
     local_port=3001,
+)
+
+SEND_COACH_CONVERSATION_MESSAGE = FunctionDefinition(
+    name="send-coach-conversation-message",
+    folder="send_coach_conversation_message",
+    streaming=False,
+    timeout_seconds=120,
+    uses_models=True,
+    invokes=(COACH_CONVERSATION_POST_TURN.name,),
+    api_routes=(f"POST {CONVERSATION_PATH}/send-message",),
+)
+
+COACH_API = FunctionDefinition(
+    name="coach-api",
+    folder="coach_api",
+    streaming=False,
+    timeout_seconds=15,
+    memory_mb=512,
+    api_routes=(
+        "GET /users/{userId}/coaches",
+        "GET /users/{userId}/coaches/{coachId}",
+        "POST /users/{userId}/coaches/{coachId}/conversations",
+        f"GET {CONVERSATION_PATH}",
+    ),
+    public_routes=("GET /config",),
 )
 
 STREAM_COACH_CREATOR_SESSION = FunctionDefinition(
@@ -50,4 +87,15 @@ STREAM_COACH_CREATOR_SESSION = FunctionDefinition(
     local_port=3002,
 )
 
-FUNCTIONS: tuple[FunctionDefinition, ...] = (STREAM_COACH_CONVERSATION, STREAM_COACH_CREATOR_SESSION)
+FUNCTIONS: tuple[FunctionDefinition, ...] = (
+    STREAM_COACH_CONVERSATION,
+    SEND_COACH_CONVERSATION_MESSAGE,
+    COACH_CONVERSATION_POST_TURN,
+    COACH_API,
+    STREAM_COACH_CREATOR_SESSION,
+)
+
+
+def function_name_variable(name: str) -> str:
+    """The environment variable that carries a function's deployed name to the functions invoking it."""
+    return name.upper().replace("-", "_") + "_FUNCTION_NAME"

@@ -13,6 +13,12 @@ import boto3
 from local.processes import die_with_parent, free_port
 from shared.store.schema import COACH_TABLE, TableDefinition
 
+_LOCAL_CREDENTIALS = {
+    "region_name": "us-east-1",
+    "aws_access_key_id": "local",
+    "aws_secret_access_key": "local",  # moto accepts any credentials
+}
+
 
 class LocalDynamoDb:
     def __init__(self, port: int | None = None) -> None:
@@ -38,14 +44,15 @@ class LocalDynamoDb:
                 time.sleep(0.05)
         raise TimeoutError("moto server did not start")
 
-    def client(self) -> Any:
-        return boto3.client(
-            "dynamodb",
-            endpoint_url=self.endpoint,
-            region_name="us-east-1",
-            aws_access_key_id="local",
-            aws_secret_access_key="local",  # noqa: S106 - moto accepts any credentials
-        )
+    def client(self, service: str = "dynamodb") -> Any:
+        return boto3.client(service, endpoint_url=self.endpoint, **_LOCAL_CREDENTIALS)
+
+    def resource(self) -> Any:
+        return boto3.resource("dynamodb", endpoint_url=self.endpoint, **_LOCAL_CREDENTIALS)
+
+    def create_bucket(self, bucket: str) -> None:
+        """moto's server answers S3 too: the uploads bucket lives beside the table."""
+        self.client("s3").create_bucket(Bucket=bucket)
 
     def create_table(self, table_name: str, definition: TableDefinition = COACH_TABLE) -> None:
         client = self.client()

@@ -7,6 +7,7 @@ stack points the very same code at its local DynamoDB.
 from __future__ import annotations
 
 import os
+from decimal import Decimal
 from functools import cache
 from typing import Any
 
@@ -27,3 +28,14 @@ CLIENT_CONFIG = Config(
 def coach_table() -> Any:
     """The coach table's boto3 `Table`, created on first use and kept for the container's life."""
     return boto3.resource("dynamodb", config=CLIENT_CONFIG).Table(os.environ[TABLE_NAME_ENV])
+
+
+def dynamo_safe(value: Any) -> Any:
+    """DynamoDB takes no floats: numbers become Decimals, all the way down."""
+    if isinstance(value, float):
+        return Decimal(str(value))
+    if isinstance(value, dict):
+        return {k: dynamo_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [dynamo_safe(v) for v in value]
+    return value

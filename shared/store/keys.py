@@ -26,3 +26,24 @@ def conversation_pk(user_id: str, conversation_id: str) -> str:
 
 def creator_session_sk(session_id: str) -> str:
     return f"CREATOR#{session_id}"
+
+
+def message_sk(created_at: str, message_id: str) -> str:
+    """Server time first, so a query of the conversation's partition returns messages in order."""
+    return f"MSG#{created_at}#{message_id}"
+
+
+def client_message_sk(client_message_id: str) -> str:
+    return f"CLIENT#{client_message_id}"
+
+
+def memory_sk(coach_id: str, memory_id: str) -> str:
+    return f"MEMORY#{coach_id}#{memory_id}"
+
+
+def workout_sk(performed_on: str, workout_id: str) -> str:
+    return f"WORKOUT#{performed_on}#{workout_id}"
+
+
+def rate_limit_pk(user_id: str) -> str:
+    return f"RATE#{user_id}"

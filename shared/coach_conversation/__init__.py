@@ -1,0 +1,1 @@
+"""The coach conversation: one turn as one pipeline of events, shared by both handlers."""

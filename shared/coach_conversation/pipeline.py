@@ -1,0 +1,273 @@
+"""One conversation turn as one generator of events, for the streaming and the fallback handler.
+
+Before the first event (errors here still get a real status): the user's message is stored, or a
+stored answer to the same `clientMessageId` is found. Then `start`; the router runs while the
+context loads; the reply streams; the reply is stored, whole or partial; `complete`; and only
+then is the post-turn work handed off, so it never delays `complete`.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from shared.coach_conversation.post_turn import PostTurnJob
+from shared.coach_conversation.progress import opening_line, route_lines
+from shared.coach_conversation.prompts import HISTORY_MESSAGES, TurnContext, reply_request
+from shared.coach_conversation.router import DEFAULT_ROUTE, RouteDecision, decide_route
+from shared.deadline import DeadlineExceeded, until_deadline
+from shared.http.routes import ConversationStreamPath
+from shared.http.stream_request import StreamRequest
+from shared.jobs import JobQueue
+from shared.models import (
+    Image,
+    ModelError,
+    ModelPort,
+    ModelRequest,
+    ModelSettings,
+    ModelStreamInterrupted,
+    ModelUnavailable,
+    StreamEnd,
+    TextDelta,
+)
+from shared.sse import ChunkEvent, CompleteEvent, ErrorEvent, SseEvent, StartEvent
+from shared.store.conversations import ConversationRepository, new_id, now_iso
+from shared.store.memories import MemoryRepository, WorkoutRepository
+from shared.store.records import ChatMessage, Coach, Conversation, MessageMetadata, MessageStatus
+
+logger = logging.getLogger(__name__)
+
+ROUTER_TIMEOUT_SECONDS = 4.0
+
+
+@dataclass(frozen=True)
+class TurnDependencies:
+    """The ports a turn talks to; tests and the local stack swap adapters, never monkeypatch."""
+
+    model: ModelPort
+    model_settings: ModelSettings
+    conversations: ConversationRepository
+    memories: MemoryRepository
+    workouts: WorkoutRepository
+    post_turn: JobQueue
+    observe: Callable[[str, float], None] = field(default=lambda name, value: None)
+
+
+@dataclass
+class ReplyOutcome:
+    text: str = ""
+    status: MessageStatus = "complete"
+    error: ErrorEvent | None = None
+    model_id: str = ""
+    input_tokens: int = 0
+    output_tokens: int = 0
+    fallback: bool = False
+    latency_ms: int | None = None
+
+
+class ConversationTurn:
+    def __init__(
+        self,
+        request: StreamRequest[ConversationStreamPath],
+        conversation: Conversation,
+        coach: Coach,
+        images: tuple[Image, ...],
+        deps: TurnDependencies,
+        deadline: float,
+        request_id: str,
+    ) -> None:
+        self.request = request
+        self.conversation = conversation
+        self.coach = coach
+        self.images = images
+        self.deps = deps
+        self.deadline = deadline
+        self.request_id = request_id
+        self.started = time.monotonic()
+
+    def events(self) -> Iterator[SseEvent]:
+        body = self.request.body
+        user_message = ChatMessage(
+            id=new_id(),
+            role="user",
+            content=body.user_response,
+            timestamp=body.message_timestamp.isoformat(),
+            client_message_id=body.client_message_id,
+            image_s3_keys=body.image_s3_keys or None,
+        )
+        begun = self.deps.conversations.begin_turn(self.conversation, user_message)
+        if begun.replay is not None:
+            yield from self._replay(begun.user_message, begun.replay)
+            return
+        user_message = begun.user_message
+        yield StartEvent(requestId=self.request_id)
+        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="turn") as pool:
+            route_future = pool.submit(self._route, user_message.content)
+            context_future = pool.submit(self._context)
+            yield opening_line(user_message.content)
+            route = self._result(route_future, DEFAULT_ROUTE)
+            context = context_future.result()
+        yield from route_lines(route)
+        request = reply_request(
+            self.deps.model_settings.reply_model_id,
+            self.coach,
+            self.conversation,
+            context,
+            route,
+            user_message,
+            self.images,
+            datetime.now(UTC),
+        )
+        outcome = ReplyOutcome()
+        try:
+            yield from self._reply(request, outcome)
+        finally:
+            reply = self._store_reply(user_message, outcome)
+        if outcome.error is not None:
+            yield outcome.error
+            return
+        yield self._complete(user_message, reply)
+        self._hand_off(user_message, reply, route)
+
+    def _route(self, text: str) -> RouteDecision:
+        return decide_route(self.deps.model, self.deps.model_settings.side_model_id, text)
+
+    def _context(self) -> TurnContext:
+        user_id, coach_id = self.conversation.user_id, self.conversation.coach_id
+        return TurnContext(
+            history=self.deps.conversations.list_messages(
+                user_id, self.conversation.conversation_id, limit=HISTORY_MESSAGES
+            ),
+            memories=self.deps.memories.recent_memories(user_id, coach_id),
+            workouts=self.deps.workouts.recent_workouts(user_id),
+        )
+
+    def _result(self, future: Future[RouteDecision], default: RouteDecision) -> RouteDecision:
+        try:
+            return future.result(
+                timeout=min(ROUTER_TIMEOUT_SECONDS, max(0.0, self.deadline - time.monotonic()))
+            )
+        except Exception:
+            logger.warning("router did not answer in time; using the default route")
+            return default
+
+    def _reply(self, request: ModelRequest, outcome: ReplyOutcome) -> Iterator[SseEvent]:
+        """Stream the reply into `outcome`; fall back to one non-streaming call if nothing came."""
+        parts: list[str] = []
+        try:
+            for event in until_deadline(self.deps.model.stream(request), self.deadline):
+                if isinstance(event, TextDelta):
+                    if not parts:
+                        self.deps.observe("TimeToFirstToken", (time.monotonic() - self.started) * 1000)
+                    parts.append(event.text)
+                    outcome.text += event.text
+                    yield ChunkEvent(content=event.text)
+                elif isinstance(event, StreamEnd):
+                    _usage(outcome, event.model_id, event.usage.input_tokens, event.usage.output_tokens)
+                    outcome.latency_ms = event.latency_ms
+        except ModelUnavailable as exc:
+            logger.warning("reply stream failed before its first token (%s); trying the fallback", exc.cause)
+            yield from self._fallback(request, outcome)
+        except ModelStreamInterrupted as exc:
+            logger.warning("reply stream interrupted after %d characters (%s)", len(outcome.text), exc.cause)
+            outcome.status = "interrupted"
+            outcome.error = ErrorEvent(
+                code="MODEL_STREAM_INTERRUPTED", message="the coach's reply was cut off"
+            )
+        except DeadlineExceeded:
+            outcome.status = "timeout"
+            outcome.error = ErrorEvent(code="TIMEOUT", message="the reply took too long and was stopped")
+        except BaseException:
+            outcome.status = "interrupted"
+            raise
+
+    def _fallback(self, request: ModelRequest, outcome: ReplyOutcome) -> Iterator[SseEvent]:
+        self.deps.observe("Fallbacks", 1)
+        try:
+            reply = self.deps.model.converse(request)
+        except ModelError as exc:
+            logger.error("fallback call failed too (%s)", exc.cause)
+            outcome.status = "interrupted"
+            outcome.error = ErrorEvent(
+                code="MODEL_UNAVAILABLE", message="the coach is unavailable; please try again"
+            )
+            return
+        outcome.fallback = True
+        _usage(outcome, reply.model_id, reply.usage.input_tokens, reply.usage.output_tokens)
+        outcome.latency_ms = reply.latency_ms
+        for piece in re.findall(r"\S+\s*(?:\S+\s*){0,5}", reply.text) or [reply.text]:
+            outcome.text += piece
+            yield ChunkEvent(content=piece)
+
+    def _store_reply(self, user_message: ChatMessage, outcome: ReplyOutcome) -> ChatMessage:
+        """Stores whatever text exists, complete or not, even if the client has left."""
+        reply = ChatMessage(
+            id=new_id(),
+            role="assistant",
+            content=outcome.text,
+            timestamp=now_iso(),
+            metadata=MessageMetadata(
+                model=outcome.model_id or self.deps.model_settings.reply_model_id,
+                input_tokens=outcome.input_tokens,
+                output_tokens=outcome.output_tokens,
+                fallback=outcome.fallback,
+                status=outcome.status,
+                latency_ms=outcome.latency_ms,
+            ),
+        )
+        if outcome.text or outcome.status == "complete":
+            self.deps.conversations.finish_turn(self.conversation, user_message, reply)
+        else:
+            self.deps.conversations.fail_turn(self.conversation, user_message)
+        self.deps.observe("OutputTokens", outcome.output_tokens)
+        self.deps.observe("StreamDuration", (time.monotonic() - self.started) * 1000)
+        return reply
+
+    def _complete(self, user_message: ChatMessage, reply: ChatMessage) -> CompleteEvent:
+        return CompleteEvent(
+            conversationId=self.conversation.conversation_id,
+            messageId=reply.id,
+            fullMessage=reply.content,
+            userMessage=user_message.contract(),
+            aiMessage=reply.contract(),
+        )
+
+    def _replay(self, user_message: ChatMessage, reply: ChatMessage) -> Iterator[SseEvent]:
+        """A retried `clientMessageId` whose turn finished: the stored result, no model call."""
+        yield StartEvent(requestId=self.request_id)
+        if reply.content:
+            yield ChunkEvent(content=reply.content)
+        yield self._complete(user_message, reply)
+
+    def _hand_off(self, user_message: ChatMessage, reply: ChatMessage, route: RouteDecision) -> None:
+        job = PostTurnJob(
+            user_id=self.conversation.user_id,
+            coach_id=self.conversation.coach_id,
+            conversation_id=self.conversation.conversation_id,
+            user_message_id=user_message.id,
+            ai_message_id=reply.id,
+            user_text=user_message.content,
+            ai_text=reply.content,
+            message_timestamp=user_message.timestamp,
+            is_workout_log=route.is_workout_log,
+            has_memory_to_save=route.has_memory_to_save,
+            message_count=self.conversation.message_count + 2,
+        )
+        if not job.has_work:
+            return
+        try:
+            self.deps.post_turn.submit(job.model_dump(by_alias=True))
+        except Exception:
+            logger.exception("post-turn job could not be handed off")
+            self.deps.observe("PostTurnHandoffFailures", 1)
+
+
+def _usage(outcome: ReplyOutcome, model_id: str, input_tokens: int, output_tokens: int) -> None:
+    outcome.model_id = model_id
+    outcome.input_tokens = input_tokens
+    outcome.output_tokens = output_tokens

@@ -1,0 +1,37 @@
+"""The work after a reply: log the workout, save the memory, refresh the summary.
+
+The pipeline only describes the job; the post-turn function does it, idempotently (ids derive from
+the message ids), so a retried job writes the same items again.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict
+from pydantic.alias_generators import to_camel
+
+SUMMARY_EVERY_MESSAGES = 10
+
+
+class PostTurnJob(BaseModel):
+    model_config = ConfigDict(frozen=True, alias_generator=to_camel, populate_by_name=True)
+
+    kind: str = "coach-conversation-post-turn"
+    user_id: str
+    coach_id: str
+    conversation_id: str
+    user_message_id: str
+    ai_message_id: str
+    user_text: str
+    ai_text: str
+    message_timestamp: str
+    is_workout_log: bool
+    has_memory_to_save: bool
+    message_count: int
+
+    @property
+    def wants_summary(self) -> bool:
+        return self.message_count > 0 and self.message_count % SUMMARY_EVERY_MESSAGES < 2
+
+    @property
+    def has_work(self) -> bool:
+        return self.is_workout_log or self.has_memory_to_save or self.wants_summary

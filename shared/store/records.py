@@ -1,0 +1,88 @@
+"""What the store keeps, as the API shows it (camelCase on the wire, snake_case in code)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+MessageStatus = Literal["complete", "interrupted", "timeout"]
+
+
+class Record(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore", alias_generator=to_camel, populate_by_name=True)
+
+    def api(self) -> dict[str, Any]:
+        """The JSON the contract shows: camelCase, no None fields."""
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+class Coach(Record):
+    user_id: str
+    coach_id: str
+    name: str
+    personality: str = ""
+    methodology: str = ""
+    program_focus: str = ""
+    safety_notes: str = ""
+    coaching_style: str = ""
+    created_at: str = ""
+    source_session_id: str | None = None
+
+
+class Conversation(Record):
+    user_id: str
+    coach_id: str
+    conversation_id: str
+    title: str = ""
+    created_at: str = ""
+    updated_at: str = ""
+    message_count: int = 0
+    summary: str = ""
+    summarized_through: int = 0
+
+
+class MessageMetadata(Record):
+    model: str = ""
+    input_tokens: int = 0
+    output_tokens: int = 0
+    fallback: bool = False
+    status: MessageStatus = "complete"
+    latency_ms: int | None = None
+
+
+class ChatMessage(Record):
+    id: str
+    role: Literal["user", "assistant"]
+    content: str
+    timestamp: str
+    client_message_id: str | None = None
+    image_s3_keys: tuple[str, ...] | None = None
+    metadata: MessageMetadata | None = None
+
+    def contract(self) -> dict[str, Any]:
+        """The message as CONTRACT.md shows it in `complete` and GET responses."""
+        shown = self.api()
+        shown.pop("clientMessageId", None)
+        shown.pop("imageS3Keys", None)
+        return shown
+
+
+class Memory(Record):
+    memory_id: str
+    coach_id: str
+    content: str
+    created_at: str
+    source_message_id: str = ""
+
+
+class Workout(Record):
+    workout_id: str
+    coach_id: str
+    conversation_id: str
+    performed_on: str
+    summary: str
+    exercises: list[dict[str, Any]] = Field(default_factory=list)
+    source_message_id: str = ""
+    created_at: str = ""

@@ -1,0 +1,71 @@
+"""Images the user uploaded, read for the model: only under the user's own prefix, checked by content.
+
+The key rule (`user-uploads/{userId}/...`) is enforced when the request is validated; this reads
+each key again only through that rule, checks the size before downloading it whole, and trusts
+the bytes' signature, never the file name, for the format.
+"""
+
+from __future__ import annotations
+
+import os
+from abc import ABC, abstractmethod
+from functools import cached_property
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+from shared.http.body import is_key_under_user_prefix
+from shared.http.errors import BadRequest, Forbidden
+from shared.models import Image
+
+MAX_IMAGE_BYTES = 3_750_000  # Bedrock's limit for one image
+_SIGNATURES: tuple[tuple[bytes, str], ...] = (
+    (b"\x89PNG\r\n\x1a\n", "png"),
+    (b"\xff\xd8\xff", "jpeg"),
+    (b"GIF87a", "gif"),
+    (b"GIF89a", "gif"),
+)
+
+
+def image_format(data: bytes) -> str | None:
+    for signature, name in _SIGNATURES:
+        if data.startswith(signature):
+            return name
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "webp"
+    return None
+
+
+class ImageSource(ABC):
+    @abstractmethod
+    def load(self, user_id: str, keys: tuple[str, ...]) -> tuple[Image, ...]: ...
+
+
+class S3ImageSource(ImageSource):
+    def __init__(self, bucket: str | None = None) -> None:
+        self.bucket = bucket or os.environ.get("UPLOADS_BUCKET", "")
+
+    @cached_property
+    def _client(self) -> Any:
+        config = Config(retries={"mode": "standard"}, connect_timeout=2, read_timeout=5)
+        return boto3.client("s3", config=config)
+
+    def load(self, user_id: str, keys: tuple[str, ...]) -> tuple[Image, ...]:
+        return tuple(self._one(user_id, key) for key in keys)
+
+    def _one(self, user_id: str, key: str) -> Image:
+        if not is_key_under_user_prefix(key, user_id):
+            raise Forbidden("image key outside your uploads")
+        try:
+            obj = self._client.get_object(Bucket=self.bucket, Key=key)
+        except self._client.exceptions.NoSuchKey as exc:
+            raise BadRequest(f"image not found: {key}") from exc
+        if int(obj.get("ContentLength", 0)) > MAX_IMAGE_BYTES:
+            obj["Body"].close()
+            raise BadRequest(f"image too large: {key}")
+        data = obj["Body"].read(MAX_IMAGE_BYTES + 1)
+        kind = image_format(data)
+        if kind is None or len(data) > MAX_IMAGE_BYTES:
+            raise BadRequest(f"not a supported image (png, jpeg, gif, webp): {key}")
+        return Image(data=data, format=kind)  # type: ignore[arg-type] - one of the four names above
