@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from boto3.dynamodb.types import TypeSerializer
 from botocore.exceptions import ClientError
 
 from shared.http.errors import Conflict, NotFound
@@ -279,9 +278,6 @@ def _is_complete(reply: ChatMessage) -> bool:
     return reply.metadata is None or reply.metadata.status == "complete"
 
 
-_SERIALIZER = TypeSerializer()
-
-
 def _av(values: dict[str, Any]) -> dict[str, Any]:
-    """Plain Python values to DynamoDB attribute values, for the low-level transaction API."""
-    return {name: _SERIALIZER.serialize(dynamo_safe(value)) for name, value in values.items()}
+    """Values for a transaction through the resource's client, which serializes them itself."""
+    return {name: dynamo_safe(value) for name, value in values.items()}

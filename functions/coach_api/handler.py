@@ -1,0 +1,27 @@
+"""coach-api: the non-streaming REST routes of CONTRACT.md section 3 behind API Gateway's HTTP API.
+
+Coaches, conversations and `/config`. Thin on purpose: the routes live in `shared.api`; this file
+builds the DynamoDB repositories once per container and hands each event to the resolver.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.logging import correlation_paths
+
+from shared.api.app import app
+from shared.api.services import CONTEXT_KEY, Services
+from shared.observability import logger, metrics
+from shared.store.coaches import DynamoCoachRepository
+from shared.store.conversations import DynamoConversationRepository
+
+SERVICES = Services(coaches=DynamoCoachRepository(), conversations=DynamoConversationRepository())
+"""Once per container; the table itself is opened on first use."""
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    app.append_context(**{CONTEXT_KEY: SERVICES})
+    return app.resolve(event, context)

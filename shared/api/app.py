@@ -1,0 +1,19 @@
+"""The coach API's resolver: Powertools' HTTP API (payload 2.0) resolver with our routes and errors."""
+
+from __future__ import annotations
+
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
+
+from shared.api import coaches, config
+from shared.api.errors import register_error_handlers
+
+
+def create_app() -> APIGatewayHttpResolver:
+    app = APIGatewayHttpResolver()
+    app.include_router(coaches.router)
+    app.include_router(config.router)
+    register_error_handlers(app)
+    return app
+
+
+app = create_app()

@@ -1,0 +1,55 @@
+"""`GET /config`: what a frontend needs to start, public (no authorizer in front of it).
+
+With a token, the answer adds `useStreaming` for that user. API Gateway did not check the token
+here, so this endpoint verifies it itself; a missing or invalid token is simply an anonymous call.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from aws_lambda_powertools.event_handler.api_gateway import Router
+
+from shared import flags
+from shared.api.paths import GET_CONFIG, NoParams
+from shared.api.routing import current_event, endpoint
+from shared.api.services import Services
+from shared.http.auth import authenticate
+from shared.http.errors import Unauthorized
+from shared.observability import logger
+
+ENDPOINT_VARIABLES = {
+    "coachConversationStream": "COACH_CONVERSATION_STREAM_URL",
+    "coachCreatorStream": "COACH_CREATOR_STREAM_URL",
+    "api": "API_URL",
+}
+
+router = Router()
+
+
+@endpoint(router, GET_CONFIG, public=True)
+def get_config(_: NoParams, __: Services) -> dict[str, Any]:
+    config: dict[str, Any] = {
+        "features": {
+            "streamingEnabled": flags.streaming_enabled(),
+            "streamingPercentage": flags.streaming_percentage(),
+        },
+        "endpoints": {key: os.environ.get(name) or None for key, name in ENDPOINT_VARIABLES.items()},
+    }
+    user_id = _optional_user_id(current_event(router).headers)
+    if user_id is not None:
+        config["useStreaming"] = flags.use_streaming(user_id)
+    return config
+
+
+def _optional_user_id(headers: dict[str, str]) -> str | None:
+    if not any(name.lower() == "authorization" for name in headers):
+        return None
+    try:
+        return authenticate(headers).user_id
+    except Unauthorized:
+        return None  # already logged by the verifier
+    except ValueError:
+        logger.exception("token verification is misconfigured; answering /config anonymously")
+        return None

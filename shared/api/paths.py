@@ -1,0 +1,55 @@
+"""Every route of the coach API, declared once: template, method and typed path parameters.
+
+The same `Route` objects give Powertools its rules (`{name}` becomes `<name>`), parse and validate
+the ids of a matched path (the rules of `shared.http.routes`: an id that cannot be valid is a 404),
+and tell an unknown path (404) from a known path with the wrong method (405).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from pydantic import Field
+
+from shared.http.routes import Id, PathParams, Route, Router
+
+
+class NoParams(PathParams):
+    pass
+
+
+class UserPath(PathParams):
+    user_id: Id = Field(alias="userId")
+
+
+class CoachPath(UserPath):
+    coach_id: Id = Field(alias="coachId")
+
+
+class ConversationPath(CoachPath):
+    conversation_id: Id = Field(alias="conversationId")
+
+
+COACHES = "/users/{userId}/coaches"
+COACH = f"{COACHES}/{{coachId}}"
+CONVERSATIONS = f"{COACH}/conversations"
+
+LIST_COACHES: Route[UserPath] = Route("GET", COACHES, UserPath)
+GET_COACH: Route[CoachPath] = Route("GET", COACH, CoachPath)
+CREATE_CONVERSATION: Route[CoachPath] = Route("POST", CONVERSATIONS, CoachPath)
+GET_CONVERSATION: Route[ConversationPath] = Route(
+    "GET", f"{CONVERSATIONS}/{{conversationId}}", ConversationPath
+)
+GET_CONFIG: Route[NoParams] = Route("GET", "/config", NoParams)
+
+ROUTES: tuple[Route[Any], ...] = (LIST_COACHES, GET_COACH, CREATE_CONVERSATION, GET_CONVERSATION, GET_CONFIG)
+ROUTER = Router(ROUTES)
+"""Only for the verdict on a request no endpoint took: 404 or 405."""
+
+_PARAM = re.compile(r"\{(\w+)\}")
+
+
+def powertools_rule(template: str) -> str:
+    """`/users/{userId}` as Powertools writes it: `/users/<userId>`."""
+    return _PARAM.sub(r"<\1>", template)

@@ -1,0 +1,74 @@
+"""From a declared `Route` to a Powertools endpoint: typed path parameters and the caller check.
+
+API Gateway's JWT authorizer has already verified the token of an authorized route and passes its
+claims (as strings) in `requestContext.authorizer.jwt.claims`. What is left to check here is that
+the token's user is the `{userId}` of the path: no cross-user access, ever.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any, TypeVar, cast
+
+from aws_lambda_powertools.event_handler.api_gateway import Router
+from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
+
+from shared.api.paths import UserPath, powertools_rule
+from shared.api.services import CONTEXT_KEY, Services
+from shared.http.errors import Forbidden
+from shared.http.routes import PathParams, Route
+from shared.observability import logger
+
+DEFAULT_USER_ID_CLAIM = "custom:user_id"
+
+P = TypeVar("P", bound=PathParams)
+Endpoint = Callable[[P, Services], Any]
+
+
+def current_event(router: Router) -> APIGatewayProxyEventV2:
+    return cast(APIGatewayProxyEventV2, router.current_event)
+
+
+def authorized_user_id(event: APIGatewayProxyEventV2) -> str:
+    """The user the authorizer vouched for; a route behind the authorizer without one is refused."""
+    claim = os.environ.get("JWT_USER_ID_CLAIM", "").strip() or DEFAULT_USER_ID_CLAIM
+    user_id = event.request_context.authorizer.jwt_claim.get(claim)
+    if not isinstance(user_id, str) or not user_id.strip():
+        raise Forbidden("the token carries no user id")
+    return user_id
+
+
+def require_caller(event: APIGatewayProxyEventV2, path_user_id: str) -> None:
+    user_id = authorized_user_id(event)
+    logger.append_keys(user_id=user_id)
+    if user_id != path_user_id:
+        raise Forbidden("token user does not match the path")
+
+
+def endpoint(
+    router: Router, route: Route[P], *, public: bool = False
+) -> Callable[[Endpoint[P]], Endpoint[P]]:
+    """Registers `func(params, services)` for `route` on `router`.
+
+    The path is parsed by our own template, so ids are percent-decoded and validated exactly as in
+    `shared.http.routes` (an impossible id is a 404). Unless `public`, the caller must be the path's
+    user (403 otherwise), checked before anything is read.
+    """
+
+    if not public and not issubclass(route.params_model, UserPath):
+        raise TypeError(f"{route.template} has no userId to authorize")
+
+    def register(func: Endpoint[P]) -> Endpoint[P]:
+        def call(**_: str) -> Any:
+            event = current_event(router)
+            params = route.parse(event.path)
+            if not public:
+                require_caller(event, cast(UserPath, params).user_id)
+            return func(params, router.context[CONTEXT_KEY])
+
+        call.__name__ = func.__name__
+        router.route(powertools_rule(route.template), route.method)(call)
+        return func
+
+    return register

@@ -1,0 +1,20 @@
+"""What the endpoints work with: the repositories (ports), handed in by the function per invocation.
+
+The handler builds the DynamoDB adapters once per container and puts them into the resolver's
+context (`app.append_context(services=...)`); tests can hand in any other implementation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from shared.store.coaches import CoachRepository
+from shared.store.conversations import ConversationRepository
+
+CONTEXT_KEY = "services"
+
+
+@dataclass(frozen=True)
+class Services:
+    coaches: CoachRepository
+    conversations: ConversationRepository
