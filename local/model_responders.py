@@ -35,7 +35,51 @@ def route(request: RecordedRequest) -> dict[str, Any] | None:
     }
 
 
+_SETS_REPS = re.compile(r"(\d+)\s*[x\u00d7]\s*(\d+)")
+_WEIGHT = re.compile(r"(\d+(?:\.\d+)?)\s*(kg|lb)s?\b", re.IGNORECASE)
+_EXERCISE = re.compile(
+    r"\b(squat|bench press|bench|deadlift|overhead press|press|row|pull-?up|run|lunge)s?\b", re.I
+)
+_DATE = re.compile(r"Message date: (\d{4}-\d{2}-\d{2})")
+
+
+def _athlete_words(request: RecordedRequest) -> str:
+    """The athlete's own words in a side-task prompt (after its "The athlete wrote:" line)."""
+    return request.last_user_text.split("The athlete wrote:", 1)[-1].strip()
+
+
+def workout(request: RecordedRequest) -> dict[str, Any] | None:
+    if not any("performedOn" in text for text in request.system_texts):
+        return None
+    text = _athlete_words(request)
+    sets_reps = _SETS_REPS.search(text)
+    weight = _WEIGHT.search(text)
+    exercise = _EXERCISE.search(text)
+    date = _DATE.search(request.last_user_text)
+    return {
+        "performedOn": date.group(1) if date else None,
+        "summary": " ".join(text.split()[:14]),
+        "exercises": [
+            {
+                "name": exercise.group(1).lower() if exercise else "workout",
+                "sets": int(sets_reps.group(1)) if sets_reps else None,
+                "reps": int(sets_reps.group(2)) if sets_reps else None,
+                "weight": float(weight.group(1)) if weight else None,
+                "unit": weight.group(2).lower() if weight else None,
+            }
+        ],
+    }
+
+
+def memories(request: RecordedRequest) -> dict[str, Any] | None:
+    if not any('"memories"' in text for text in request.system_texts):
+        return None
+    sentences = re.split(r"(?<=[.!?,])\s+", _athlete_words(request))
+    return {"memories": [s.strip() for s in sentences if _FACT.search(s)][:3]}
+
+
 def local_coach_responder(speed: float = 1.0) -> CoachResponder:
     responder = CoachResponder(speed=speed)
-    responder.add_json_responder(route)
+    for answer in (route, workout, memories):
+        responder.add_json_responder(answer)
     return responder

@@ -218,9 +218,7 @@ def refresh_summary(job: PostTurnJob, deps: PostTurnDependencies, report: PostTu
         logger.info("summary already covers %d messages", conversation.summarized_through)
         report.skipped.append("summary")
         return
-    messages = deps.conversations.list_messages(
-        job.user_id, job.conversation_id, limit=SUMMARY_MESSAGES
-    )
+    messages = deps.conversations.list_messages(job.user_id, job.conversation_id, limit=SUMMARY_MESSAGES)
     if not messages:
         report.skipped.append("summary")
         return

@@ -37,8 +37,13 @@ def client_message_sk(client_message_id: str) -> str:
     return f"CLIENT#{client_message_id}"
 
 
-def memory_sk(coach_id: str, memory_id: str) -> str:
-    return f"MEMORY#{coach_id}#{memory_id}"
+def memory_prefix(coach_id: str) -> str:
+    return f"MEMORY#{coach_id}#"
+
+
+def memory_sk(coach_id: str, created_at: str, memory_id: str) -> str:
+    """Time after the coach, so the newest memories come first in a reverse query."""
+    return f"{memory_prefix(coach_id)}{created_at}#{memory_id}"
 
 
 def workout_sk(performed_on: str, workout_id: str) -> str:

@@ -50,10 +50,11 @@ class _DynamoRepository:
 
 class DynamoMemoryRepository(_DynamoRepository, MemoryRepository):
     def recent_memories(self, user_id: str, coach_id: str, limit: int = 20) -> list[Memory]:
-        return [Memory.model_validate(i) for i in self._newest(user_id, keys.memory_sk(coach_id, ""), limit)]
+        return [Memory.model_validate(i) for i in self._newest(user_id, keys.memory_prefix(coach_id), limit)]
 
     def save_memory(self, user_id: str, memory: Memory) -> None:
-        key = {"pk": keys.user_pk(user_id), "sk": keys.memory_sk(memory.coach_id, memory.memory_id)}
+        sk = keys.memory_sk(memory.coach_id, memory.created_at, memory.memory_id)
+        key = {"pk": keys.user_pk(user_id), "sk": sk}
         self.table.put_item(Item={**key, "type": "memory", **memory.model_dump()})
 
 

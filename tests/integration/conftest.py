@@ -27,7 +27,28 @@ BUFFERED_FUNCTION = FunctionDefinition(
     handler="tests.fixtures.stream_handlers.dispatch",
     public_routes=("POST /events",),
 )
-TEST_FUNCTIONS = (TEST_FUNCTION, SHORT_TIMEOUT_FUNCTION, BUFFERED_FUNCTION)
+CONVERSATION_HANDLER = "functions.stream_coach_conversation.handler.handler"
+SHORT_BUDGET_CONVERSATION = FunctionDefinition(
+    name="t-conversation-short-budget",
+    folder="",
+    streaming=True,
+    handler=CONVERSATION_HANDLER,
+    extra_environment={"STREAM_TIME_BUDGET_SECONDS": "1.5"},
+)
+STREAMING_OFF_CONVERSATION = FunctionDefinition(
+    name="t-conversation-streaming-off",
+    folder="",
+    streaming=True,
+    handler=CONVERSATION_HANDLER,
+    extra_environment={"STREAMING_ENABLED": "false"},
+)
+TEST_FUNCTIONS = (
+    TEST_FUNCTION,
+    SHORT_TIMEOUT_FUNCTION,
+    BUFFERED_FUNCTION,
+    SHORT_BUDGET_CONVERSATION,
+    STREAMING_OFF_CONVERSATION,
+)
 
 
 @pytest.fixture(scope="session")
@@ -44,7 +65,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory, gate_dir: Path) -> Iterator[
         state,
         definitions,
         concurrency=3,
-        extra_environment={"GATE_DIR": str(gate_dir)},
+        extra_environment={"GATE_DIR": str(gate_dir), "RATE_LIMIT_PER_MINUTE": "30"},
+        model="double",
     )
     local.start()
     yield local

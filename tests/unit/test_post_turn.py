@@ -1,0 +1,262 @@
+"""The post-turn job against moto's DynamoDB and a scripted model: idempotent, forward-only, retryable."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from functions.coach_conversation_post_turn.handler import process
+from shared.coach_conversation.post_turn import PostTurnJob
+from shared.coach_conversation.post_turn_work import (
+    PostTurnDependencies,
+    memory_id_for,
+    run_post_turn,
+    workout_id_for,
+)
+from shared.models import (
+    ModelPort,
+    ModelReply,
+    ModelRequest,
+    ModelSettings,
+    ModelUnavailable,
+    Usage,
+)
+from shared.store.conversations import DynamoConversationRepository
+from shared.store.memories import DynamoMemoryRepository, DynamoWorkoutRepository
+from shared.store.records import ChatMessage, Conversation
+from shared.store.schema import COACH_TABLE, TABLE_NAME_ENV
+
+TABLE = "coach-test"
+USER = "user-1"
+COACH = "coach-1"
+
+
+class ScriptedModel(ModelPort):
+    """Answers `converse` calls in order from a script; an exception in the script is raised."""
+
+    def __init__(self, *replies: str | Exception) -> None:
+        self.replies = list(replies)
+        self.requests: list[ModelRequest] = []
+
+    def converse(self, request: ModelRequest) -> ModelReply:
+        self.requests.append(request)
+        reply = self.replies.pop(0)
+        if isinstance(reply, Exception):
+            raise reply
+        return ModelReply(reply, "end_turn", Usage(10, 10), 5, request.model_id)
+
+    def stream(self, request: ModelRequest) -> Iterator[Any]:
+        raise AssertionError("the post-turn job never streams")
+
+
+@pytest.fixture
+def table(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    for name, value in {
+        TABLE_NAME_ENV: TABLE,
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test",
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_ENDPOINT_URL_DYNAMODB", raising=False)
+    with mock_aws():
+        boto3.client("dynamodb").create_table(**COACH_TABLE.create_table_request(TABLE))
+        yield boto3.resource("dynamodb").Table(TABLE)
+
+
+@pytest.fixture
+def repos(table: Any) -> dict[str, Any]:
+    return {
+        "conversations": DynamoConversationRepository(table),
+        "memories": DynamoMemoryRepository(table),
+        "workouts": DynamoWorkoutRepository(table),
+    }
+
+
+def deps_with(
+    repos: dict[str, Any], model: ModelPort, observed: list[str] | None = None
+) -> PostTurnDependencies:
+    return PostTurnDependencies(
+        model=model,
+        model_settings=ModelSettings(side_model_id="side-model"),
+        observe=lambda name, value: (observed if observed is not None else []).append(name),
+        **repos,
+    )
+
+
+def job(**changes: Any) -> PostTurnJob:
+    fields: dict[str, Any] = {
+        "user_id": USER,
+        "coach_id": COACH,
+        "conversation_id": "conv-1",
+        "user_message_id": "m1",
+        "ai_message_id": "m2",
+        "user_text": "Yesterday: squats 5x5 at 100 kg, then 3 sets of pull-ups. My left knee is sore.",
+        "ai_text": "Great session.",
+        "message_timestamp": "2025-03-10T08:00:00-05:00",
+        "is_workout_log": False,
+        "has_memory_to_save": False,
+        "message_count": 4,
+    }
+    return PostTurnJob(**{**fields, **changes})
+
+
+def workout_answer(performed_on: str | None = "2025-03-09") -> str:
+    exercises = [
+        {"name": "Back squat", "sets": 5, "reps": 5, "weight": 100.5, "unit": "kg"},
+        {"name": "Pull-up", "sets": 3, "reps": "AMRAP", "weight": None},
+        {"sets": 2},  # no name: dropped, the others kept
+        "not an exercise",
+    ]
+    body: dict[str, Any] = {"summary": "Squats and pull-ups", "exercises": exercises}
+    if performed_on is not None:
+        body["performedOn"] = performed_on
+    return "Here is the log:\n```json\n" + json.dumps(body) + "\n```"
+
+
+def test_workout_is_saved_once_even_if_the_job_runs_twice(repos: dict[str, Any]) -> None:
+    # the retry's model answers another date: the stored date wins, so the retry overwrites
+    model = ScriptedModel(workout_answer("2025-03-09"), workout_answer("2025-03-08"))
+    deps = deps_with(repos, model)
+
+    first = run_post_turn(job(is_workout_log=True), deps)
+    second = run_post_turn(job(is_workout_log=True), deps)
+
+    workouts = repos["workouts"].recent_workouts(USER, limit=10)
+    assert first.workout_id == second.workout_id == workout_id_for("m1")
+    assert len(workouts) == 1
+    saved = workouts[0]
+    assert saved.performed_on == "2025-03-09"
+    assert saved.source_message_id == "m1"
+    assert [e["name"] for e in saved.exercises] == ["Back squat", "Pull-up"]
+    assert float(saved.exercises[0]["weight"]) == 100.5
+    assert "weight" not in saved.exercises[1]
+    assert model.requests[0].model_id == "side-model"
+    assert "Message date: 2025-03-10" in model.requests[0].messages[0].text
+
+
+@pytest.mark.parametrize("answered", [None, "2025-03-11", "2024-01-01", "last tuesday"])
+def test_workout_date_defaults_to_the_message_day(repos: dict[str, Any], answered: str | None) -> None:
+    run_post_turn(job(is_workout_log=True), deps_with(repos, ScriptedModel(workout_answer(answered))))
+
+    (saved,) = repos["workouts"].recent_workouts(USER)
+    assert saved.performed_on == "2025-03-10"  # the message's own day, in its own time zone
+
+
+def test_memories_are_saved_at_most_three_with_stable_ids(repos: dict[str, Any]) -> None:
+    answer = json.dumps({"memories": ["Has a sore left knee.", "", "Trains at 6 am.", "Goal: 150 kg.", "x"]})
+    deps = deps_with(repos, ScriptedModel(answer, answer))
+
+    report = run_post_turn(job(has_memory_to_save=True), deps)
+    run_post_turn(job(has_memory_to_save=True), deps)
+
+    memories = repos["memories"].recent_memories(USER, COACH)
+    assert report.memory_ids == [memory_id_for("m1", i) for i in range(3)]
+    assert len(memories) == 3
+    assert {m.content for m in memories} == {"Has a sore left knee.", "Trains at 6 am.", "Goal: 150 kg."}
+
+
+def conversation_with_messages(repos: dict[str, Any], count: int) -> Conversation:
+    conversations: DynamoConversationRepository = repos["conversations"]
+    conversation = conversations.create_conversation(USER, COACH, "Training")
+    for index in range(0, count, 2):
+        user = ChatMessage(id=f"{index:02d}u", role="user", content=f"question {index}", timestamp="t")
+        reply = ChatMessage(
+            id=f"{index:02d}a", role="assistant", content=f"answer {index + 1}", timestamp="t"
+        )
+        conversations.begin_turn(conversation, user)
+        conversations.finish_turn(conversation, user, reply)
+    return conversation
+
+
+def test_summary_is_saved_and_only_moves_forward(repos: dict[str, Any]) -> None:
+    conversation = conversation_with_messages(repos, 10)
+    words = " ".join(["word"] * 200)
+    model = ScriptedModel(f"  The athlete squats.\n{words}")
+    ids = {"conversation_id": conversation.conversation_id}
+
+    report = run_post_turn(job(message_count=10, **ids), deps_with(repos, model))
+
+    stored = repos["conversations"].get_conversation(USER, COACH, conversation.conversation_id)
+    assert report.summarized_through == 10
+    assert stored.summarized_through == 10
+    assert stored.summary.startswith("The athlete squats. word")
+    assert len(stored.summary.split()) == 120
+    transcript = model.requests[0].messages[0].text
+    assert "Athlete: question 0" in transcript
+    assert "Coach: answer 9" in transcript
+
+    # a newer summary exists: a late retry of the older job neither calls the model nor writes
+    repos["conversations"].save_summary(stored, "newer", through=20)
+    late = run_post_turn(job(message_count=11, **ids), deps_with(repos, ScriptedModel()))
+    assert late.skipped == ["summary"]
+    # and the store itself refuses to move backwards, whatever the caller read before
+    repos["conversations"].save_summary(stored, "older", through=12)
+    final = repos["conversations"].get_conversation(USER, COACH, conversation.conversation_id)
+    assert (final.summary, final.summarized_through) == ("newer", 20)
+
+
+def test_summary_is_skipped_when_the_conversation_is_gone(repos: dict[str, Any]) -> None:
+    report = run_post_turn(job(message_count=10, conversation_id="gone"), deps_with(repos, ScriptedModel()))
+    assert report.skipped == ["summary"]
+
+
+@pytest.mark.parametrize(
+    "answer", ["I could not find a workout.", '{"exercises": "many"}', "{not json}", "[1, 2]"]
+)
+def test_an_answer_without_the_json_asked_for_is_skipped(repos: dict[str, Any], answer: str) -> None:
+    both = job(is_workout_log=True, has_memory_to_save=True)
+    report = run_post_turn(both, deps_with(repos, ScriptedModel(answer, answer)))
+
+    assert report.workout_id is None
+    assert "workout" in report.skipped
+    assert repos["workouts"].recent_workouts(USER) == []
+    assert repos["memories"].recent_memories(USER, COACH) == []
+
+
+def test_a_model_failure_raises_after_the_other_tasks_ran(repos: dict[str, Any]) -> None:
+    failing = ModelUnavailable("throttled", cause="ThrottlingException")
+    memories = json.dumps({"memories": ["Has a sore left knee."]})
+    observed: list[str] = []
+    deps = deps_with(repos, ScriptedModel(failing, memories), observed)
+
+    with pytest.raises(ModelUnavailable):
+        run_post_turn(job(is_workout_log=True, has_memory_to_save=True), deps)
+
+    assert repos["workouts"].recent_workouts(USER) == []
+    assert len(repos["memories"].recent_memories(USER, COACH)) == 1
+    assert "PostTurnTaskFailures" in observed
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"userId": USER},
+        "not a job",
+        None,
+        {**job().model_dump(by_alias=True), "kind": "something-else"},
+        {**job().model_dump(by_alias=True), "messageCount": "many"},
+    ],
+)
+def test_an_invalid_payload_is_dropped_without_raising(repos: dict[str, Any], payload: Any) -> None:
+    observed: list[str] = []
+    model = ScriptedModel()
+
+    answer = process(payload, deps_with(repos, model, observed))
+
+    assert answer["statusCode"] == 400
+    assert observed == ["PostTurnInvalidJobs"]
+    assert model.requests == []
+
+
+def test_a_valid_payload_runs_the_job(repos: dict[str, Any]) -> None:
+    payload = job(is_workout_log=True).model_dump(by_alias=True)
+    answer = process(json.loads(json.dumps(payload)), deps_with(repos, ScriptedModel(workout_answer())))
+
+    assert answer["statusCode"] == 200
+    assert answer["workoutId"] == workout_id_for("m1")
