@@ -2,7 +2,6 @@
 SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
-CDK_VERSION := 2.1033.0
 STAMP := $(VENV)/.installed
 
 .PHONY: setup dev test test-unit test-integration bench lint format synth deploy clean
@@ -32,6 +31,18 @@ lint: setup
 format: setup
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
+
+synth: setup ## cdk synth with the pinned CLI (package-lock.json), offline: templates and assets in cdk.out/
+	npm ci --prefer-offline --no-audit --no-fund --loglevel=error
+	JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20 CDK_DISABLE_VERSION_CHECK=1 CDK_DISABLE_CLI_TELEMETRY=1 \
+		npx --no-install cdk synth --quiet --no-notices
+
+deploy: synth ## cdk deploy every stack from cdk.out (AWS credentials; `cdk bootstrap` once per account and Region)
+	mkdir -p .local
+	JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20 CDK_DISABLE_VERSION_CHECK=1 CDK_DISABLE_CLI_TELEMETRY=1 \
+		npx --no-install cdk deploy --all --app cdk.out --no-notices --require-approval broadening \
+		--outputs-file .local/cdk-outputs.json
+	$(PY) -m infra.outputs .local/cdk-outputs.json .local/deployed-outputs.json
 
 clean:
 	rm -rf $(VENV) .local cdk.out node_modules .pytest_cache .ruff_cache

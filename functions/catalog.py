@@ -5,6 +5,7 @@ Plain data: adding a function here deploys it and runs it locally; nothing else 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 
@@ -28,6 +29,11 @@ class FunctionDefinition:
     def __post_init__(self) -> None:
         if not self.handler:
             object.__setattr__(self, "handler", f"functions.{self.folder}.handler.handler")
+
+    @property
+    def logical_id(self) -> str:
+        """The function's CloudFormation logical id (what `sam local invoke` and sam-env.json name)."""
+        return f"{construct_id(self.name)}Function"
 
 
 CONVERSATION_PATH = "/users/{userId}/coaches/{coachId}/conversations/{conversationId}"
@@ -94,6 +100,16 @@ FUNCTIONS: tuple[FunctionDefinition, ...] = (
     COACH_API,
     STREAM_COACH_CREATOR_SESSION,
 )
+
+
+def construct_id(name: str) -> str:
+    """`stream-coach-conversation` -> `StreamCoachConversation`: stable ids from catalog names."""
+    return "".join(part.capitalize() for part in re.split(r"[^A-Za-z0-9]+", name) if part)
+
+
+def url_variable(output_key: str) -> str:
+    """`coachConversationStreamUrl` -> `COACH_CONVERSATION_STREAM_URL`, locally and deployed alike."""
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", output_key).upper()
 
 
 def function_name_variable(name: str) -> str:

@@ -40,9 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument("--state-dir", default=str(DEFAULT_DIRECTORY), help="the stack's state folder")
     token.set_defaults(run=_token)
     dev = commands.add_parser("dev", help="run the local stack (as `make dev` does)")
-    dev.add_argument(
-        "--state-dir", default=str(DEFAULT_DIRECTORY), help="where outputs and the issuer key live"
-    )
+    dev.add_argument("--state-dir", default=str(DEFAULT_DIRECTORY), help="where outputs and the issuer key live")
     dev.add_argument("--ephemeral-ports", action="store_true", help="free ports instead of 3000-3003")
     dev.set_defaults(run=_dev)
     return parser

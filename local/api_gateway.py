@@ -38,9 +38,7 @@ class ApiRoute:
 
 
 class ApiGatewayServer(LoopbackHTTPServer):
-    def __init__(
-        self, port: int, authorizer: Authorizer, jwks: Callable[[], dict[str, Any]], issuer_path: str
-    ) -> None:
+    def __init__(self, port: int, authorizer: Authorizer, jwks: Callable[[], dict[str, Any]], issuer_path: str) -> None:
         super().__init__(("127.0.0.1", port), _ApiHandler)
         self.authorizer = authorizer
         self.jwks = jwks
@@ -76,9 +74,7 @@ class _ApiHandler(BaseHTTPRequestHandler):
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         if self.command == "GET" and path == f"{self.server.issuer_path}/.well-known/jwks.json":
             self._send(
-                HttpAnswer(
-                    200, {"Content-Type": "application/json"}, body=json.dumps(self.server.jwks()).encode()
-                )
+                HttpAnswer(200, {"Content-Type": "application/json"}, body=json.dumps(self.server.jwks()).encode())
             )
             return
         found = self.server.find(self.command, path)
@@ -116,9 +112,7 @@ class _ApiHandler(BaseHTTPRequestHandler):
 
 
 def _message(status: int, message: str) -> HttpAnswer:
-    return HttpAnswer(
-        status, {"Content-Type": "application/json"}, body=json.dumps({"message": message}).encode()
-    )
+    return HttpAnswer(status, {"Content-Type": "application/json"}, body=json.dumps({"message": message}).encode())
 
 
 def _claim_text(value: Any) -> str:

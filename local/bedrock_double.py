@@ -372,9 +372,7 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._cut()
             if isinstance(step, Text):
                 request.delta_times.append(time.monotonic())  # before the write: the client may be quicker
-                self._chunk(
-                    event_message("contentBlockDelta", {"delta": {"text": step.text}, "contentBlockIndex": 0})
-                )
+                self._chunk(event_message("contentBlockDelta", {"delta": {"text": step.text}, "contentBlockIndex": 0}))
                 text.append(step.text)
             elif isinstance(step, StreamException):
                 self._chunk(exception_message(step.exception_type, {"message": step.message}))
@@ -383,9 +381,7 @@ class _Handler(BaseHTTPRequestHandler):
                 self._chunk(event_message("contentBlockStop", {"contentBlockIndex": 0}))
                 self._chunk(event_message("messageStop", {"stopReason": step.stop_reason}))
                 self._chunk(
-                    event_message(
-                        "metadata", {"usage": _usage(request, step, "".join(text)), "metrics": metrics}
-                    )
+                    event_message("metadata", {"usage": _usage(request, step, "".join(text)), "metrics": metrics})
                 )
         self.wfile.write(b"0\r\n\r\n")
         return None
@@ -415,9 +411,7 @@ class _Handler(BaseHTTPRequestHandler):
         }
         return self._send_json(200, body)
 
-    def _timed_steps(
-        self, steps: Sequence[Step]
-    ) -> Iterator[Text | Finish | StreamException | Cut | HttpError]:
+    def _timed_steps(self, steps: Sequence[Step]) -> Iterator[Text | Finish | StreamException | Cut | HttpError]:
         """The steps that write something, each at its time; a stopping double cuts the rest short."""
         for step in steps:
             if isinstance(step, WaitFor):
@@ -482,9 +476,7 @@ def _latency(request: RecordedRequest, finish: Finish) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        prog="python -m local.bedrock_double", description="A fake Bedrock Runtime."
-    )
+    parser = argparse.ArgumentParser(prog="python -m local.bedrock_double", description="A fake Bedrock Runtime.")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=3010, help="0 picks a free port")
     parser.add_argument("--speed", type=float, default=1.0, help="pacing factor: 2 replies twice as fast")

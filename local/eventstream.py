@@ -46,12 +46,7 @@ def exception_message(exception_type: str, body: Mapping[str, Any]) -> bytes:
 
 def _encode_header(name: str, value: str) -> bytes:
     raw_name, raw_value = name.encode(), value.encode()
-    return (
-        struct.pack("!B", len(raw_name))
-        + raw_name
-        + struct.pack("!BH", _STRING_HEADER, len(raw_value))
-        + raw_value
-    )
+    return struct.pack("!B", len(raw_name)) + raw_name + struct.pack("!BH", _STRING_HEADER, len(raw_value)) + raw_value
 
 
 def _json(body: Mapping[str, Any]) -> bytes:

@@ -31,9 +31,7 @@ class FunctionUrlServer(LoopbackHTTPServer):
         return f"http://{host}:{port}"
 
     def start(self) -> FunctionUrlServer:
-        threading.Thread(
-            target=self.serve_forever, name=f"function-url-{self.function.spec.name}", daemon=True
-        ).start()
+        threading.Thread(target=self.serve_forever, name=f"function-url-{self.function.spec.name}", daemon=True).start()
         return self
 
 
@@ -48,9 +46,7 @@ class _FunctionUrlHandler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         if length > MAX_REQUEST_BYTES:
             message = {"Message": f"Request must be smaller than {MAX_REQUEST_BYTES} bytes"}
-            send_answer(
-                self, HttpAnswer(413, {"Content-Type": "application/json"}, body=json.dumps(message).encode())
-            )
+            send_answer(self, HttpAnswer(413, {"Content-Type": "application/json"}, body=json.dumps(message).encode()))
             return
         body = self.rfile.read(length) if length else b""
         event = build_v2_event(

@@ -44,9 +44,7 @@ class FunctionSpec:
 class ExecutionEnvironment:
     """One worker process and its own Runtime API, supervised."""
 
-    def __init__(
-        self, spec: FunctionSpec, invocations: queue.Queue[Invocation], base_env: dict[str, str]
-    ) -> None:
+    def __init__(self, spec: FunctionSpec, invocations: queue.Queue[Invocation], base_env: dict[str, str]) -> None:
         self.spec = spec
         self.server = RuntimeApiServer(spec.name, invocations)
         self._invocations = invocations
@@ -148,9 +146,7 @@ class LocalFunction:
         self.spec = spec
         self._invocations: queue.Queue[Invocation] = queue.Queue()
         env = base_env if base_env is not None else dict(os.environ)
-        self.environments = [
-            ExecutionEnvironment(spec, self._invocations, env) for _ in range(spec.concurrency)
-        ]
+        self.environments = [ExecutionEnvironment(spec, self._invocations, env) for _ in range(spec.concurrency)]
 
     def start(self) -> LocalFunction:
         for environment in self.environments:

@@ -37,9 +37,7 @@ def route(request: RecordedRequest) -> dict[str, Any] | None:
 
 _SETS_REPS = re.compile(r"(\d+)\s*[x\u00d7]\s*(\d+)")
 _WEIGHT = re.compile(r"(\d+(?:\.\d+)?)\s*(kg|lb)s?\b", re.IGNORECASE)
-_EXERCISE = re.compile(
-    r"\b(squat|bench press|bench|deadlift|overhead press|press|row|pull-?up|run|lunge)s?\b", re.I
-)
+_EXERCISE = re.compile(r"\b(squat|bench press|bench|deadlift|overhead press|press|row|pull-?up|run|lunge)s?\b", re.I)
 _DATE = re.compile(r"Message date: (\d{4}-\d{2}-\d{2})")
 
 

@@ -93,9 +93,7 @@ def iter_chunks(stream: BinaryIO, trailers: dict[str, str]) -> Any:
 class RuntimeApiServer(LoopbackHTTPServer):
     """The Runtime API of one execution environment: it serves one invocation at a time."""
 
-    def __init__(
-        self, function_name: str, invocations: queue.Queue[Invocation], region: str = "us-east-1"
-    ) -> None:
+    def __init__(self, function_name: str, invocations: queue.Queue[Invocation], region: str = "us-east-1") -> None:
         super().__init__(("127.0.0.1", 0), _RuntimeApiHandler)
         self.function_name = function_name
         self.invocations = invocations
@@ -133,9 +131,7 @@ class RuntimeApiServer(LoopbackHTTPServer):
         return None
 
     def start(self) -> RuntimeApiServer:
-        threading.Thread(
-            target=self.serve_forever, name=f"runtime-api-{self.function_name}", daemon=True
-        ).start()
+        threading.Thread(target=self.serve_forever, name=f"runtime-api-{self.function_name}", daemon=True).start()
         return self
 
 
@@ -157,9 +153,7 @@ class _RuntimeApiHandler(BaseHTTPRequestHandler):
         self.send_header("Lambda-Runtime-Aws-Request-Id", invocation.request_id)
         self.send_header("Lambda-Runtime-Deadline-Ms", str(int(invocation.deadline * 1000)))
         self.send_header("Lambda-Runtime-Invoked-Function-Arn", invocation.function_arn)
-        self.send_header(
-            "Lambda-Runtime-Trace-Id", f"Root=1-{int(time.time()):08x}-{uuid.uuid4().hex[:24]};Sampled=0"
-        )
+        self.send_header("Lambda-Runtime-Trace-Id", f"Root=1-{int(time.time()):08x}-{uuid.uuid4().hex[:24]};Sampled=0")
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()

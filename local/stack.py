@@ -12,7 +12,6 @@ import argparse
 import json
 import logging
 import os
-import re
 import signal
 import threading
 import time
@@ -21,7 +20,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from functions.catalog import FUNCTIONS, FunctionDefinition, function_name_variable
+from functions.catalog import FUNCTIONS, FunctionDefinition, function_name_variable, url_variable
 from local.api_gateway import ApiGatewayServer, Authorizer
 from local.bedrock_double import BedrockDouble
 from local.demo import seed_demo
@@ -101,9 +100,7 @@ class LocalStack:
             return f"Bedrock double (scripted coach replies, no AWS) at {self.bedrock.url}"
         if self.model == "bedrock":
             return "real Amazon Bedrock with your AWS credentials (COACH_LOCAL_MODEL=bedrock)"
-        return (
-            f"OpenAI-compatible endpoint {os.environ.get('OPENAI_BASE_URL', '?')} (COACH_LOCAL_MODEL=openai)"
-        )
+        return f"OpenAI-compatible endpoint {os.environ.get('OPENAI_BASE_URL', '?')} (COACH_LOCAL_MODEL=openai)"
 
     def url(self, port: int) -> str:
         return f"http://127.0.0.1:{port}"
@@ -135,8 +132,7 @@ class LocalStack:
         for definition in self.definitions:
             env[function_name_variable(definition.name)] = definition.name
             if definition.streaming and definition.url_output_key:
-                key = re.sub(r"(?<!^)(?=[A-Z])", "_", definition.url_output_key).upper()
-                env[key] = self.url(self.ports.function_urls[definition.name])
+                env[url_variable(definition.url_output_key)] = self.url(self.ports.function_urls[definition.name])
         if self.bedrock is not None:
             env["AWS_ENDPOINT_URL_BEDROCK_RUNTIME"] = self.bedrock.url
         else:
@@ -166,9 +162,7 @@ class LocalStack:
         for definition in self.definitions:
             if definition.streaming:
                 port = self.ports.function_urls[definition.name]
-                self.function_urls[definition.name] = FunctionUrlServer(
-                    self.functions[definition.name], port
-                ).start()
+                self.function_urls[definition.name] = FunctionUrlServer(self.functions[definition.name], port).start()
         self.api = ApiGatewayServer(
             self.ports.api, http_api_authorizer(self.issuer), self.issuer.jwks, urlsplit(self.issuer_url).path
         )
@@ -198,7 +192,7 @@ class LocalStack:
     def sam_environment(self) -> dict[str, dict[str, str]]:
         """`sam local invoke --env-vars` format: shared values under Parameters, then per function."""
         shared = self.environment()
-        per_function = {d.name: {**shared, **d.extra_environment} for d in self.definitions}
+        per_function = {d.logical_id: {**shared, **d.extra_environment} for d in self.definitions}
         return {"Parameters": shared, **per_function}
 
     def _write_outputs(self) -> None:

@@ -24,9 +24,7 @@ M = TypeVar("M", bound=BaseModel)
 class CreateConversationBody(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    title: Annotated[
-        str, StringConstraints(strict=True, strip_whitespace=True, max_length=MAX_TITLE_CHARS)
-    ] = ""
+    title: Annotated[str, StringConstraints(strict=True, strip_whitespace=True, max_length=MAX_TITLE_CHARS)] = ""
 
     @model_validator(mode="before")
     @classmethod

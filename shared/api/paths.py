@@ -38,9 +38,7 @@ CONVERSATIONS = f"{COACH}/conversations"
 LIST_COACHES: Route[UserPath] = Route("GET", COACHES, UserPath)
 GET_COACH: Route[CoachPath] = Route("GET", COACH, CoachPath)
 CREATE_CONVERSATION: Route[CoachPath] = Route("POST", CONVERSATIONS, CoachPath)
-GET_CONVERSATION: Route[ConversationPath] = Route(
-    "GET", f"{CONVERSATIONS}/{{conversationId}}", ConversationPath
-)
+GET_CONVERSATION: Route[ConversationPath] = Route("GET", f"{CONVERSATIONS}/{{conversationId}}", ConversationPath)
 GET_CONFIG: Route[NoParams] = Route("GET", "/config", NoParams)
 
 ROUTES: tuple[Route[Any], ...] = (LIST_COACHES, GET_COACH, CREATE_CONVERSATION, GET_CONVERSATION, GET_CONFIG)

@@ -46,9 +46,7 @@ def require_caller(event: APIGatewayProxyEventV2, path_user_id: str) -> None:
         raise Forbidden("token user does not match the path")
 
 
-def endpoint(
-    router: Router, route: Route[P], *, public: bool = False
-) -> Callable[[Endpoint[P]], Endpoint[P]]:
+def endpoint(router: Router, route: Route[P], *, public: bool = False) -> Callable[[Endpoint[P]], Endpoint[P]]:
     """Registers `func(params, services)` for `route` on `router`.
 
     The path is parsed by our own template, so ids are percent-decoded and validated exactly as in

@@ -149,9 +149,7 @@ class ConversationTurn:
 
     def _result(self, future: Future[RouteDecision], default: RouteDecision) -> RouteDecision:
         try:
-            return future.result(
-                timeout=min(ROUTER_TIMEOUT_SECONDS, max(0.0, self.deadline - time.monotonic()))
-            )
+            return future.result(timeout=min(ROUTER_TIMEOUT_SECONDS, max(0.0, self.deadline - time.monotonic())))
         except Exception:
             logger.warning("router did not answer in time; using the default route")
             return default
@@ -176,9 +174,7 @@ class ConversationTurn:
         except ModelStreamInterrupted as exc:
             logger.warning("reply stream interrupted after %d characters (%s)", len(outcome.text), exc.cause)
             outcome.status = "interrupted"
-            outcome.error = ErrorEvent(
-                code="MODEL_STREAM_INTERRUPTED", message="the coach's reply was cut off"
-            )
+            outcome.error = ErrorEvent(code="MODEL_STREAM_INTERRUPTED", message="the coach's reply was cut off")
         except DeadlineExceeded:
             outcome.status = "timeout"
             outcome.error = ErrorEvent(code="TIMEOUT", message="the reply took too long and was stopped")
@@ -193,9 +189,7 @@ class ConversationTurn:
         except ModelError as exc:
             logger.error("fallback call failed too (%s)", exc.cause)
             outcome.status = "interrupted"
-            outcome.error = ErrorEvent(
-                code="MODEL_UNAVAILABLE", message="the coach is unavailable; please try again"
-            )
+            outcome.error = ErrorEvent(code="MODEL_UNAVAILABLE", message="the coach is unavailable; please try again")
             return
         outcome.fallback = True
         _usage(outcome, reply.model_id, reply.usage.input_tokens, reply.usage.output_tokens)

@@ -44,9 +44,7 @@ def opening_line(user_text: str) -> ContextualEvent:
     for pattern, template, update_type in _TOPICS:
         found = pattern.search(user_text)
         if found:
-            return ContextualEvent(
-                content=template.format(match=found.group(0).lower()), updateType=update_type
-            )
+            return ContextualEvent(content=template.format(match=found.group(0).lower()), updateType=update_type)
     return ContextualEvent(content="Thinking about what you said...", updateType="thinking")
 
 
@@ -55,9 +53,7 @@ def route_lines(route: RouteDecision) -> list[ContextualEvent]:
     if route.is_workout_log:
         lines.append(ContextualEvent(content="Logging that workout for you...", updateType="workout_logging"))
     if route.needs_memory_retrieval:
-        lines.append(
-            ContextualEvent(content="Recalling what you've told me before...", updateType="memory_retrieval")
-        )
+        lines.append(ContextualEvent(content="Recalling what you've told me before...", updateType="memory_retrieval"))
     if route.has_memory_to_save:
         lines.append(ContextualEvent(content="Making a note of that...", updateType="memory_save"))
     return lines

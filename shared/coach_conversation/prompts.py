@@ -39,25 +39,17 @@ def coach_system_prompt(coach: Coach) -> str:
     return "\n".join(part for part in parts if part)
 
 
-def dynamic_prompt(
-    conversation: Conversation, context: TurnContext, route: RouteDecision, now: datetime
-) -> str:
+def dynamic_prompt(conversation: Conversation, context: TurnContext, route: RouteDecision, now: datetime) -> str:
     parts = [f"Today is {now.strftime('%A, %d %B %Y')}."]
     if conversation.summary:
         parts.append(f"Summary of this conversation so far: {conversation.summary}")
-    if context.memories and (
-        route.needs_memory_retrieval or route.defaulted or route.complexity == "complex"
-    ):
-        parts.append(
-            "What the athlete told you before:\n" + "\n".join(f"- {m.content}" for m in context.memories)
-        )
+    if context.memories and (route.needs_memory_retrieval or route.defaulted or route.complexity == "complex"):
+        parts.append("What the athlete told you before:\n" + "\n".join(f"- {m.content}" for m in context.memories))
     if context.workouts:
         lines = [f"- {w.performed_on}: {w.summary}" for w in context.workouts]
         parts.append("Recent logged workouts:\n" + "\n".join(lines))
     if route.is_workout_log:
-        parts.append(
-            "The athlete is reporting a workout: acknowledge it specifically; it is logged for them."
-        )
+        parts.append("The athlete is reporting a workout: acknowledge it specifically; it is logged for them.")
     return "\n\n".join(parts)
 
 

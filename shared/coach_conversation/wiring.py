@@ -32,9 +32,7 @@ def turn_dependencies() -> TurnDependencies:
         conversations=DynamoConversationRepository(),
         memories=DynamoMemoryRepository(),
         workouts=DynamoWorkoutRepository(),
-        post_turn=LambdaAsyncJobQueue(
-            os.environ.get("POST_TURN_FUNCTION_NAME", "coach-conversation-post-turn")
-        ),
+        post_turn=LambdaAsyncJobQueue(os.environ.get("POST_TURN_FUNCTION_NAME", "coach-conversation-post-turn")),
         observe=observe,
     )
 

@@ -321,9 +321,7 @@ def default_verifier() -> TokenVerifier:
     return TokenVerifier(AuthSettings.from_env())
 
 
-def authenticate(
-    headers: Mapping[str, str] | str | None, verifier: TokenVerifier | None = None
-) -> AuthenticatedUser:
+def authenticate(headers: Mapping[str, str] | str | None, verifier: TokenVerifier | None = None) -> AuthenticatedUser:
     """The handlers' one call: request headers (or the `Authorization` value) in, the user out."""
     token = bearer_token(_authorization(headers))
     return (verifier or default_verifier()).verify(token)

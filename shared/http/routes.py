@@ -27,9 +27,7 @@ from shared.http.errors import MethodNotAllowed, NotFound
 ID_PATTERN = r"^[A-Za-z0-9_-]+$"
 ID_MAX_LENGTH = 128
 
-Id = Annotated[
-    str, StringConstraints(strict=True, min_length=1, max_length=ID_MAX_LENGTH, pattern=ID_PATTERN)
-]
+Id = Annotated[str, StringConstraints(strict=True, min_length=1, max_length=ID_MAX_LENGTH, pattern=ID_PATTERN)]
 """An id as it appears in a path: 1 to 128 of `[A-Za-z0-9_-]`, so it is always one safe segment."""
 
 _PARAM = re.compile(r"^\{([A-Za-z_][A-Za-z0-9_]*)\}$")

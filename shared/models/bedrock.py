@@ -111,10 +111,7 @@ def converse_arguments(request: ModelRequest) -> dict[str, Any]:
             {
                 "role": message.role,
                 "content": [
-                    *(
-                        {"image": {"format": image.format, "source": {"bytes": image.data}}}
-                        for image in message.images
-                    ),
+                    *({"image": {"format": image.format, "source": {"bytes": image.data}}} for image in message.images),
                     *([{"text": message.text}] if message.text else []),
                 ],
             }
@@ -155,9 +152,7 @@ def _create_client(settings: ModelSettings) -> Any:
 
 def _usage(usage: dict[str, Any] | None) -> Usage:
     usage = usage or {}
-    return Usage(
-        input_tokens=int(usage.get("inputTokens", 0)), output_tokens=int(usage.get("outputTokens", 0))
-    )
+    return Usage(input_tokens=int(usage.get("inputTokens", 0)), output_tokens=int(usage.get("outputTokens", 0)))
 
 
 def _latency_ms(metrics: dict[str, Any] | None, started: float) -> int:

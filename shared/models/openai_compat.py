@@ -84,9 +84,7 @@ class OpenAICompatibleModel(ModelPort):
         finally:
             connection.close()
         if finish_reason is not None:
-            yield StreamEnd(
-                _stop_reason(finish_reason), _usage(usage), _elapsed_ms(started), request.model_id
-            )
+            yield StreamEnd(_stop_reason(finish_reason), _usage(usage), _elapsed_ms(started), request.model_id)
 
     def _post(self, body: dict[str, Any]) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
         """Send, retrying throttling and server errors with jittered backoff, as botocore does."""

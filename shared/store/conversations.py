@@ -46,18 +46,14 @@ class ConversationRepository(ABC):
     def get_conversation(self, user_id: str, coach_id: str, conversation_id: str) -> Conversation | None: ...
 
     @abstractmethod
-    def list_messages(
-        self, user_id: str, conversation_id: str, limit: int | None = None
-    ) -> list[ChatMessage]:
+    def list_messages(self, user_id: str, conversation_id: str, limit: int | None = None) -> list[ChatMessage]:
         """Oldest first; with `limit`, the most recent `limit` messages (still oldest first)."""
 
     @abstractmethod
     def begin_turn(self, conversation: Conversation, message: ChatMessage) -> TurnStart: ...
 
     @abstractmethod
-    def finish_turn(
-        self, conversation: Conversation, user_message: ChatMessage, reply: ChatMessage
-    ) -> None: ...
+    def finish_turn(self, conversation: Conversation, user_message: ChatMessage, reply: ChatMessage) -> None: ...
 
     @abstractmethod
     def fail_turn(self, conversation: Conversation, user_message: ChatMessage) -> None:
@@ -98,9 +94,7 @@ class DynamoConversationRepository(ConversationRepository):
         ).get("Item")
         return Conversation.model_validate(item) if item else None
 
-    def list_messages(
-        self, user_id: str, conversation_id: str, limit: int | None = None
-    ) -> list[ChatMessage]:
+    def list_messages(self, user_id: str, conversation_id: str, limit: int | None = None) -> list[ChatMessage]:
         query: dict[str, Any] = {
             "KeyConditionExpression": "pk = :pk AND begins_with(sk, :msg)",
             "ExpressionAttributeValues": {
@@ -189,9 +183,7 @@ class DynamoConversationRepository(ConversationRepository):
     def _resume(self, conversation: Conversation, marker: dict[str, Any]) -> TurnStart:
         user_message = ChatMessage.model_validate(marker["userMessage"])
         if marker.get("state") == "complete":
-            return TurnStart(
-                user_message=user_message, replay=ChatMessage.model_validate(marker["replyMessage"])
-            )
+            return TurnStart(user_message=user_message, replay=ChatMessage.model_validate(marker["replyMessage"]))
         if marker.get("state") == "failed":
             self._claim_failed_marker(conversation, user_message)
             return TurnStart(user_message=user_message)  # answered before but failed: answer again
@@ -250,8 +242,7 @@ class DynamoConversationRepository(ConversationRepository):
             "Update": {
                 "TableName": self.table.name,
                 "Key": _av(self._key(conversation)),
-                "UpdateExpression": "SET message_count = if_not_exists(message_count, :zero) + :one, "
-                "updated_at = :now",
+                "UpdateExpression": "SET message_count = if_not_exists(message_count, :zero) + :one, updated_at = :now",
                 "ConditionExpression": "attribute_exists(pk)",
                 "ExpressionAttributeValues": _av({":zero": 0, ":one": 1, ":now": now_iso()}),
             }

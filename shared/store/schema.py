@@ -41,9 +41,7 @@ class TableDefinition:
             "TableName": table_name,
             "BillingMode": "PAY_PER_REQUEST",
             "KeySchema": key_schema(self.key),
-            "AttributeDefinitions": [
-                {"AttributeName": n, "AttributeType": "S"} for n in self.attribute_names()
-            ],
+            "AttributeDefinitions": [{"AttributeName": n, "AttributeType": "S"} for n in self.attribute_names()],
         }
         if self.indexes:
             request["GlobalSecondaryIndexes"] = [

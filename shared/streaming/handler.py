@@ -64,9 +64,7 @@ def streaming_handler(fn: Handler) -> LambdaHandler:
     return lambda_handler
 
 
-def _open(
-    fn: Handler, request: HttpRequest, context: Any
-) -> tuple[StreamingResponse, object, Iterator[BodyItem]]:
+def _open(fn: Handler, request: HttpRequest, context: Any) -> tuple[StreamingResponse, object, Iterator[BodyItem]]:
     """Call the handler and pull the body's first item: until then, errors still get a status."""
     try:
         response = fn(request, context)
@@ -96,9 +94,7 @@ def _error_proxy(exc: HttpError) -> dict[str, Any]:
     }
 
 
-def _pump(
-    write: Callable[[bytes], None], first: object, rest: Iterator[BodyItem], sse: bool
-) -> BaseException | None:
+def _pump(write: Callable[[bytes], None], first: object, rest: Iterator[BodyItem], sse: bool) -> BaseException | None:
     """Write every item as it comes; a failure mid-stream ends the stream with an `error` event."""
     try:
         if first is not _END:
@@ -109,9 +105,7 @@ def _pump(
         logger.exception("stream failed after it started")
         if sse:
             code, message = (
-                (exc.code, exc.message)
-                if isinstance(exc, StreamFailure)
-                else ("INTERNAL_ERROR", "internal error")
+                (exc.code, exc.message) if isinstance(exc, StreamFailure) else ("INTERNAL_ERROR", "internal error")
             )
             write(encode_item(ErrorEvent(code=code, message=message)))
         return exc

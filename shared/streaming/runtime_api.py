@@ -96,9 +96,7 @@ class RuntimeApiClient:
 
     def post_response(self, request_id: str, payload: Any) -> None:
         body = json.dumps(payload, separators=(",", ":")).encode("utf-8")
-        self._request(
-            "POST", f"/runtime/invocation/{request_id}/response", body, {"Content-Type": "application/json"}
-        )
+        self._request("POST", f"/runtime/invocation/{request_id}/response", body, {"Content-Type": "application/json"})
 
     def post_error(self, request_id: str, exc: BaseException) -> None:
         self._post_error(f"/runtime/invocation/{request_id}/error", exc)
@@ -130,9 +128,7 @@ class StreamingResponseSink(ResponseSink):
         self.broken = False
 
     def start(self, status: int, headers: dict[str, str], cookies: list[str]) -> None:
-        prelude = json.dumps(response_metadata(status, headers, cookies, self._payload_version)).encode(
-            "utf-8"
-        )
+        prelude = json.dumps(response_metadata(status, headers, cookies, self._payload_version)).encode("utf-8")
         connection = self._connection
         try:
             connection.putrequest(

@@ -14,9 +14,7 @@ from typing import Any
 from shared.sse import KEEP_ALIVE
 
 
-def response_metadata(
-    status: int, headers: dict[str, str], cookies: list[str], payload_version: str
-) -> dict[str, Any]:
+def response_metadata(status: int, headers: dict[str, str], cookies: list[str], payload_version: str) -> dict[str, Any]:
     """The status line of a proxy response: the streaming prelude, or the head of a buffered one.
 
     Payload 2.0 (Function URLs, HTTP APIs) carries cookies in `cookies`; v1 (REST APIs) has none,

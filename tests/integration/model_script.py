@@ -41,6 +41,5 @@ class TurnScript:
 
 def pieces(*texts: str, delay: float = 0.01, first_delay: float | None = None) -> tuple[Text, ...]:
     return tuple(
-        Text(text, first_delay if index == 0 and first_delay is not None else delay)
-        for index, text in enumerate(texts)
+        Text(text, first_delay if index == 0 and first_delay is not None else delay) for index, text in enumerate(texts)
     )

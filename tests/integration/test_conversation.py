@@ -51,9 +51,7 @@ def script(stack: LocalStack, turn: TurnScript) -> None:
     stack.bedrock.responder = turn
 
 
-def stream_url(
-    stack: LocalStack, conversation: Conversation, function: str = "stream-coach-conversation"
-) -> str:
+def stream_url(stack: LocalStack, conversation: Conversation, function: str = "stream-coach-conversation") -> str:
     base = stack.function_urls[function].url
     return f"{base}/users/{conversation.user_id}/coaches/{conversation.coach_id}/conversations/{conversation.conversation_id}/stream"
 
@@ -105,9 +103,7 @@ def test_a_whole_turn_streams_stores_and_reads_back(stack, conversation, token, 
 def test_the_first_chunk_follows_one_router_call_and_one_first_token(stack, conversation, token, model):
     script(
         stack,
-        TurnScript(
-            router=router_reply(delay=0.3), reply=Script.of(*pieces("One ", "two", first_delay=0.3), Finish())
-        ),
+        TurnScript(router=router_reply(delay=0.3), reply=Script.of(*pieces("One ", "two", first_delay=0.3), Finish())),
     )
     started = time.monotonic()
     with httpx.stream(
@@ -136,9 +132,7 @@ def test_the_first_chunk_follows_one_router_call_and_one_first_token(stack, conv
         ({"userResponse": "x" * 70_000}, 413, "PAYLOAD_TOO_LARGE"),
     ],
 )
-def test_bad_bodies_are_refused_and_change_nothing(
-    stack, conversation, token, repository, model, body, status, code
-):
+def test_bad_bodies_are_refused_and_change_nothing(stack, conversation, token, repository, model, body, status, code):
     response = post(stream_url(stack, conversation), token, body)
     assert response.status_code == status
     assert response.json()["error"]["code"] == code
@@ -146,9 +140,7 @@ def test_bad_bodies_are_refused_and_change_nothing(
     assert model_calls(stack) == 0
 
 
-def test_auth_and_lookup_failures_are_refused_and_change_nothing(
-    stack, conversation, token, repository, model
-):
+def test_auth_and_lookup_failures_are_refused_and_change_nothing(stack, conversation, token, repository, model):
     url = stream_url(stack, conversation)
     body = {"userResponse": "hi"}
     cases = [
@@ -180,14 +172,10 @@ def test_rate_limit_answers_429_with_retry_after(stack, conversation, model):
     assert 1 <= int(limited.headers["retry-after"]) <= 61
 
 
-def test_failure_before_the_first_token_falls_back_to_one_converse_call(
-    stack, conversation, token, repository, model
-):
+def test_failure_before_the_first_token_falls_back_to_one_converse_call(stack, conversation, token, repository, model):
     script(
         stack,
-        TurnScript(
-            reply=Script.of(StreamException("throttlingException")), fallback=Script.reply("Steady reply.")
-        ),
+        TurnScript(reply=Script.of(StreamException("throttlingException")), fallback=Script.reply("Steady reply.")),
     )
     events = parse_body(post(stream_url(stack, conversation), token, {"userResponse": "hello"}).text)
     assert events[-1]["type"] == "complete"
@@ -196,9 +184,7 @@ def test_failure_before_the_first_token_falls_back_to_one_converse_call(
     assert stored(repository, conversation)[-1].metadata.fallback is True
 
 
-def test_when_the_fallback_fails_too_the_turn_ends_model_unavailable(
-    stack, conversation, token, repository, model
-):
+def test_when_the_fallback_fails_too_the_turn_ends_model_unavailable(stack, conversation, token, repository, model):
     failing = Script.of(StreamException("throttlingException"))
     script(stack, TurnScript(reply=failing, fallback=Script.error(400, "ValidationException", "no")))
     events = parse_body(post(stream_url(stack, conversation), token, {"userResponse": "hello"}).text)
@@ -210,9 +196,7 @@ def test_when_the_fallback_fails_too_the_turn_ends_model_unavailable(
     assert [m.role for m in stored(repository, conversation)] == ["user"]
 
 
-def test_failure_after_text_stores_the_partial_reply_marked_interrupted(
-    stack, conversation, token, repository, model
-):
+def test_failure_after_text_stores_the_partial_reply_marked_interrupted(stack, conversation, token, repository, model):
     script(
         stack,
         TurnScript(reply=Script.of(*pieces("Half ", "a "), StreamException("modelStreamErrorException"))),
@@ -224,14 +208,10 @@ def test_failure_after_text_stores_the_partial_reply_marked_interrupted(
     assert (reply.role, reply.content, reply.metadata.status) == ("assistant", "Half a ", "interrupted")
 
 
-def test_a_stall_past_the_budget_ends_with_timeout_and_keeps_the_partial(
-    stack, conversation, token, repository, model
-):
+def test_a_stall_past_the_budget_ends_with_timeout_and_keeps_the_partial(stack, conversation, token, repository, model):
     script(stack, TurnScript(reply=Script.of(*pieces("Before ", "the "), Stall(10), Text("never"), Finish())))
     started = time.monotonic()
-    response = post(
-        stream_url(stack, conversation, "t-conversation-short-budget"), token, {"userResponse": "hello"}
-    )
+    response = post(stream_url(stack, conversation, "t-conversation-short-budget"), token, {"userResponse": "hello"})
     assert time.monotonic() - started < 5
     events = parse_body(response.text)
     assert events[-1]["code"] == "TIMEOUT"
@@ -240,9 +220,7 @@ def test_a_stall_past_the_budget_ends_with_timeout_and_keeps_the_partial(
 
 
 def test_a_client_that_disconnects_still_gets_its_reply_stored(stack, conversation, token, repository, model):
-    script(
-        stack, TurnScript(reply=Script.of(*pieces("One ", "two ", "three ", "four", delay=0.15), Finish()))
-    )
+    script(stack, TurnScript(reply=Script.of(*pieces("One ", "two ", "three ", "four", delay=0.15), Finish())))
     with httpx.stream(
         "POST",
         stream_url(stack, conversation),

@@ -66,9 +66,7 @@ def test_dev_starts_answers_and_stops_cleanly_on_sigint(tmp_path: Path):
             check=True,
         ).stdout.strip()
         url = f"{outputs['coachConversationStreamUrl']}/users/u1/coaches/c1/conversations/none/stream"
-        answer = httpx.post(
-            url, headers={"Authorization": f"Bearer {token}"}, json={"userResponse": "hi"}, timeout=20
-        )
+        answer = httpx.post(url, headers={"Authorization": f"Bearer {token}"}, json={"userResponse": "hi"}, timeout=20)
         assert answer.status_code == 404
         assert answer.json()["error"]["code"] == "NOT_FOUND"
 

@@ -17,9 +17,7 @@ pytestmark = pytest.mark.integration
 
 def test_events_arrive_one_by_one_while_the_handler_is_blocked(url, gate_dir: Path):
     gate = uuid.uuid4().hex
-    with httpx.stream(
-        "POST", f"{url('t-stream')}/events?count=2&gate={gate}", json={}, timeout=20
-    ) as response:
+    with httpx.stream("POST", f"{url('t-stream')}/events?count=2&gate={gate}", json={}, timeout=20) as response:
         assert response.status_code == 200
         assert response.headers["content-type"] == "text/event-stream; charset=utf-8"
         assert response.headers["cache-control"] == "no-cache"
@@ -88,9 +86,7 @@ def test_buffered_delivery_returns_the_same_events(stack, url):
 
 def test_the_function_runs_on_after_the_client_disconnects(url, gate_dir: Path):
     done = uuid.uuid4().hex
-    with httpx.stream(
-        "POST", f"{url('t-stream')}/events?count=5&delay=0.1&done={done}", json={}, timeout=20
-    ) as r:
+    with httpx.stream("POST", f"{url('t-stream')}/events?count=5&delay=0.1&done={done}", json={}, timeout=20) as r:
         _, first = next(iter_events(r))
         assert first["type"] == "start"
     deadline = time.monotonic() + 5

@@ -205,9 +205,7 @@ def test_not_yet_valid(issuer, verifier, claim):
 # --- issuer, audience, token_use, user id -------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "iss", [LOCAL_ISSUER + "/", "http://127.0.0.1:3000/other-pool", "https://evil.example.com"]
-)
+@pytest.mark.parametrize("iss", [LOCAL_ISSUER + "/", "http://127.0.0.1:3000/other-pool", "https://evil.example.com"])
 def test_wrong_issuer(issuer, verifier, iss):
     assert refused(verifier, issuer.mint("user-1", extra_claims={"iss": iss})) == "wrong issuer"
 
@@ -329,9 +327,7 @@ def test_jwks_entries_that_are_not_rs256_signing_keys_are_ignored(issuer, verifi
     assert refused(verifier, relabelled) == "unknown signing key"
 
 
-@pytest.mark.parametrize(
-    "token", ["", "abc", "a.b", "a.b.c", "....", "x" * 20_000, f"{b64(b'[1]')}.{b64(b'{}')}.sig"]
-)
+@pytest.mark.parametrize("token", ["", "abc", "a.b", "a.b.c", "....", "x" * 20_000, f"{b64(b'[1]')}.{b64(b'{}')}.sig"])
 def test_malformed(verifier, token):
     assert refused(verifier, token) == "malformed token"
 
@@ -359,9 +355,7 @@ def test_burst_of_unknown_kids_refreshes_at_most_once_per_interval(issuer, verif
     verifier.verify(issuer.mint("user-1"))
     clock.now += 60
     for n in range(50):
-        token = jwt.encode(
-            issuer.claims("user-1"), issuer.private_key, "RS256", headers={"kid": f"random-{n}"}
-        )
+        token = jwt.encode(issuer.claims("user-1"), issuer.private_key, "RS256", headers={"kid": f"random-{n}"})
         assert refused(verifier, token) == "unknown signing key"
     assert len(jwks.calls) == 2
     clock.now += 29
@@ -486,7 +480,5 @@ def test_unreachable_jwks_over_real_http(issuer, jwks_server):
     port = jwks_server.server_address[1]
     jwks_server.shutdown()
     jwks_server.server_close()
-    verifier = TokenVerifier(
-        settings(JWT_JWKS_URL=f"http://127.0.0.1:{port}/local-user-pool/.well-known/jwks.json")
-    )
+    verifier = TokenVerifier(settings(JWT_JWKS_URL=f"http://127.0.0.1:{port}/local-user-pool/.well-known/jwks.json"))
     assert refused(verifier, issuer.mint("user-1")) == "unable to verify token"

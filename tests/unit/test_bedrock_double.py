@@ -194,9 +194,7 @@ def test_script_rejects_steps_after_the_end() -> None:
 
 def test_a_callable_can_choose_the_script(double: BedrockDouble, client: Any) -> None:
     double.enqueue(lambda request: Script.reply(request.model_id))
-    texts = [
-        e["contentBlockDelta"]["delta"]["text"] for e in stream_events(client) if "contentBlockDelta" in e
-    ]
+    texts = [e["contentBlockDelta"]["delta"]["text"] for e in stream_events(client) if "contentBlockDelta" in e]
     assert texts == [MODEL_ID]
 
 

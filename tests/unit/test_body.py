@@ -80,17 +80,13 @@ def test_base64_body_is_decoded():
     assert body.user_response == "caf\u00e9 \u2615"
 
 
-@pytest.mark.parametrize(
-    "stamp", ["2026-01-02T03:04:05Z", "2026-01-02T03:04:05+00:00", "2026-01-02 03:04-05:30"]
-)
+@pytest.mark.parametrize("stamp", ["2026-01-02T03:04:05Z", "2026-01-02T03:04:05+00:00", "2026-01-02 03:04-05:30"])
 def test_aware_timestamps_are_accepted(stamp):
     assert parse({"userResponse": "hi", "messageTimestamp": stamp}).message_timestamp.tzinfo is not None
 
 
 def test_null_optional_fields_mean_absent():
-    body = parse(
-        {"userResponse": "hi", "messageTimestamp": None, "clientMessageId": None, "imageS3Keys": None}
-    )
+    body = parse({"userResponse": "hi", "messageTimestamp": None, "clientMessageId": None, "imageS3Keys": None})
     assert (body.client_message_id, body.image_s3_keys) == (None, ())
     assert body.message_timestamp.tzinfo is not None
 

@@ -157,9 +157,7 @@ def test_list_coaches_of_a_user_without_any_is_empty():
 def test_get_coach_and_missing_coach():
     coach = make_coach("user-1", "c1")
     assert call(api_event("GET", COACH, {"userId": "user-1", "coachId": "c1"}))[::2] == (200, coach.api())
-    message = assert_error(
-        call(api_event("GET", COACH, {"userId": "user-1", "coachId": "c2"})), 404, "NOT_FOUND"
-    )
+    message = assert_error(call(api_event("GET", COACH, {"userId": "user-1", "coachId": "c2"})), 404, "NOT_FOUND")
     assert message == "coach not found"
 
 
@@ -189,9 +187,7 @@ def test_cross_user_access_is_forbidden_and_changes_nothing(method, template, pa
 @pytest.mark.parametrize(("method", "template", "params"), ROUTES)
 def test_a_token_without_user_id_is_forbidden(method, template, params):
     make_coach("user-1", "c1")
-    assert_error(
-        call(api_event(method, template, {"userId": "user-1", **params}, user=None)), 403, "FORBIDDEN"
-    )
+    assert_error(call(api_event(method, template, {"userId": "user-1", **params}, user=None)), 403, "FORBIDDEN")
 
 
 def test_user_id_claim_is_configurable(monkeypatch):
@@ -245,9 +241,7 @@ def test_an_unexpected_failure_is_500_without_internals():
 def test_create_conversation_then_get_it_with_messages_oldest_first():
     make_coach("user-1", "c1")
     path = {"userId": "user-1", "coachId": "c1"}
-    status, _, created = call(
-        api_event("POST", CONVERSATIONS, path, body=json.dumps({"title": "  Squats  "}))
-    )
+    status, _, created = call(api_event("POST", CONVERSATIONS, path, body=json.dumps({"title": "  Squats  "})))
     assert status == 201
     assert created["title"] == "Squats"
     assert (created["userId"], created["coachId"], created["messageCount"]) == ("user-1", "c1", 0)
@@ -289,9 +283,7 @@ def test_create_conversation_then_get_it_with_messages_oldest_first():
 )
 def test_create_conversation_without_a_title(body, is_base64):
     make_coach("user-1", "c1")
-    event = api_event(
-        "POST", CONVERSATIONS, {"userId": "user-1", "coachId": "c1"}, body=body, is_base64=is_base64
-    )
+    event = api_event("POST", CONVERSATIONS, {"userId": "user-1", "coachId": "c1"}, body=body, is_base64=is_base64)
     status, _, created = call(event)
     assert status == 201
     assert created["title"] == ""
@@ -326,9 +318,7 @@ def test_create_conversation_for_a_missing_coach_is_404_and_stores_nothing():
 )
 def test_create_conversation_refuses_bad_bodies(body, is_base64, expected):
     make_coach("user-1", "c1")
-    event = api_event(
-        "POST", CONVERSATIONS, {"userId": "user-1", "coachId": "c1"}, body=body, is_base64=is_base64
-    )
+    event = api_event("POST", CONVERSATIONS, {"userId": "user-1", "coachId": "c1"}, body=body, is_base64=is_base64)
     assert assert_error(call(event), 400, "VALIDATION_ERROR") == expected
     assert stored_conversations() == []
 

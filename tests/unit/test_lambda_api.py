@@ -82,9 +82,7 @@ def test_event_answers_202_at_once_and_runs_in_the_background(
     heard: list[AsyncResult] = []
     server = make_server({"post-turn": function}, on_async_result=heard.append)
 
-    response = lambda_client(server).invoke(
-        FunctionName="post-turn", InvocationType="Event", Payload=b'{"job": 1}'
-    )
+    response = lambda_client(server).invoke(FunctionName="post-turn", InvocationType="Event", Payload=b'{"job": 1}')
 
     assert response["StatusCode"] == 202
     assert response["Payload"].read() == b""

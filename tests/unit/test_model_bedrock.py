@@ -82,9 +82,7 @@ def collect(model: BedrockModel, request: ModelRequest = REQUEST) -> tuple[str, 
 
 
 def test_stream_yields_deltas_then_the_end(double: BedrockDouble, model: BedrockModel) -> None:
-    double.enqueue(
-        Script.of(Text("Hip "), Text("crease "), Text("below knee."), Finish("end_turn", 40, 7, 321))
-    )
+    double.enqueue(Script.of(Text("Hip "), Text("crease "), Text("below knee."), Finish("end_turn", 40, 7, 321)))
     events = list(model.stream(REQUEST))
     assert events == [
         TextDelta("Hip "),
@@ -105,9 +103,7 @@ def test_deltas_arrive_while_the_model_is_still_writing(double: BedrockDouble, m
     assert [type(e) for e in stream] == [TextDelta, StreamEnd]
 
 
-def test_request_shape_cache_point_after_the_static_prompt(
-    double: BedrockDouble, model: BedrockModel
-) -> None:
+def test_request_shape_cache_point_after_the_static_prompt(double: BedrockDouble, model: BedrockModel) -> None:
     request = ModelRequest(
         model_id=DEFAULT_REPLY_MODEL_ID,
         system=REQUEST.system,
@@ -140,9 +136,7 @@ def test_no_cache_point_when_caching_is_off(double: BedrockDouble, model: Bedroc
     assert double.requests[0].body["system"] == [{"text": "Static only"}]
 
 
-def test_throttling_is_retried_three_times_then_unavailable(
-    double: BedrockDouble, model: BedrockModel
-) -> None:
+def test_throttling_is_retried_three_times_then_unavailable(double: BedrockDouble, model: BedrockModel) -> None:
     double.enqueue(*[Script.error(429, "ThrottlingException", "Too many requests")] * 3)
     with pytest.raises(ModelUnavailable) as raised:
         list(model.stream(REQUEST))
@@ -227,9 +221,7 @@ def test_converse_returns_the_whole_reply(double: BedrockDouble, model: BedrockM
     [Script.error(400, "ValidationException"), Script.of(Stall(2.0)), Script.of(Cut())],
     ids=["validation", "read timeout", "cut"],
 )
-def test_converse_failures_are_unavailable(
-    double: BedrockDouble, model: BedrockModel, script: Script
-) -> None:
+def test_converse_failures_are_unavailable(double: BedrockDouble, model: BedrockModel, script: Script) -> None:
     double.enqueue(*[script] * 3)
     with pytest.raises(ModelUnavailable):
         model.converse(ModelRequest(DEFAULT_SIDE_MODEL_ID, REQUEST.messages))
@@ -249,9 +241,7 @@ def test_settings_defaults_and_overrides(monkeypatch: pytest.MonkeyPatch) -> Non
         "us.amazon.nova-micro-v1:0",
         3,
     )
-    custom = ModelSettings.from_env(
-        {"MODEL_ID_REPLY": "r", "MODEL_ID_SIDE": "s", "MODEL_READ_TIMEOUT_SECONDS": "5"}
-    )
+    custom = ModelSettings.from_env({"MODEL_ID_REPLY": "r", "MODEL_ID_SIDE": "s", "MODEL_READ_TIMEOUT_SECONDS": "5"})
     assert (custom.reply_model_id, custom.side_model_id, custom.read_timeout) == ("r", "s", 5.0)
     with pytest.raises(ValueError, match="MODEL_PROVIDER"):
         ModelSettings.from_env({"MODEL_PROVIDER": "azure"})

@@ -78,9 +78,7 @@ def repos(table: Any) -> dict[str, Any]:
     }
 
 
-def deps_with(
-    repos: dict[str, Any], model: ModelPort, observed: list[str] | None = None
-) -> PostTurnDependencies:
+def deps_with(repos: dict[str, Any], model: ModelPort, observed: list[str] | None = None) -> PostTurnDependencies:
     return PostTurnDependencies(
         model=model,
         model_settings=ModelSettings(side_model_id="side-model"),
@@ -166,9 +164,7 @@ def conversation_with_messages(repos: dict[str, Any], count: int) -> Conversatio
     conversation = conversations.create_conversation(USER, COACH, "Training")
     for index in range(0, count, 2):
         user = ChatMessage(id=f"{index:02d}u", role="user", content=f"question {index}", timestamp="t")
-        reply = ChatMessage(
-            id=f"{index:02d}a", role="assistant", content=f"answer {index + 1}", timestamp="t"
-        )
+        reply = ChatMessage(id=f"{index:02d}a", role="assistant", content=f"answer {index + 1}", timestamp="t")
         conversations.begin_turn(conversation, user)
         conversations.finish_turn(conversation, user, reply)
     return conversation
@@ -206,9 +202,7 @@ def test_summary_is_skipped_when_the_conversation_is_gone(repos: dict[str, Any])
     assert report.skipped == ["summary"]
 
 
-@pytest.mark.parametrize(
-    "answer", ["I could not find a workout.", '{"exercises": "many"}', "{not json}", "[1, 2]"]
-)
+@pytest.mark.parametrize("answer", ["I could not find a workout.", '{"exercises": "many"}', "{not json}", "[1, 2]"])
 def test_an_answer_without_the_json_asked_for_is_skipped(repos: dict[str, Any], answer: str) -> None:
     both = job(is_workout_log=True, has_memory_to_save=True)
     report = run_post_turn(both, deps_with(repos, ScriptedModel(answer, answer)))

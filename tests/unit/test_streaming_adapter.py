@@ -54,9 +54,7 @@ def test_stream_headers_prelude_and_one_chunk_per_event(runtime):
     assert request.headers["Lambda-Runtime-Function-Response-Mode"] == "streaming"
     assert request.headers["Transfer-Encoding"] == "chunked"
     assert request.headers["Content-Type"] == "application/vnd.awslambda.http-integration-response"
-    assert (
-        request.headers["Trailer"] == "Lambda-Runtime-Function-Error-Type, Lambda-Runtime-Function-Error-Body"
-    )
+    assert request.headers["Trailer"] == "Lambda-Runtime-Function-Error-Type, Lambda-Runtime-Function-Error-Body"
     assert "Content-Length" not in request.headers
 
     prelude = json.dumps(
@@ -101,9 +99,9 @@ def test_error_after_first_byte_ends_with_error_event_and_trailers(runtime):
 
 def test_contract_failure_mid_stream_keeps_its_code(runtime):
     request = invoke(runtime, stream_handlers.fails_mid_stream, function_url_event(query="kind=contract"))
-    assert chunk(
-        sse({"type": "error", "code": "MODEL_STREAM_INTERRUPTED", "message": "the model stopped"})
-    ) in (request.raw_body)
+    assert chunk(sse({"type": "error", "code": "MODEL_STREAM_INTERRUPTED", "message": "the model stopped"})) in (
+        request.raw_body
+    )
     assert b"Lambda-Runtime-Function-Error-Type: StreamFailure\r\n" in request.raw_body
 
 

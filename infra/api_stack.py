@@ -1,0 +1,366 @@
+"""The API stack: every function of `functions/catalog.py`, their Function URLs, and the HTTP API.
+
+Nothing here names a function: a catalog entry decides its construct (streaming or not), its
+environment, its permissions (table, models, uploads, async targets) and its routes. A function added
+to the catalog deploys with the next `make deploy`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import jsii
+from aws_cdk import ArnFormat, Aws, CfnOutput, Duration, Fn, Stack, Validations
+from aws_cdk import aws_apigateway as apigw
+from aws_cdk import aws_apigatewayv2 as apigwv2
+from aws_cdk import aws_apigatewayv2_authorizers as authorizers
+from aws_cdk import aws_apigatewayv2_integrations as integrations
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+from functions.catalog import FunctionDefinition
+from infra import bedrock
+from infra.auth_stack import AuthStack
+from infra.bundling import REPO_ROOT, BundleSpec, missing_sources
+from infra.catalog_rules import check, construct_id, routes, target_env_var, url_env_var
+from infra.config import InfraConfig
+from infra.data_stack import UPLOADS_PREFIX, DataStack
+from infra.functions import PythonCatalogFunction, StreamingPythonFunction, function_code
+from infra.nag import acknowledge
+from shared.store.schema import TABLE_NAME_ENV
+
+# Item reads and writes, single and batched, conditional checks (transactions are authorized through
+# these same actions). No Scan, no table management.
+TABLE_ACTIONS = (
+    "dynamodb:GetItem",
+    "dynamodb:BatchGetItem",
+    "dynamodb:Query",
+    "dynamodb:PutItem",
+    "dynamodb:UpdateItem",
+    "dynamodb:DeleteItem",
+    "dynamodb:BatchWriteItem",
+    "dynamodb:ConditionCheckItem",
+)
+INDEX_ACTIONS = ("dynamodb:Query",)
+SAM_LOCAL_ENDPOINT_VARIABLES = (
+    "AWS_ENDPOINT_URL_DYNAMODB",
+    "AWS_ENDPOINT_URL_S3",
+    "AWS_ENDPOINT_URL_LAMBDA",
+    "AWS_ENDPOINT_URL_BEDROCK_RUNTIME",
+)
+SERVICE_NAME = "coach-stream"
+METRICS_NAMESPACE = "CoachStream"
+API_ALLOWED_HEADERS = ("authorization", "content-type")
+# HTTP API ($context variables that HTTP APIs support); no tokens, bodies or query strings are logged.
+ACCESS_LOG_FIELDS = {
+    "requestId": "$context.requestId",
+    "time": "$context.requestTime",
+    "ip": "$context.identity.sourceIp",
+    "method": "$context.httpMethod",
+    "routeKey": "$context.routeKey",
+    "path": "$context.path",
+    "status": "$context.status",
+    "protocol": "$context.protocol",
+    "responseLength": "$context.responseLength",
+    "latencyMs": "$context.responseLatency",
+    "integrationLatencyMs": "$context.integrationLatency",
+    "integrationError": "$context.integrationErrorMessage",
+    "authorizerError": "$context.authorizer.error",
+}
+
+
+class ApiStack(Stack):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id_: str,
+        *,
+        config: InfraConfig,
+        definitions: Iterable[FunctionDefinition],
+        data: DataStack,
+        auth: AuthStack,
+        root: Path = REPO_ROOT,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(scope, construct_id_, **kwargs)
+        self.config = config
+        self.definitions = check(definitions)
+        self.data = data
+        self.auth = auth
+        self.add_stack_dependency(data)  # the uploads bucket ARN is an explicit import (see DataStack)
+        self.http_api = self._http_api()
+        self.functions: dict[str, PythonCatalogFunction] = {}
+        for definition in self.definitions:
+            self.functions[definition.name] = self._function(definition, root)
+        for definition in self.definitions:
+            self._grant(definition)
+        self._stream_urls_for_buffered_functions()
+        self._routes()
+        if config.sam_local:
+            Validations.of(self).add_warning(
+                "SamLocalSynth",
+                "samLocal=true declares empty AWS_ENDPOINT_URL_* variables for `sam local invoke`; "
+                "do not deploy this synth",
+            )
+        self._outputs()
+
+    # --- functions -------------------------------------------------------------------------------
+
+    def function_name(self, catalog_name: str) -> str:
+        """Deployed names are fixed by the catalog, so callers can name async targets without a reference."""
+        return f"{self.config.name_prefix}-{catalog_name}"
+
+    def environment(self, definition: FunctionDefinition) -> dict[str, str]:
+        config = self.config
+        env = {
+            "JWT_ISSUER": self.auth.issuer,
+            "JWT_AUDIENCE": self.auth.client.user_pool_client_id,
+            "STREAMING_ENABLED": "true" if config.streaming_enabled else "false",
+            "STREAMING_PERCENTAGE": str(config.streaming_percentage),
+            "RATE_LIMIT_PER_MINUTE": str(config.rate_limit_per_minute),
+            "STREAM_TIME_BUDGET_SECONDS": str(config.stream_budget_for(definition.timeout_seconds)),
+            "ALLOWED_ORIGINS": ",".join(config.allowed_origins),
+            "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
+            "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
+            "POWERTOOLS_LOG_LEVEL": "INFO",
+            "POWERTOOLS_TRACE_DISABLED": "true",  # no X-Ray here; Powertools' tracer stays a no-op
+        }
+        if definition.uses_table:
+            env[TABLE_NAME_ENV] = self.data.table.table_name
+        if definition.uses_models:
+            env["MODEL_ID_REPLY"] = config.model_id_reply
+            env["MODEL_ID_SIDE"] = config.model_id_side
+            env["UPLOADS_BUCKET"] = self.data.uploads.bucket_name
+        for target in definition.invokes:
+            env[target_env_var(target)] = self.function_name(target)
+        env["API_URL"] = self.http_api.api_endpoint
+        if config.sam_local:
+            # `sam local invoke --env-vars` only overrides variables the template declares.
+            env.update(dict.fromkeys(SAM_LOCAL_ENDPOINT_VARIABLES, ""))
+            if definition.streaming:
+                # SAM's emulator does not stream: the wrapper hands over to the stock bootstrap (buffered).
+                env["STREAMING_ADAPTER"] = "off"
+        env.update(definition.extra_environment)
+        return env
+
+    def _stream_urls_for_buffered_functions(self) -> None:
+        """The Function URLs, for the buffered functions (`GET /config` tells the client where to stream).
+
+        Streaming functions do not get them: a function whose environment names its own URL (or a URL
+        that names it back) would be a dependency cycle.
+        """
+        urls = {
+            url_env_var(d.url_output_key): _without_trailing_slash(fn.url.url)
+            for d in self.definitions
+            if d.url_output_key and isinstance(fn := self.functions[d.name], StreamingPythonFunction)
+        }
+        for definition in self.definitions:
+            if not definition.streaming:
+                for key, value in urls.items():
+                    self.functions[definition.name].function.add_environment(key, value)
+
+    def _function(self, definition: FunctionDefinition, root: Path) -> PythonCatalogFunction:
+        spec = BundleSpec(
+            folder=definition.folder,
+            python_version=self.config.python_version,
+            architecture=self.config.architecture,
+            root=root,
+        )
+        common: dict[str, Any] = {
+            "definition": definition,
+            "function_name": self.function_name(definition.name),
+            "code": function_code(spec),
+            "environment": self.environment(definition),
+            "python_version": self.config.python_version,
+            "architecture": self.config.architecture,
+            "log_retention_days": self.config.log_retention_days,
+        }
+        cid = construct_id(definition.name)
+        if definition.streaming:
+            fn: PythonCatalogFunction = StreamingPythonFunction(
+                self, cid, allowed_origins=self.config.allowed_origins, **common
+            )
+        else:
+            fn = PythonCatalogFunction(self, cid, **common)
+        # A readable, stable logical id: `sam local invoke -t cdk.out/<Stack>.template.json <Name>Function`.
+        fn.function.node.default_child.override_logical_id(definition.logical_id)  # type: ignore[union-attr]
+        missing = missing_sources(spec)
+        if missing:
+            # Synth still works while a function's folder has not landed; deploying it would not.
+            Validations.of(fn).add_warning(
+                "MissingFunctionCode",
+                f"{definition.name}: {', '.join(missing)} not found; the deployed function would fail to import",
+            )
+        acknowledge(
+            fn.function,
+            "AwsSolutions-L1",
+            reason=f"Python {self.config.python_version} is the runtime the wheels are bundled and tested "
+            "for; moving to a newer one is a deliberate change (InfraConfig.python_version).",
+        )
+        return fn
+
+    def _grant(self, definition: FunctionDefinition) -> None:
+        fn = self.functions[definition.name]
+        if definition.uses_table:
+            table = self.data.table
+            fn.add_to_role_policy(iam.PolicyStatement(actions=list(TABLE_ACTIONS), resources=[table.table_arn]))
+            index_arns = [f"{table.table_arn}/index/{name}" for name in self.data.table_definition.indexes]
+            if index_arns:
+                fn.add_to_role_policy(iam.PolicyStatement(actions=list(INDEX_ACTIONS), resources=index_arns))
+        if definition.uses_models:
+            self._grant_models(fn)
+            uploads_arn = Fn.import_value(self.data.uploads_arn_export)
+            fn.add_to_role_policy(
+                iam.PolicyStatement(actions=["s3:GetObject"], resources=[f"{uploads_arn}/{UPLOADS_PREFIX}*"])
+            )
+            acknowledge(
+                fn.role,
+                f"AwsSolutions-IAM5[Resource::{self.data.uploads_arn_export}/{UPLOADS_PREFIX}*]",
+                reason="Read access is limited to the user-uploads/ prefix; the code further requires every "
+                "key to lie under user-uploads/{userId}/ of the authenticated user (CONTRACT.md section 1).",
+            )
+        for target in definition.invokes:
+            fn.add_to_role_policy(
+                iam.PolicyStatement(
+                    actions=["lambda:InvokeFunction"],
+                    resources=[
+                        Stack.of(self).format_arn(
+                            service="lambda",
+                            resource="function",
+                            resource_name=self.function_name(target),
+                            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+                        )
+                    ],
+                )
+            )
+
+    def _grant_models(self, fn: PythonCatalogFunction) -> None:
+        resources = bedrock.model_resources(
+            [self.config.model_id_reply, self.config.model_id_side],
+            partition=Aws.PARTITION,
+            region=Aws.REGION,
+            account=Aws.ACCOUNT_ID,
+        )
+        arns = resources.profiles + resources.foundation_models
+        fn.add_to_role_policy(iam.PolicyStatement(actions=list(bedrock.INVOKE_ACTIONS), resources=arns))
+        for arn in resources.foundation_models:
+            if ":*:" not in arn:
+                continue
+            model = arn.rsplit("/", 1)[1]
+            acknowledge(
+                fn.role,
+                f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:bedrock:*::foundation-model/{model}]",
+                reason=f"{model} is reached through a cross-Region inference profile, which may route to any "
+                "of its destination Regions; Bedrock requires the foundation model ARN in each of them. "
+                "The model is fixed, only the Region is open.",
+            )
+
+    # --- the HTTP API ----------------------------------------------------------------------------
+
+    def _http_api(self) -> apigwv2.HttpApi:
+        """The API, its stage and the authorizer; routes come after the functions (`_routes`)."""
+        found = routes(self.definitions)
+        methods = sorted({route.method for route in found} or {"GET"})
+        api = apigwv2.HttpApi(
+            self,
+            "HttpApi",
+            api_name=f"{self.config.name_prefix}-api",
+            description="coach-stream API: fallbacks and reads (JWT authorizer on the user pool)",
+            create_default_stage=False,
+            cors_preflight=apigwv2.CorsPreflightOptions(
+                allow_origins=list(self.config.allowed_origins),
+                allow_methods=[apigwv2.CorsHttpMethod(m) for m in methods],
+                allow_headers=list(API_ALLOWED_HEADERS),
+                expose_headers=["retry-after"],
+                max_age=Duration.hours(1),
+            ),
+        )
+        access_logs = logs.LogGroup(self, "HttpApiAccessLogs")
+        access_logs.node.default_child.retention_in_days = self.config.log_retention_days  # type: ignore[union-attr]
+        self.stage = apigwv2.HttpStage(
+            self,
+            "DefaultStage",
+            http_api=api,
+            stage_name="$default",
+            auto_deploy=True,
+            throttle=apigwv2.ThrottleSettings(
+                rate_limit=self.config.api_throttle_rate, burst_limit=self.config.api_throttle_burst
+            ),
+            access_log_settings=_AccessLogs(apigwv2.LogGroupLogDestination(access_logs)),
+        )
+        self.authorizer = authorizers.HttpUserPoolAuthorizer(
+            "CognitoAuthorizer",
+            self.auth.user_pool,
+            user_pool_clients=[self.auth.client],
+            identity_source=["$request.header.Authorization"],
+        )
+        return api
+
+    def _routes(self) -> None:
+        lambda_integrations: dict[str, integrations.HttpLambdaIntegration] = {}
+        self.routes: dict[str, apigwv2.HttpRoute] = {}
+        for route in routes(self.definitions):
+            integration = lambda_integrations.get(route.function)
+            if integration is None:
+                integration = integrations.HttpLambdaIntegration(
+                    f"{construct_id(route.function)}Integration", self.functions[route.function].function
+                )
+                lambda_integrations[route.function] = integration
+            created = self.http_api.add_routes(
+                path=route.path,
+                methods=[apigwv2.HttpMethod(route.method)],
+                integration=integration,
+                authorizer=self.authorizer if route.authorized else apigwv2.HttpNoneAuthorizer(),
+            )
+            for http_route in created:
+                self.routes[route.key] = http_route
+                if not route.authorized:
+                    acknowledge(
+                        http_route,
+                        "AwsSolutions-APIG4",
+                        reason=f"{route.key} is declared public in functions/catalog.py (public_routes): "
+                        "it serves no user data without a token (e.g. GET /config).",
+                    )
+
+    # --- outputs: the keys of .local/outputs.json -------------------------------------------------
+
+    def _outputs(self) -> None:
+        CfnOutput(self, "apiUrl", value=self.http_api.api_endpoint, description="HTTP API base URL")
+        for definition in self.definitions:
+            fn = self.functions[definition.name]
+            if definition.url_output_key and isinstance(fn, StreamingPythonFunction):
+                CfnOutput(
+                    self,
+                    definition.url_output_key,
+                    value=_without_trailing_slash(fn.url.url),
+                    description=f"{definition.name} Function URL (RESPONSE_STREAM)",
+                )
+        CfnOutput(self, "issuer", value=self.auth.issuer, description="JWT issuer (the user pool)")
+        CfnOutput(self, "userPoolId", value=self.auth.user_pool.user_pool_id)
+        CfnOutput(self, "userPoolClientId", value=self.auth.client.user_pool_client_id)
+
+
+def _without_trailing_slash(url: str) -> str:
+    """A Function URL is `https://<id>.lambda-url.<region>.on.aws/`; the outputs carry no trailing slash,
+    like the local stack's, so `${url}/users/...` never makes a `//` path."""
+    return Fn.join("", ["https://", Fn.select(2, Fn.split("/", url))])
+
+
+@jsii.implements(apigwv2.IAccessLogSettings)
+class _AccessLogs:
+    """JSON access logs to a log group (IAccessLogSettings is an interface, not a struct, in Python)."""
+
+    def __init__(self, destination: apigwv2.IAccessLogDestination) -> None:
+        self._destination = destination
+
+    @property
+    def destination(self) -> apigwv2.IAccessLogDestination:
+        return self._destination
+
+    @property
+    def format(self) -> apigw.AccessLogFormat:
+        return apigw.AccessLogFormat.custom(json.dumps(ACCESS_LOG_FIELDS, separators=(",", ":")))

@@ -1,0 +1,193 @@
+"""Docker-free bundling of one catalog function into the directory layout Lambda runs.
+
+The asset of a function is, at its root (`/var/task`):
+
+    <runtime wheels>            pip install --target, Linux wheels for the runtime's Python and CPU
+    shared/                     everything the functions share, the exec wrapper still executable
+    functions/__init__.py       so `functions.<folder>.handler` imports as a package
+    functions/catalog.py
+    functions/<folder>/         this function's entry point
+
+Wheels come from a wheelhouse under the user's cache directory: the registry is needed only the first
+time for a given requirements set; after that bundling works offline. The asset hash is computed from
+exactly the inputs above (the function's folder, `shared/`, the requirements and the bundling
+parameters), so two functions never share an asset and an unchanged function is never re-bundled:
+CDK skips bundling when `cdk.out/asset.<hash>` already exists.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import stat
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+REQUIREMENTS = "requirements.txt"
+SHARED = "shared"
+EXEC_WRAPPER = "shared/streaming/exec-wrapper"
+PACKAGE_FILES = ("functions/__init__.py", "functions/catalog.py")
+BUNDLING_FORMAT = "1"  # bump when the layout below changes, to invalidate every asset hash
+_SKIP_DIRS = {"__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache"}
+_SKIP_SUFFIXES = (".pyc", ".pyo")
+_MACHINES = {"arm64": "aarch64", "aarch64": "aarch64", "x86_64": "x86_64", "amd64": "x86_64"}
+
+
+class BundlingError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class BundleSpec:
+    """What decides an asset's content: the function's folder and the target runtime."""
+
+    folder: str  # functions/<folder>; "" for a handler that lives in shared/
+    python_version: str = "3.13"
+    architecture: str = "arm64"  # arm64 | x86_64 (also accepts aarch64 / amd64)
+    root: Path = REPO_ROOT
+
+    @property
+    def machine(self) -> str:
+        try:
+            return _MACHINES[self.architecture]
+        except KeyError:
+            raise BundlingError(f"unknown architecture {self.architecture!r}") from None
+
+    @property
+    def platforms(self) -> tuple[str, ...]:
+        # Lambda's Python 3.12+ runtimes run on Amazon Linux 2023 (glibc 2.34): manylinux2014 wheels and
+        # the newer glibc 2.28 tag both load there.
+        return (f"manylinux2014_{self.machine}", f"manylinux_2_28_{self.machine}")
+
+    @property
+    def function_dir(self) -> Path | None:
+        return self.root / "functions" / self.folder if self.folder else None
+
+    def pip_platform_args(self) -> list[str]:
+        args = ["--only-binary=:all:", "--implementation", "cp", "--python-version", self.python_version]
+        for platform in self.platforms:
+            args += ["--platform", platform]
+        return args
+
+
+def missing_sources(spec: BundleSpec) -> list[str]:
+    """Inputs that do not exist (yet): a catalog entry whose folder has not landed, for one."""
+    missing = [p for p in (REQUIREMENTS, SHARED, EXEC_WRAPPER, *PACKAGE_FILES) if not (spec.root / p).exists()]
+    if spec.function_dir is not None and not (spec.function_dir / "handler.py").is_file():
+        missing.append(f"functions/{spec.folder}/handler.py")
+    return missing
+
+
+def _walk(directory: Path) -> Iterator[Path]:
+    for path in sorted(directory.iterdir()):
+        if path.name in _SKIP_DIRS or path.name.endswith(_SKIP_SUFFIXES):
+            continue
+        if path.is_dir():
+            yield from _walk(path)
+        elif path.is_file():
+            yield path
+
+
+def source_files(spec: BundleSpec) -> list[Path]:
+    """Every file copied into the asset besides the wheels, in a stable order."""
+    files: list[Path] = [spec.root / p for p in PACKAGE_FILES if (spec.root / p).is_file()]
+    if (spec.root / SHARED).is_dir():
+        files += _walk(spec.root / SHARED)
+    if spec.function_dir is not None and spec.function_dir.is_dir():
+        files += _walk(spec.function_dir)
+    return files
+
+
+def asset_hash(spec: BundleSpec) -> str:
+    """sha256 of the bundling parameters, the requirements and every source file (path, run bit, bytes)."""
+    digest = hashlib.sha256()
+    params = (
+        f"format={BUNDLING_FORMAT};folder={spec.folder};python={spec.python_version};"
+        f"platforms={','.join(spec.platforms)}"
+    )
+    digest.update(params.encode())
+    requirements = spec.root / REQUIREMENTS
+    digest.update(b"\0requirements\0" + (requirements.read_bytes() if requirements.is_file() else b""))
+    for path in source_files(spec):
+        relative = path.relative_to(spec.root).as_posix()
+        executable = b"x" if os.access(path, os.X_OK) else b"-"
+        digest.update(b"\0" + relative.encode() + b"\0" + executable + b"\0")
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
+
+
+def default_wheelhouse() -> Path:
+    configured = os.environ.get("COACH_WHEELHOUSE")
+    if configured:
+        return Path(configured)
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(cache) / "coach-stream" / "wheelhouse"
+
+
+def _pip(args: list[str]) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "pip", "--disable-pip-version-check", "--no-input", *args]
+    return subprocess.run(command, capture_output=True, text=True, check=False)  # noqa: S603
+
+
+def install_requirements(spec: BundleSpec, target: Path, wheelhouse: Path | None = None) -> None:
+    """Linux wheels for the runtime into `target`: from the wheelhouse, filling it from the index once."""
+    requirements = spec.root / REQUIREMENTS
+    house = (wheelhouse or default_wheelhouse()) / f"cp{spec.python_version.replace('.', '')}-{spec.machine}"
+    house.mkdir(parents=True, exist_ok=True)
+    platform_args = spec.pip_platform_args()
+    install = [
+        "install",
+        "--no-index",
+        "--find-links",
+        str(house),
+        "--no-compile",  # .pyc files for this machine's Python would be dead weight in the runtime
+        "--target",
+        str(target),
+        *platform_args,
+        "-r",
+        str(requirements),
+    ]
+    result = _pip(install)
+    if result.returncode == 0:
+        return
+    # Not all wheels are in the wheelhouse yet (first run, or the requirements changed): fetch them.
+    download = _pip(["download", "--dest", str(house), *platform_args, "-r", str(requirements)])
+    if download.returncode != 0:
+        raise BundlingError(
+            f"pip could not fetch {spec.platforms[0]} wheels for Python {spec.python_version} into "
+            f"{house} (the first bundling needs the package index; later ones run offline):\n"
+            f"{download.stderr[-3000:]}"
+        )
+    shutil.rmtree(target, ignore_errors=True)
+    target.mkdir(parents=True, exist_ok=True)
+    result = _pip(install)
+    if result.returncode != 0:
+        raise BundlingError(f"pip install from {house} failed:\n{result.stderr[-3000:]}")
+
+
+def copy_sources(spec: BundleSpec, target: Path) -> None:
+    """The project's own code, run bits kept (copy2), and the exec wrapper executable whatever happened."""
+    for path in source_files(spec):
+        destination = target / path.relative_to(spec.root)
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(path, destination)
+    wrapper = target / EXEC_WRAPPER
+    if wrapper.exists():
+        mode = wrapper.stat().st_mode
+        wrapper.chmod(mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH | stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
+
+
+def bundle(spec: BundleSpec, target: Path, wheelhouse: Path | None = None) -> Path:
+    """Build the asset directory for `spec` in `target` (created if needed). Returns `target`."""
+    missing = [m for m in missing_sources(spec) if m != f"functions/{spec.folder}/handler.py"]
+    if missing:
+        raise BundlingError(f"cannot bundle functions/{spec.folder}: missing {', '.join(missing)}")
+    target.mkdir(parents=True, exist_ok=True)
+    install_requirements(spec, target, wheelhouse)
+    copy_sources(spec, target)
+    return target

@@ -1,0 +1,96 @@
+"""What the stacks read from `functions/catalog.py`, checked up front so a bad entry fails the synth clearly.
+
+Plain Python (no CDK), so the checks are cheap to test.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from functions.catalog import FunctionDefinition, construct_id, function_name_variable
+from functions.catalog import url_variable as url_env_var
+
+HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
+_ROUTE = re.compile(r"^(?P<method>[A-Z]+) (?P<path>/[A-Za-z0-9_./{}+-]*)$")
+_NAME = re.compile(r"^[a-z][a-z0-9-]{0,39}$")
+_OUTPUT_KEY = re.compile(r"^[A-Za-z][A-Za-z0-9]*$")
+
+
+class CatalogError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    path: str
+    function: str  # catalog name
+    authorized: bool
+
+    @property
+    def key(self) -> str:
+        return f"{self.method} {self.path}"
+
+
+def parse_route(text: str, function: str, *, authorized: bool) -> Route:
+    match = _ROUTE.match(text.strip())
+    if match is None or match["method"] not in HTTP_METHODS:
+        raise CatalogError(f"{function}: route {text!r} is not 'METHOD /path' with one of {HTTP_METHODS}")
+    return Route(match["method"], match["path"], function, authorized)
+
+
+__all__ = ["construct_id", "url_env_var"]
+
+
+def target_env_var(name: str) -> str:
+    """`post-turn-worker` -> `POST_TURN_WORKER_FUNCTION_NAME`: the catalog's own rule, so caller and
+    callee agree on the variable that carries an async target's deployed name."""
+    return function_name_variable(name)
+
+
+def routes(definitions: Iterable[FunctionDefinition]) -> list[Route]:
+    found: list[Route] = []
+    for definition in definitions:
+        found += [parse_route(r, definition.name, authorized=True) for r in definition.api_routes]
+        found += [parse_route(r, definition.name, authorized=False) for r in definition.public_routes]
+    return found
+
+
+def check(definitions: Iterable[FunctionDefinition]) -> list[FunctionDefinition]:
+    """Every rule the stacks rely on; returns the definitions as a list."""
+    items = list(definitions)
+    names = [d.name for d in items]
+    for definition in items:
+        if not _NAME.match(definition.name):
+            raise CatalogError(f"function name {definition.name!r}: lower-case letters, digits, dashes")
+        if not definition.handler:
+            raise CatalogError(f"{definition.name}: no handler")
+        if definition.url_output_key is not None:
+            if not definition.streaming:
+                raise CatalogError(f"{definition.name}: url_output_key needs a streaming function (a URL)")
+            if not _OUTPUT_KEY.match(definition.url_output_key):
+                raise CatalogError(f"{definition.name}: url_output_key must be alphanumeric")
+        for target in definition.invokes:
+            if target not in names:
+                raise CatalogError(f"{definition.name} invokes unknown function {target!r}")
+        if not 1 <= definition.timeout_seconds <= 900:
+            raise CatalogError(f"{definition.name}: timeout must be 1 to 900 seconds")
+        if not 128 <= definition.memory_mb <= 10240:
+            raise CatalogError(f"{definition.name}: memory must be 128 to 10240 MB")
+    duplicates = {n for n in names if names.count(n) > 1}
+    if duplicates:
+        raise CatalogError(f"duplicate function names: {sorted(duplicates)}")
+    ids = [construct_id(n) for n in names]
+    if len(set(ids)) != len(ids):
+        raise CatalogError(f"function names collide once dashes are dropped: {names}")
+    keys = [d.url_output_key for d in items if d.url_output_key]
+    if len(set(keys)) != len(keys):
+        raise CatalogError(f"duplicate url_output_key among {keys}")
+    seen: dict[str, str] = {}
+    for route in routes(items):
+        if route.key in seen:
+            raise CatalogError(f"route {route.key} claimed by {seen[route.key]} and {route.function}")
+        seen[route.key] = route.function
+    return items

@@ -1,0 +1,168 @@
+"""Deployment settings: CDK context (`-c key=value` or cdk.json) first, then environment, then defaults.
+
+Plain data, no CDK import, so it is cheap to test. The function-side names (MODEL_ID_REPLY, ...) are the
+environment variables the functions read; the same names configure the synth, so a shell that runs the
+local stack with a setting deploys with it too.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+from shared.models.settings import DEFAULT_REPLY_MODEL_ID, DEFAULT_SIDE_MODEL_ID
+
+ARCHITECTURES = ("arm64", "x86_64")
+# Only the retention periods CloudWatch Logs accepts.
+LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557)
+_ORIGIN = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?$")
+_NAME_PREFIX = re.compile(r"^[a-z][a-z0-9-]{0,23}$")
+_STACK_PREFIX = re.compile(r"^[A-Za-z][A-Za-z0-9]{0,39}$")
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+class ConfigError(ValueError):
+    """A setting that cannot be deployed: the message names the context key and its variable."""
+
+
+@dataclass(frozen=True)
+class Setting:
+    context_key: str  # `cdk synth -c <key>=...`
+    env_var: str  # the same setting from the environment
+
+
+SETTINGS: dict[str, Setting] = {
+    "stack_prefix": Setting("stackPrefix", "COACH_STACK_PREFIX"),
+    "name_prefix": Setting("namePrefix", "COACH_NAME_PREFIX"),
+    "architecture": Setting("architecture", "LAMBDA_ARCHITECTURE"),
+    "model_id_reply": Setting("modelIdReply", "MODEL_ID_REPLY"),
+    "model_id_side": Setting("modelIdSide", "MODEL_ID_SIDE"),
+    "allowed_origins": Setting("allowedOrigins", "ALLOWED_ORIGINS"),
+    "streaming_enabled": Setting("streamingEnabled", "STREAMING_ENABLED"),
+    "streaming_percentage": Setting("streamingPercentage", "STREAMING_PERCENTAGE"),
+    "rate_limit_per_minute": Setting("rateLimitPerMinute", "RATE_LIMIT_PER_MINUTE"),
+    "stream_time_budget_seconds": Setting("streamTimeBudgetSeconds", "STREAM_TIME_BUDGET_SECONDS"),
+    "log_retention_days": Setting("logRetentionDays", "LOG_RETENTION_DAYS"),
+    "api_throttle_rate": Setting("apiThrottleRate", "API_THROTTLE_RATE"),
+    "api_throttle_burst": Setting("apiThrottleBurst", "API_THROTTLE_BURST"),
+    "self_sign_up": Setting("selfSignUp", "COGNITO_SELF_SIGN_UP"),
+    "nag": Setting("nag", "CDK_NAG"),
+    "sam_local": Setting("samLocal", "COACH_SAM_LOCAL"),
+}
+
+
+@dataclass(frozen=True)
+class InfraConfig:
+    stack_prefix: str = "CoachStream"  # stacks: <prefix>Data, <prefix>Auth, <prefix>Api
+    name_prefix: str = "coach-stream"  # function names: <prefix>-<catalog name>
+    architecture: str = "arm64"
+    model_id_reply: str = DEFAULT_REPLY_MODEL_ID
+    model_id_side: str = DEFAULT_SIDE_MODEL_ID
+    allowed_origins: tuple[str, ...] = ("http://localhost:3000", "http://127.0.0.1:3000")
+    streaming_enabled: bool = True
+    streaming_percentage: int = 100
+    rate_limit_per_minute: int = 20
+    stream_time_budget_seconds: int = 240  # capped per function at its timeout minus a margin
+    log_retention_days: int = 30
+    api_throttle_rate: int = 50  # HTTP API $default stage, requests per second
+    api_throttle_burst: int = 100
+    self_sign_up: bool = False  # users get custom:user_id from an administrator, never from themselves
+    nag: bool = True  # run cdk-nag's AwsSolutions pack as a synth-time validation plugin
+    sam_local: bool = False  # declare AWS_ENDPOINT_URL_* (empty) so `sam local invoke` can point them here
+
+    python_version: str = "3.13"  # the managed runtime; bundling fetches wheels for it
+
+    def __post_init__(self) -> None:
+        def fail(name: str, message: str) -> None:
+            setting = SETTINGS[name]
+            raise ConfigError(f"{setting.context_key} ({setting.env_var}): {message}")
+
+        if not _STACK_PREFIX.match(self.stack_prefix):
+            fail("stack_prefix", "letters and digits, starting with a letter")
+        if not _NAME_PREFIX.match(self.name_prefix):
+            fail("name_prefix", "lower-case letters, digits and dashes, at most 24")
+        if self.architecture not in ARCHITECTURES:
+            fail("architecture", f"one of {', '.join(ARCHITECTURES)}, not {self.architecture!r}")
+        for name in ("model_id_reply", "model_id_side"):
+            if not re.fullmatch(r"[A-Za-z0-9.:/_-]{3,200}", getattr(self, name)):
+                fail(name, f"not a model id or inference profile: {getattr(self, name)!r}")
+        if not self.allowed_origins:
+            fail("allowed_origins", "at least one origin")
+        for origin in self.allowed_origins:
+            if not _ORIGIN.match(origin):
+                fail("allowed_origins", f"{origin!r} is not scheme://host[:port] (no wildcard, no path)")
+        if not 0 <= self.streaming_percentage <= 100:
+            fail("streaming_percentage", "0 to 100")
+        if self.rate_limit_per_minute < 1:
+            fail("rate_limit_per_minute", "at least 1")
+        if not 10 <= self.stream_time_budget_seconds <= 900:
+            fail("stream_time_budget_seconds", "10 to 900")
+        if self.log_retention_days not in LOG_RETENTION_DAYS:
+            fail("log_retention_days", f"one of {LOG_RETENTION_DAYS}")
+        if self.api_throttle_rate < 1 or self.api_throttle_burst < 1:
+            fail("api_throttle_rate", "rate and burst at least 1")
+
+    @property
+    def python_tag(self) -> str:
+        return "cp" + self.python_version.replace(".", "")
+
+    def stream_budget_for(self, timeout_seconds: int) -> int:
+        """The configured budget, but always a margin before the function's deadline."""
+        margin = max(5, timeout_seconds // 10)
+        return max(1, min(self.stream_time_budget_seconds, timeout_seconds - margin))
+
+    @classmethod
+    def load(
+        cls,
+        context: Callable[[str], Any] | Mapping[str, Any] | None = None,
+        environ: Mapping[str, str] | None = None,
+    ) -> InfraConfig:
+        """Read every setting: `context` is `node.try_get_context` or a dict; `environ` is os.environ
+        unless given."""
+        env = os.environ if environ is None else environ
+        if context is None:
+            lookup: Callable[[str], Any] = lambda _key: None  # noqa: E731
+        elif callable(context):
+            lookup = context
+        else:
+            lookup = context.get
+        defaults = cls()
+        values: dict[str, Any] = {}
+        for item in fields(cls):
+            setting = SETTINGS.get(item.name)
+            if setting is None:
+                continue
+            raw = lookup(setting.context_key)
+            if raw is None:
+                raw = env.get(setting.env_var)
+            if raw is None or (isinstance(raw, str) and not raw.strip()):
+                continue
+            values[item.name] = _parse(item.name, raw, getattr(defaults, item.name))
+        return cls(**values)
+
+
+def _parse(name: str, raw: Any, default: Any) -> Any:
+    setting = SETTINGS[name]
+    where = f"{setting.context_key} ({setting.env_var})"
+    if isinstance(default, bool):
+        if isinstance(raw, bool):
+            return raw
+        text = str(raw).strip().lower()
+        if text in _TRUE:
+            return True
+        if text in _FALSE:
+            return False
+        raise ConfigError(f"{where}: true or false, not {raw!r}")
+    if isinstance(default, int):
+        try:
+            return int(str(raw).strip())
+        except ValueError:
+            raise ConfigError(f"{where}: a whole number, not {raw!r}") from None
+    if isinstance(default, tuple):
+        items = raw if isinstance(raw, list | tuple) else str(raw).split(",")
+        return tuple(str(item).strip().rstrip("/") for item in items if str(item).strip())
+    return str(raw).strip()
