@@ -79,8 +79,19 @@ COACH_API = FunctionDefinition(
         "GET /users/{userId}/coaches/{coachId}",
         "POST /users/{userId}/coaches/{coachId}/conversations",
         f"GET {CONVERSATION_PATH}",
+        "POST /users/{userId}/coach-creator-sessions",
+        "GET /users/{userId}/coach-creator-sessions/{sessionId}",
     ),
     public_routes=("GET /config",),
+)
+
+BUILD_COACH_FROM_SESSION = FunctionDefinition(
+    name="build-coach-from-session",
+    folder="build_coach_from_session",
+    streaming=False,
+    timeout_seconds=120,
+    memory_mb=512,
+    uses_models=True,
 )
 
 STREAM_COACH_CREATOR_SESSION = FunctionDefinition(
@@ -89,8 +100,19 @@ STREAM_COACH_CREATOR_SESSION = FunctionDefinition(
     streaming=True,
     timeout_seconds=300,
     uses_models=True,
+    invokes=(BUILD_COACH_FROM_SESSION.name,),
     url_output_key="coachCreatorStreamUrl",
     local_port=3002,
+)
+
+UPDATE_COACH_CREATOR_SESSION = FunctionDefinition(
+    name="update-coach-creator-session",
+    folder="update_coach_creator_session",
+    streaming=False,
+    timeout_seconds=120,
+    uses_models=True,
+    invokes=(BUILD_COACH_FROM_SESSION.name,),
+    api_routes=("PUT /users/{userId}/coach-creator-sessions/{sessionId}",),
 )
 
 FUNCTIONS: tuple[FunctionDefinition, ...] = (
@@ -99,6 +121,8 @@ FUNCTIONS: tuple[FunctionDefinition, ...] = (
     COACH_CONVERSATION_POST_TURN,
     COACH_API,
     STREAM_COACH_CREATOR_SESSION,
+    UPDATE_COACH_CREATOR_SESSION,
+    BUILD_COACH_FROM_SESSION,
 )
 
 

@@ -76,8 +76,27 @@ def memories(request: RecordedRequest) -> dict[str, Any] | None:
     return {"memories": [s.strip() for s in sentences if _FACT.search(s)][:3]}
 
 
+_INJURY = re.compile(r"[^.!?\n]*\b(knee|back|shoulder|hip|ankle|wrist|injur\w*|pain|sore)\b[^.!?\n]*", re.I)
+
+
+def coach_config(request: RecordedRequest) -> dict[str, Any] | None:
+    """The coach builder's JSON: a named coach whose safety notes quote the injuries the user gave."""
+    if not any("programFocus" in text for text in request.system_texts):
+        return None
+    text = request.last_user_text
+    injuries = sorted({m.group(0).strip() for m in _INJURY.finditer(text)})[:3]
+    return {
+        "name": "Coach Morgan",
+        "personality": "Encouraging and practical.",
+        "methodology": "Progressive overload with regular check-ins.",
+        "programFocus": "General strength and conditioning built around your schedule.",
+        "safetyNotes": "; ".join(injuries) if injuries else "none reported",
+        "coachingStyle": "Encouraging",
+    }
+
+
 def local_coach_responder(speed: float = 1.0) -> CoachResponder:
     responder = CoachResponder(speed=speed)
-    for answer in (route, workout, memories):
+    for answer in (route, workout, memories, coach_config):
         responder.add_json_responder(answer)
     return responder

@@ -1,7 +1,8 @@
 """coach-api: the non-streaming REST routes of CONTRACT.md section 3 behind API Gateway's HTTP API.
 
-Coaches, conversations and `/config`. Thin on purpose: the routes live in `shared.api`; this file
-builds the DynamoDB repositories once per container and hands each event to the resolver.
+Coaches, conversations, coach creator sessions and `/config`. Thin on purpose: the routes live in
+`shared.api`; this file builds the DynamoDB repositories once per container and hands each event to
+the resolver.
 """
 
 from __future__ import annotations
@@ -15,8 +16,13 @@ from shared.api.services import CONTEXT_KEY, Services
 from shared.observability import logger, metrics
 from shared.store.coaches import DynamoCoachRepository
 from shared.store.conversations import DynamoConversationRepository
+from shared.store.creator_sessions import DynamoCreatorSessionRepository
 
-SERVICES = Services(coaches=DynamoCoachRepository(), conversations=DynamoConversationRepository())
+SERVICES = Services(
+    coaches=DynamoCoachRepository(),
+    conversations=DynamoConversationRepository(),
+    sessions=DynamoCreatorSessionRepository(),
+)
 """Once per container; the table itself is opened on first use."""
 
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 from functions.catalog import CONVERSATION_PATH
-from shared.coach_conversation.fallback import collect_complete
 from shared.coach_conversation.wiring import open_conversation_turn
+from shared.fallback import collect_complete
 from shared.http.event import HttpRequest
 from shared.http.routes import ConversationStreamPath, Route, Router
 from shared.observability import logger, metrics

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
 
-from shared.api import coaches, config
+from shared.api import coaches, config, creator_sessions
 from shared.api.errors import register_error_handlers
 
 
 def create_app() -> APIGatewayHttpResolver:
     app = APIGatewayHttpResolver()
     app.include_router(coaches.router)
+    app.include_router(creator_sessions.router)
     app.include_router(config.router)
     register_error_handlers(app)
     return app

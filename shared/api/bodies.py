@@ -34,6 +34,12 @@ class CreateConversationBody(BaseModel):
         return data
 
 
+class CreateCreatorSessionBody(BaseModel):
+    """Nothing to send yet; an empty body or `{}`, and unknown fields are refused like everywhere else."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
 def body_bytes(body: str | None, is_base64_encoded: bool) -> bytes:
     """The body as the client sent it: 413 over `MAX_BODY_BYTES`, 400 for broken base64."""
     if not body:

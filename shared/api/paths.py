@@ -31,17 +31,32 @@ class ConversationPath(CoachPath):
     conversation_id: Id = Field(alias="conversationId")
 
 
+class CreatorSessionPath(UserPath):
+    session_id: Id = Field(alias="sessionId")
+
+
 COACHES = "/users/{userId}/coaches"
 COACH = f"{COACHES}/{{coachId}}"
 CONVERSATIONS = f"{COACH}/conversations"
+CREATOR_SESSIONS = "/users/{userId}/coach-creator-sessions"
 
 LIST_COACHES: Route[UserPath] = Route("GET", COACHES, UserPath)
 GET_COACH: Route[CoachPath] = Route("GET", COACH, CoachPath)
 CREATE_CONVERSATION: Route[CoachPath] = Route("POST", CONVERSATIONS, CoachPath)
 GET_CONVERSATION: Route[ConversationPath] = Route("GET", f"{CONVERSATIONS}/{{conversationId}}", ConversationPath)
+CREATE_CREATOR_SESSION: Route[UserPath] = Route("POST", CREATOR_SESSIONS, UserPath)
+GET_CREATOR_SESSION: Route[CreatorSessionPath] = Route("GET", f"{CREATOR_SESSIONS}/{{sessionId}}", CreatorSessionPath)
 GET_CONFIG: Route[NoParams] = Route("GET", "/config", NoParams)
 
-ROUTES: tuple[Route[Any], ...] = (LIST_COACHES, GET_COACH, CREATE_CONVERSATION, GET_CONVERSATION, GET_CONFIG)
+ROUTES: tuple[Route[Any], ...] = (
+    LIST_COACHES,
+    GET_COACH,
+    CREATE_CONVERSATION,
+    GET_CONVERSATION,
+    CREATE_CREATOR_SESSION,
+    GET_CREATOR_SESSION,
+    GET_CONFIG,
+)
 ROUTER = Router(ROUTES)
 """Only for the verdict on a request no endpoint took: 404 or 405."""
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from shared.store.coaches import CoachRepository
 from shared.store.conversations import ConversationRepository
+from shared.store.creator_sessions import CreatorSessionRepository
 
 CONTEXT_KEY = "services"
 
@@ -18,3 +19,4 @@ CONTEXT_KEY = "services"
 class Services:
     coaches: CoachRepository
     conversations: ConversationRepository
+    sessions: CreatorSessionRepository

@@ -38,7 +38,7 @@ def turn_dependencies() -> TurnDependencies:
 
 
 @cache
-def _rate_limiter() -> RateLimiter:
+def rate_limiter() -> RateLimiter:
     return RateLimiter()
 
 
@@ -64,7 +64,7 @@ def open_conversation_turn(request: HttpRequest, context: Any, router: Router) -
     stream_request = open_stream_request(request, router)
     user_id = stream_request.user.user_id
     logger.append_keys(user_id=user_id)
-    _rate_limiter().hit(user_id)
+    rate_limiter().hit(user_id)
     path = stream_request.path
     deps = turn_dependencies()
     conversation = deps.conversations.get_conversation(user_id, path.coach_id, path.conversation_id)

@@ -86,3 +86,40 @@ class Workout(Record):
     exercises: list[dict[str, Any]] = Field(default_factory=list)
     source_message_id: str = ""
     created_at: str = ""
+
+
+SophisticationLevel = Literal["BEGINNER", "INTERMEDIATE", "ADVANCED"]
+CoachConfigStatus = Literal["none", "generating", "ready", "failed"]
+
+
+class QuestionAnswer(Record):
+    """One interview step: the question asked, the user's answer and the coach creator's reply."""
+
+    question_id: str
+    question: str
+    answer: str
+    ai_response: str = ""
+    answered_at: str = ""
+    status: MessageStatus = "complete"
+
+
+class CreatorSession(Record):
+    """A coach creator interview, one item (see `shared.store.creator_sessions` for its size budget).
+
+    `version` moves on every change, so a conditional write on it detects any concurrent change;
+    `answering`/`answering_until` are the claim of the one request allowed to answer right now.
+    """
+
+    user_id: str
+    session_id: str
+    version: int = 0
+    created_at: str = ""
+    updated_at: str = ""
+    history: list[QuestionAnswer] = Field(default_factory=list)
+    current_question_id: str | None = None
+    sophistication_level: SophisticationLevel = "BEGINNER"
+    is_complete: bool = False
+    coach_id: str | None = None
+    coach_config_status: CoachConfigStatus = "none"
+    answering: str | None = None
+    answering_until: int | None = None

@@ -8,11 +8,11 @@ from datetime import UTC, datetime
 
 import pytest
 
-from shared.coach_conversation.fallback import StreamEndedInError, collect_complete
 from shared.coach_conversation.progress import opening_line, route_lines
 from shared.coach_conversation.prompts import TurnContext, history_messages, reply_request
 from shared.coach_conversation.router import DEFAULT_ROUTE, RouteDecision, first_json_object, parse_route
 from shared.deadline import DeadlineExceeded, until_deadline
+from shared.fallback import StreamEndedInError, collect_complete
 from shared.flags import use_streaming, user_bucket
 from shared.sse import ChunkEvent, CompleteEvent, ErrorEvent, StartEvent
 from shared.store.records import ChatMessage, Coach, Conversation, Memory

@@ -1,0 +1,1 @@
+"""The coach creator interview: its questions, sophistication tracking and prompts (pure, no I/O)."""
