@@ -20,9 +20,12 @@ MAX_REQUEST_BYTES = 6 * 1024 * 1024  # Function URLs refuse larger request paylo
 
 
 class FunctionUrlServer(LoopbackHTTPServer):
-    def __init__(self, function: LocalFunction, port: int, host: str = "127.0.0.1") -> None:
+    def __init__(
+        self, function: LocalFunction, port: int, host: str = "127.0.0.1", allowed_origins: tuple[str, ...] = ()
+    ) -> None:
         super().__init__((host, port), _FunctionUrlHandler)
         self.function = function
+        self.allowed_origins = allowed_origins
         self.url_id = uuid.uuid5(uuid.NAMESPACE_URL, function.spec.name).hex[:32]
 
     @property
@@ -58,16 +61,24 @@ class _FunctionUrlHandler(BaseHTTPRequestHandler):
             api_id=self.server.url_id,
             domain_name=f"{self.server.url_id}.lambda-url.us-east-1.on.aws",
         )
-        relay_outcomes(self, self.server.function.invoke(event))
+        relay_outcomes(self, self.server.function.invoke(event), self._cors())
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _handle
 
+    def _cors(self) -> dict[str, str]:
+        """The Function URL's CORS configuration: only the configured origins get the headers."""
+        origin = self.headers.get("Origin")
+        if not origin or origin not in self.server.allowed_origins:
+            return {}
+        return {"Access-Control-Allow-Origin": origin, "Vary": "Origin"}
+
     def do_OPTIONS(self) -> None:
         """Preflight is the Function URL's CORS configuration's job, not the function's."""
-        self.send_response(204)
-        self.send_header("Access-Control-Allow-Origin", self.headers.get("Origin") or "*")
-        self.send_header("Access-Control-Allow-Methods", "POST")
-        self.send_header("Access-Control-Allow-Headers", "authorization, content-type")
-        self.send_header("Access-Control-Max-Age", "300")
-        self.send_header("Content-Length", "0")
-        self.end_headers()
+        cors = self._cors()
+        if cors:
+            cors |= {
+                "Access-Control-Allow-Methods": "POST",
+                "Access-Control-Allow-Headers": "authorization, content-type",
+                "Access-Control-Max-Age": "300",
+            }
+        send_answer(self, HttpAnswer(204 if cors else 403, cors))

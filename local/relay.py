@@ -80,22 +80,26 @@ class _ClientGone(Exception):
     pass
 
 
-def relay_outcomes(handler: BaseHTTPRequestHandler, invocation: Invocation) -> None:
+def relay_outcomes(
+    handler: BaseHTTPRequestHandler, invocation: Invocation, extra_headers: dict[str, str] | None = None
+) -> None:
     """Answer the client from an invocation; stream chunks through the moment they arrive.
 
-    If the client goes away, the function runs on (as in Lambda): we stop writing, nothing else.
+    `extra_headers` are the front door's own (CORS), added to whatever the function answers. If the
+    client goes away, the function runs on (as in Lambda): we stop writing, nothing else.
     """
+    extra = extra_headers or {}
     try:
         outcome = _next(invocation)
     except queue.Empty:
         send_answer(handler, function_error_answer())
         return
     if outcome.kind == "buffered":
-        send_answer(handler, answer_from_proxy_result(outcome.data))
+        send_answer(handler, _with(answer_from_proxy_result(outcome.data), extra))
         return
     if outcome.kind != "stream":
         logger.error("function failed: %s", outcome.data[:500])
-        send_answer(handler, function_error_answer())
+        send_answer(handler, _with(function_error_answer(), extra))
         return
     pending = b""
     while (outcome := _next(invocation)).kind == "chunk":
@@ -106,7 +110,7 @@ def relay_outcomes(handler: BaseHTTPRequestHandler, invocation: Invocation) -> N
         send_answer(handler, function_error_answer())
         return
     prelude, _, first = pending.partition(DELIMITER)
-    head = answer_from_proxy_result(prelude)
+    head = _with(answer_from_proxy_result(prelude), extra)
     try:
         _send_head(handler, head, chunked=True)
         _send_chunk(handler, first)
@@ -123,6 +127,11 @@ def relay_outcomes(handler: BaseHTTPRequestHandler, invocation: Invocation) -> N
     except queue.Empty:
         logger.error("no word from the function past its timeout; closing the stream")
         handler.close_connection = True
+
+
+def _with(answer: HttpAnswer, headers: dict[str, str]) -> HttpAnswer:
+    answer.headers.update(headers)
+    return answer
 
 
 def _send_head(handler: BaseHTTPRequestHandler, answer: HttpAnswer, *, chunked: bool) -> None:

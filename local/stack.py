@@ -102,6 +102,10 @@ class LocalStack:
             return "real Amazon Bedrock with your AWS credentials (COACH_LOCAL_MODEL=bedrock)"
         return f"OpenAI-compatible endpoint {os.environ.get('OPENAI_BASE_URL', '?')} (COACH_LOCAL_MODEL=openai)"
 
+    def allowed_origins(self) -> tuple[str, ...]:
+        """The demo page is served by the API front door; browsers may call the Function URLs from it."""
+        return (self.url(self.ports.api), f"http://localhost:{self.ports.api}")
+
     def url(self, port: int) -> str:
         return f"http://127.0.0.1:{port}"
 
@@ -162,7 +166,9 @@ class LocalStack:
         for definition in self.definitions:
             if definition.streaming:
                 port = self.ports.function_urls[definition.name]
-                self.function_urls[definition.name] = FunctionUrlServer(self.functions[definition.name], port).start()
+                self.function_urls[definition.name] = FunctionUrlServer(
+                    self.functions[definition.name], port, allowed_origins=self.allowed_origins()
+                ).start()
         self.api = ApiGatewayServer(
             self.ports.api, http_api_authorizer(self.issuer), self.issuer.jwks, urlsplit(self.issuer_url).path
         )

@@ -121,3 +121,20 @@ def test_streams_run_concurrently(url):
         thread.join()
     assert len(results) == 3
     assert max(results) - started < 1.9, "three 1-second streams should overlap, not queue"
+
+
+def test_cors_follows_the_function_url_configuration(stack, url):
+    allowed = stack.outputs()["apiUrl"]
+    preflight = httpx.options(
+        f"{url('t-stream')}/events",
+        headers={"Origin": allowed, "Access-Control-Request-Method": "POST"},
+        timeout=20,
+    )
+    assert preflight.status_code == 204
+    assert preflight.headers["access-control-allow-origin"] == allowed
+    assert "authorization" in preflight.headers["access-control-allow-headers"]
+    streamed = httpx.post(f"{url('t-stream')}/events?count=1", headers={"Origin": allowed}, json={}, timeout=20)
+    assert streamed.headers["access-control-allow-origin"] == allowed
+    foreign = httpx.post(f"{url('t-stream')}/events?count=1", headers={"Origin": "https://evil.example"}, timeout=20)
+    assert "access-control-allow-origin" not in foreign.headers
+    assert httpx.options(f"{url('t-stream')}/events", headers={"Origin": "https://evil.example"}).status_code == 403
