@@ -17,6 +17,7 @@ from pathlib import Path
 
 import httpx
 
+from bench.conversation import measure_imports, measure_turns
 from functions.catalog import FunctionDefinition
 from local.functions import REPO_ROOT, FunctionSpec, LocalFunction
 from local.processes import die_with_parent, free_port
@@ -196,6 +197,8 @@ def main() -> None:
         if (REPO_ROOT / "functions" / folder / "handler.py").exists():
             adapter_cold_start(f"functions.{folder}.handler.handler")
     reference_cold_start(free_port())
+    measure_imports()
+    measure_turns()
 
 
 if __name__ == "__main__":
