@@ -9,7 +9,6 @@ then is the post-turn work handed off, so it never delays `complete`.
 from __future__ import annotations
 
 import logging
-import re
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -20,25 +19,15 @@ from shared.coach_conversation.post_turn import PostTurnJob
 from shared.coach_conversation.progress import opening_line, route_lines
 from shared.coach_conversation.prompts import HISTORY_MESSAGES, TurnContext, reply_request
 from shared.coach_conversation.router import DEFAULT_ROUTE, RouteDecision, decide_route
-from shared.deadline import DeadlineExceeded, until_deadline
 from shared.http.routes import ConversationStreamPath
 from shared.http.stream_request import StreamRequest
 from shared.jobs import JobQueue
-from shared.models import (
-    Image,
-    ModelError,
-    ModelPort,
-    ModelRequest,
-    ModelSettings,
-    ModelStreamInterrupted,
-    ModelUnavailable,
-    StreamEnd,
-    TextDelta,
-)
-from shared.sse import ChunkEvent, CompleteEvent, ErrorEvent, SseEvent, StartEvent
+from shared.models import Image, ModelPort, ModelSettings
+from shared.reply_stream import ReplyOutcome, stream_reply
+from shared.sse import ChunkEvent, CompleteEvent, SseEvent, StartEvent
 from shared.store.conversations import ConversationRepository, new_id, now_iso
 from shared.store.memories import MemoryRepository, WorkoutRepository
-from shared.store.records import ChatMessage, Coach, Conversation, MessageMetadata, MessageStatus
+from shared.store.records import ChatMessage, Coach, Conversation, MessageMetadata
 
 logger = logging.getLogger(__name__)
 
@@ -56,18 +45,6 @@ class TurnDependencies:
     workouts: WorkoutRepository
     post_turn: JobQueue
     observe: Callable[[str, float], None] = field(default=lambda name, value: None)
-
-
-@dataclass
-class ReplyOutcome:
-    text: str = ""
-    status: MessageStatus = "complete"
-    error: ErrorEvent | None = None
-    model_id: str = ""
-    input_tokens: int = 0
-    output_tokens: int = 0
-    fallback: bool = False
-    latency_ms: int | None = None
 
 
 class ConversationTurn:
@@ -125,7 +102,7 @@ class ConversationTurn:
         )
         outcome = ReplyOutcome()
         try:
-            yield from self._reply(request, outcome)
+            yield from stream_reply(self.deps.model, request, self.deadline, outcome, observe=self.deps.observe)
         finally:
             reply = self._store_reply(user_message, outcome)
         if outcome.error is not None:
@@ -154,50 +131,6 @@ class ConversationTurn:
             logger.warning("router did not answer in time; using the default route")
             return default
 
-    def _reply(self, request: ModelRequest, outcome: ReplyOutcome) -> Iterator[SseEvent]:
-        """Stream the reply into `outcome`; fall back to one non-streaming call if nothing came."""
-        parts: list[str] = []
-        try:
-            for event in until_deadline(self.deps.model.stream(request), self.deadline):
-                if isinstance(event, TextDelta):
-                    if not parts:
-                        self.deps.observe("TimeToFirstToken", (time.monotonic() - self.started) * 1000)
-                    parts.append(event.text)
-                    outcome.text += event.text
-                    yield ChunkEvent(content=event.text)
-                elif isinstance(event, StreamEnd):
-                    _usage(outcome, event.model_id, event.usage.input_tokens, event.usage.output_tokens)
-                    outcome.latency_ms = event.latency_ms
-        except ModelUnavailable as exc:
-            logger.warning("reply stream failed before its first token (%s); trying the fallback", exc.cause)
-            yield from self._fallback(request, outcome)
-        except ModelStreamInterrupted as exc:
-            logger.warning("reply stream interrupted after %d characters (%s)", len(outcome.text), exc.cause)
-            outcome.status = "interrupted"
-            outcome.error = ErrorEvent(code="MODEL_STREAM_INTERRUPTED", message="the coach's reply was cut off")
-        except DeadlineExceeded:
-            outcome.status = "timeout"
-            outcome.error = ErrorEvent(code="TIMEOUT", message="the reply took too long and was stopped")
-        except BaseException:
-            outcome.status = "interrupted"
-            raise
-
-    def _fallback(self, request: ModelRequest, outcome: ReplyOutcome) -> Iterator[SseEvent]:
-        self.deps.observe("Fallbacks", 1)
-        try:
-            reply = self.deps.model.converse(request)
-        except ModelError as exc:
-            logger.error("fallback call failed too (%s)", exc.cause)
-            outcome.status = "interrupted"
-            outcome.error = ErrorEvent(code="MODEL_UNAVAILABLE", message="the coach is unavailable; please try again")
-            return
-        outcome.fallback = True
-        _usage(outcome, reply.model_id, reply.usage.input_tokens, reply.usage.output_tokens)
-        outcome.latency_ms = reply.latency_ms
-        for piece in re.findall(r"\S+\s*(?:\S+\s*){0,5}", reply.text) or [reply.text]:
-            outcome.text += piece
-            yield ChunkEvent(content=piece)
-
     def _store_reply(self, user_message: ChatMessage, outcome: ReplyOutcome) -> ChatMessage:
         """Stores whatever text exists, complete or not, even if the client has left."""
         reply = ChatMessage(
@@ -218,6 +151,10 @@ class ConversationTurn:
             self.deps.conversations.finish_turn(self.conversation, user_message, reply)
         else:
             self.deps.conversations.fail_turn(self.conversation, user_message)
+        if outcome.first_token_at is not None:
+            self.deps.observe("TimeToFirstToken", (outcome.first_token_at - self.started) * 1000)
+        if outcome.error is not None:
+            self.deps.observe(f"Error{outcome.error.code}", 1)
         self.deps.observe("OutputTokens", outcome.output_tokens)
         self.deps.observe("StreamDuration", (time.monotonic() - self.started) * 1000)
         return reply
@@ -259,9 +196,3 @@ class ConversationTurn:
         except Exception:
             logger.exception("post-turn job could not be handed off")
             self.deps.observe("PostTurnHandoffFailures", 1)
-
-
-def _usage(outcome: ReplyOutcome, model_id: str, input_tokens: int, output_tokens: int) -> None:
-    outcome.model_id = model_id
-    outcome.input_tokens = input_tokens
-    outcome.output_tokens = output_tokens

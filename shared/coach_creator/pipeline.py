@@ -17,25 +17,17 @@ from dataclasses import dataclass, field
 from shared.coach_creator.coach_builder import BuildCoachJob
 from shared.coach_creator.prompts import interview_request
 from shared.coach_creator.questions import Level, Question, next_question, progress, question_by_id
-from shared.coach_creator.sophistication import MarkerFilter, combine, signals_level, strip_marker
-from shared.deadline import DeadlineExceeded, until_deadline
+from shared.coach_creator.sophistication import MarkerFilter, combine, signals_level
 from shared.http.errors import Conflict
 from shared.http.routes import CreatorSessionStreamPath
 from shared.http.stream_request import StreamRequest
 from shared.jobs import JobQueue
-from shared.models import (
-    ModelError,
-    ModelPort,
-    ModelRequest,
-    ModelSettings,
-    ModelStreamInterrupted,
-    ModelUnavailable,
-    TextDelta,
-)
-from shared.sse import ChunkEvent, CompleteEvent, ErrorEvent, ProgressEvent, SseEvent, StartEvent
+from shared.models import ModelPort, ModelSettings
+from shared.reply_stream import ReplyOutcome, stream_reply
+from shared.sse import CompleteEvent, ErrorEvent, ProgressEvent, SseEvent, StartEvent
 from shared.store.conversations import now_iso
 from shared.store.creator_sessions import CreatorSessionRepository
-from shared.store.records import CreatorSession, MessageStatus, QuestionAnswer
+from shared.store.records import CreatorSession, QuestionAnswer
 
 logger = logging.getLogger(__name__)
 
@@ -47,14 +39,6 @@ class CreatorDependencies:
     sessions: CreatorSessionRepository
     coach_builder: JobQueue
     observe: Callable[[str, float], None] = field(default=lambda name, value: None)
-
-
-@dataclass
-class AnswerOutcome:
-    shown: str = ""
-    status: MessageStatus = "complete"
-    error: ErrorEvent | None = None
-    reported_level: Level | None = None
 
 
 class CreatorTurn:
@@ -84,7 +68,8 @@ class CreatorTurn:
         following = next_question(answered, level)
         yield StartEvent(requestId=self.request_id)
 
-        outcome = AnswerOutcome()
+        outcome = ReplyOutcome()
+        marker = MarkerFilter()
         committed: CreatorSession | None = None
         try:
             request = interview_request(
@@ -95,9 +80,11 @@ class CreatorTurn:
                 level,
                 answer,
             )
-            yield from self._reply(request, outcome)
-            level = combine(level, outcome.reported_level, None)
-            if outcome.shown or outcome.error is None:
+            yield from stream_reply(
+                self.deps.model, request, self.deadline, outcome, text_filter=marker, observe=self.deps.observe
+            )
+            level = combine(level, marker.level, None)
+            if outcome.text or outcome.error is None:
                 committed = self._record(claimed, question, answer, outcome, following, level)
         finally:
             if committed is None:  # nothing was said back: the same question stays open for a retry
@@ -112,7 +99,7 @@ class CreatorTurn:
             return
         yield CompleteEvent(
             sessionId=committed.session_id,
-            aiResponse=outcome.shown,
+            aiResponse=outcome.text,
             isComplete=committed.is_complete,
             nextQuestion=following.text if following else None,
             progressDetails=details,
@@ -121,51 +108,12 @@ class CreatorTurn:
         if committed.is_complete:
             self._hand_off(committed)
 
-    def _reply(self, request: ModelRequest, outcome: AnswerOutcome) -> Iterator[SseEvent]:
-        marker = MarkerFilter()
-        try:
-            for event in until_deadline(self.deps.model.stream(request), self.deadline):
-                if isinstance(event, TextDelta):
-                    shown = marker.feed(event.text)
-                    if shown:
-                        outcome.shown += shown
-                        yield ChunkEvent(content=shown)
-            tail = marker.finish()
-            if tail:
-                outcome.shown += tail
-                yield ChunkEvent(content=tail)
-            outcome.reported_level = marker.level
-        except ModelUnavailable as exc:
-            logger.warning("interview stream failed before its first token (%s); trying the fallback", exc.cause)
-            yield from self._fallback(request, outcome)
-        except ModelStreamInterrupted as exc:
-            logger.warning("interview stream interrupted (%s)", exc.cause)
-            outcome.status = "interrupted"
-            outcome.error = ErrorEvent(code="MODEL_STREAM_INTERRUPTED", message="the reply was cut off")
-        except DeadlineExceeded:
-            outcome.status = "timeout"
-            outcome.error = ErrorEvent(code="TIMEOUT", message="the reply took too long and was stopped")
-
-    def _fallback(self, request: ModelRequest, outcome: AnswerOutcome) -> Iterator[SseEvent]:
-        self.deps.observe("Fallbacks", 1)
-        try:
-            reply = self.deps.model.converse(request)
-        except ModelError as exc:
-            logger.error("interview fallback failed too (%s)", exc.cause)
-            outcome.status = "interrupted"
-            outcome.error = ErrorEvent(code="MODEL_UNAVAILABLE", message="the coach creator is unavailable")
-            return
-        text, outcome.reported_level = strip_marker(reply.text)
-        outcome.shown = text
-        if text:
-            yield ChunkEvent(content=text)
-
     def _record(
         self,
         claimed: CreatorSession,
         question: Question,
         answer: str,
-        outcome: AnswerOutcome,
+        outcome: ReplyOutcome,
         following: Question | None,
         level: Level,
     ) -> CreatorSession:
@@ -174,7 +122,7 @@ class CreatorTurn:
             question_id=question.id,
             question=question.text,
             answer=answer,
-            ai_response=outcome.shown,
+            ai_response=outcome.text,
             answered_at=now_iso(),
             status=outcome.status,
         )
