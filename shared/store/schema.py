@@ -54,7 +54,6 @@ class TableDefinition:
 COACH_TABLE = TableDefinition(
     logical_name="CoachTable",
     key=KeySchema(partition_key="pk", sort_key="sk"),
-    indexes={"gsi1": KeySchema(partition_key="gsi1pk", sort_key="gsi1sk")},
     ttl_attribute="expiresAt",
 )
 TABLE_NAME_ENV = "COACH_TABLE_NAME"
