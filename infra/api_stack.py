@@ -127,7 +127,6 @@ class ApiStack(Stack):
             "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
             "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
             "POWERTOOLS_LOG_LEVEL": "INFO",
-            "POWERTOOLS_TRACE_DISABLED": "true",  # no X-Ray here; Powertools' tracer stays a no-op
         }
         if definition.uses_table:
             env[TABLE_NAME_ENV] = self.data.table.table_name
@@ -195,6 +194,12 @@ class ApiStack(Stack):
                 "MissingFunctionCode",
                 f"{definition.name}: {', '.join(missing)} not found; the deployed function would fail to import",
             )
+        acknowledge(
+            fn.role,
+            "AwsSolutions-IAM5[Resource::*]",
+            reason="Active tracing: X-Ray's PutTraceSegments and PutTelemetryRecords take no resource-level "
+            "permissions, so Lambda's tracing policy names '*' for these two actions only.",
+        )
         acknowledge(
             fn.function,
             "AwsSolutions-L1",

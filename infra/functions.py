@@ -121,6 +121,7 @@ class PythonCatalogFunction(Construct):
             code=code,
             timeout=Duration.seconds(definition.timeout_seconds),
             memory_size=definition.memory_mb,
+            tracing=lambda_.Tracing.ACTIVE,  # Powertools Tracer: model and table calls as subsegments
             environment=dict(environment),
             role=self.role,
             log_group=self.log_group,

@@ -1,4 +1,4 @@
-"""Powertools logging and metrics, named once for every function.
+"""Powertools logging, metrics and tracing, named once for every function.
 
 Metrics go out as CloudWatch embedded metric format on stdout, flushed by `log_metrics` when the
 handler returns: with the streaming adapter, that is after the last event.
@@ -6,11 +6,13 @@ handler returns: with the streaming adapter, that is after the last event.
 
 from __future__ import annotations
 
-from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 
 logger = Logger()
 metrics = Metrics()
+# botocore patched: every model call (bedrock-runtime) and table call (dynamodb) is a subsegment.
+tracer = Tracer(patch_modules=["botocore"])
 
 _UNITS: dict[str, MetricUnit] = {
     "TimeToFirstToken": MetricUnit.Milliseconds,

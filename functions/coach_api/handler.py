@@ -13,7 +13,7 @@ from aws_lambda_powertools.logging import correlation_paths
 
 from shared.api.app import app
 from shared.api.services import CONTEXT_KEY, Services
-from shared.observability import logger, metrics
+from shared.observability import logger, metrics, tracer
 from shared.store.coaches import DynamoCoachRepository
 from shared.store.conversations import DynamoConversationRepository
 from shared.store.creator_sessions import DynamoCreatorSessionRepository
@@ -28,6 +28,7 @@ SERVICES = Services(
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)
 @metrics.log_metrics
+@tracer.capture_lambda_handler(capture_response=False)
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     app.append_context(**{CONTEXT_KEY: SERVICES})
     return app.resolve(event, context)

@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from shared.coach_conversation.post_turn import PostTurnJob
 from shared.coach_conversation.post_turn_work import PostTurnDependencies, run_post_turn
 from shared.models import get_model_port, get_model_settings
-from shared.observability import logger, metrics, observe
+from shared.observability import logger, metrics, observe, tracer
 from shared.store.conversations import DynamoConversationRepository
 from shared.store.memories import DynamoMemoryRepository, DynamoWorkoutRepository
 
@@ -58,5 +58,6 @@ def _reject(deps: PostTurnDependencies | None, fields: list[str]) -> dict[str, A
 
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
+@tracer.capture_lambda_handler(capture_response=False)
 def handler(event: Any, context: Any) -> dict[str, Any]:
     return process(event)

@@ -13,7 +13,7 @@ from shared.coach_conversation.wiring import open_conversation_turn
 from shared.fallback import collect_complete
 from shared.http.event import HttpRequest
 from shared.http.routes import ConversationStreamPath, Route, Router
-from shared.observability import logger, metrics
+from shared.observability import logger, metrics, tracer
 from shared.streaming import JsonResponse, StreamingResponse, streaming_handler
 
 router = Router([Route("POST", f"{CONVERSATION_PATH}/send-message", ConversationStreamPath)])
@@ -22,6 +22,7 @@ RESULT_FIELDS = ("conversationId", "userMessage", "aiMessage", "fullMessage")
 
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
+@tracer.capture_lambda_handler(capture_response=False)
 @streaming_handler
 def handler(request: HttpRequest, context: Any) -> StreamingResponse | JsonResponse:
     turn = open_conversation_turn(request, context, router)
