@@ -262,3 +262,30 @@ def test_a_retry_while_the_first_is_in_flight_gets_409(stack, conversation, toke
     assert second.status_code == 409
     assert parse_body(first[0].text)[-1]["type"] == "complete"
     assert len(stored(repository, conversation)) == 2
+
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+
+
+def test_images_under_the_users_prefix_reach_the_model_as_image_blocks(stack, conversation, token, model):
+    s3 = stack.dynamodb.client("s3")
+    key = f"user-uploads/{DEMO_USER_ID}/form-check.png"
+    s3.put_object(Bucket="coach-stream-local-uploads", Key=key, Body=PNG)
+    script(stack, TurnScript(reply=Script.of(*pieces("Nice ", "depth."), Finish())))
+    response = post(stream_url(stack, conversation), token, {"userResponse": "How is my squat?", "imageS3Keys": [key]})
+    assert parse_body(response.text)[-1]["type"] == "complete"
+    reply_request = next(r for r in stack.bedrock.requests if r.streaming)
+    blocks = reply_request.body["messages"][-1]["content"]
+    images = [block["image"] for block in blocks if "image" in block]
+    assert len(images) == 1
+    assert images[0]["format"] == "png"
+
+
+def test_a_file_that_is_not_an_image_is_refused_before_the_stream(stack, conversation, token, repository, model):
+    s3 = stack.dynamodb.client("s3")
+    key = f"user-uploads/{DEMO_USER_ID}/notes.txt"
+    s3.put_object(Bucket="coach-stream-local-uploads", Key=key, Body=b"just text")
+    response = post(stream_url(stack, conversation), token, {"userResponse": "look", "imageS3Keys": [key]})
+    assert response.status_code == 400
+    assert "image" in response.json()["error"]["message"]
+    assert stored(repository, conversation) == []
