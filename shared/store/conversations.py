@@ -228,12 +228,12 @@ class DynamoConversationRepository(ConversationRepository):
             "type": "message",
             "message": message.model_dump(by_alias=True, exclude_none=True),
         }
+        return self._put_new(item)
+
+    def _put_new(self, item: dict[str, Any]) -> dict[str, Any]:
+        """A transaction step that writes `item` only if it does not exist yet."""
         return {
-            "Put": {
-                "TableName": self.table.name,
-                "Item": _av(item),
-                "ConditionExpression": "attribute_not_exists(pk)",
-            }
+            "Put": {"TableName": self.table.name, "Item": _av(item), "ConditionExpression": "attribute_not_exists(pk)"}
         }
 
     def _count_message(self, conversation: Conversation) -> dict[str, Any]:
@@ -256,13 +256,7 @@ class DynamoConversationRepository(ConversationRepository):
             "state": "pending",
             "userMessage": message.model_dump(by_alias=True, exclude_none=True),
         }
-        return {
-            "Put": {
-                "TableName": self.table.name,
-                "Item": _av(item),
-                "ConditionExpression": "attribute_not_exists(pk)",
-            }
-        }
+        return self._put_new(item)
 
 
 def _is_complete(reply: ChatMessage) -> bool:
