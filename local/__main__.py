@@ -1,7 +1,7 @@
 """`python -m local <command>`: the local stack's command line.
 
 `token` prints one ID token and nothing else on stdout, so `TOKEN=$(python -m local token ...)`
-just works; `dev` runs the whole stack.
+just works; `dev` runs the whole stack; `chat` talks to a coach through the stream, in the terminal.
 """
 
 from __future__ import annotations
@@ -31,6 +31,12 @@ def _dev(args: argparse.Namespace) -> int:
     return 0
 
 
+def _chat(args: argparse.Namespace) -> int:
+    from local import chat  # lazily: `token` must stay quick
+
+    return chat.main(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m local", description="coach-stream local tools")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -43,6 +49,17 @@ def build_parser() -> argparse.ArgumentParser:
     dev.add_argument("--state-dir", default=str(DEFAULT_DIRECTORY), help="where outputs and the issuer key live")
     dev.add_argument("--ephemeral-ports", action="store_true", help="free ports instead of 3000-3003")
     dev.set_defaults(run=_dev)
+    chat = commands.add_parser("chat", help="stream a coach conversation in the terminal (local or deployed)")
+    chat.add_argument("-m", "--message", help="send this one message and exit (else an interactive prompt)")
+    chat.add_argument("--state-dir", default=str(DEFAULT_DIRECTORY), help="the local stack's state folder")
+    chat.add_argument("--outputs", metavar="FILE", help="a stack's outputs (default: <state-dir>/outputs.json)")
+    chat.add_argument("--token", help="an ID token (default: $COACH_TOKEN, else minted by the local issuer)")
+    chat.add_argument("--user-id", help="default: the outputs' demo user")
+    chat.add_argument("--coach-id", help="default: the outputs' demo coach")
+    chat.add_argument("--conversation-id", help="default: the demo conversation, else a new one")
+    chat.add_argument("--raw", action="store_true", help="print the raw SSE lines, like curl -N")
+    chat.add_argument("--no-color", action="store_true", help="no ANSI styling (also: NO_COLOR, or not a TTY)")
+    chat.set_defaults(run=_chat)
     return parser
 
 

@@ -42,12 +42,20 @@ STREAMING_OFF_CONVERSATION = FunctionDefinition(
     handler=CONVERSATION_HANDLER,
     extra_environment={"STREAMING_ENABLED": "false"},
 )
+MISCONFIGURED_CONVERSATION = FunctionDefinition(
+    name="t-conversation-misconfigured",
+    folder="",
+    streaming=True,
+    handler=CONVERSATION_HANDLER,
+    extra_environment={"JWT_AUDIENCE": ""},
+)
 TEST_FUNCTIONS = (
     TEST_FUNCTION,
     SHORT_TIMEOUT_FUNCTION,
     BUFFERED_FUNCTION,
     SHORT_BUDGET_CONVERSATION,
     STREAMING_OFF_CONVERSATION,
+    MISCONFIGURED_CONVERSATION,
 )
 
 

@@ -151,11 +151,13 @@ def test_auth_and_lookup_failures_are_refused_and_change_nothing(stack, conversa
         (post(url.replace(DEMO_COACH_ID, "other-coach"), token, body), 404),
         (httpx.get(url, headers={"Authorization": f"Bearer {token}"}, timeout=30), 405),
         (post(stream_url(stack, conversation, "t-conversation-streaming-off"), token, body), 503),
+        (post(stream_url(stack, conversation, "t-conversation-misconfigured"), token, body), 500),
     ]
     assert [response.status_code for response, _ in cases] == [status for _, status in cases]
     assert cases[0][0].json() == {"error": {"code": "UNAUTHORIZED", "message": "missing token"}}
     assert cases[1][0].json()["error"]["message"] == "token expired"
-    assert cases[-1][0].json()["error"]["code"] == "STREAMING_DISABLED"
+    assert cases[-2][0].json()["error"]["code"] == "STREAMING_DISABLED"
+    assert cases[-1][0].json() == {"error": {"code": "INTERNAL_ERROR", "message": "internal error"}}
     assert stored(repository, conversation) == []
     assert model_calls(stack) == 0
 

@@ -1,0 +1,439 @@
+// coach-stream-client.js: stream a coach's reply as the contract's events (CONTRACT.md).
+//
+// An ES module with no dependencies and no build step: it runs in browsers and in Node 20 as is.
+// EventSource cannot POST a body or send an Authorization header, so this reads `fetch`'s body
+// stream and parses Server-Sent Events itself.
+//
+// The fallback chain, for each turn:
+//   1. the Function URL stream          POST {streamUrl}/users/.../stream       (skipped if !useStreaming)
+//   2. the API's buffered SSE           {apiUrl}/...?stream=true                 (same parser)
+//   3. the API's plain JSON             {apiUrl}/...                             (turned into events)
+// A network error, a 5xx, or a body that ends before its first event moves on to the next step.
+// A 4xx never does: it throws a CoachStreamError. Once an event has been yielded nothing is retried:
+// a failed turn ends with the stream's own `error` event, or, if the connection itself breaks, with
+// a thrown CoachStreamError (code STREAM_INTERRUPTED or STREAM_INCOMPLETE).
+// `onTransport(transport)` says which step answered, just before the first event is yielded.
+//
+// Cancelling: abort the `signal`. The body is cancelled (the connection is released) and the
+// iterator THROWS `signal.reason`, a DOMException named "AbortError" unless you aborted with your
+// own reason. Leaving a `for await` loop early (break/return) also cancels the body, silently.
+
+/** @typedef {{type: "start"|"contextual"|"chunk"|"progress"|"complete"|"error", [field: string]: any}} CoachEvent */
+/** @typedef {"stream"|"buffered"|"json"} Transport */
+
+const TERMINAL_TYPES = new Set(["complete", "error"]);
+const FALLS_BACK = Symbol("falls back"); // marks a failure before the first event that may try the next transport
+
+/**
+ * A failed request: an HTTP error answered before the stream (status and the contract's code), a
+ * network failure (`status` 0, code "NETWORK_ERROR"), or a stream that broke or ended too early
+ * after its first event (code "STREAM_INTERRUPTED" or "STREAM_INCOMPLETE").
+ */
+export class CoachStreamError extends Error {
+  /**
+   * @param {{status?: number, code: string, message: string, retryAfter?: number|null, transport?: Transport|null, cause?: unknown}} details
+   */
+  constructor({ status = 0, code, message, retryAfter = null, transport = null, cause }) {
+    super(message, cause === undefined ? undefined : { cause });
+    this.name = "CoachStreamError";
+    /** HTTP status; 0 when there was no HTTP answer. */
+    this.status = status;
+    /** The contract's error code, e.g. "UNAUTHORIZED", "RATE_LIMITED", "NETWORK_ERROR". */
+    this.code = code;
+    /** Seconds from a 429's Retry-After header, else null. */
+    this.retryAfter = retryAfter;
+    /** Which transport failed. */
+    this.transport = transport;
+  }
+}
+
+/**
+ * An incremental Server-Sent Events parser (the WHATWG "event stream interpretation").
+ *
+ * Feed it bytes (Uint8Array) or text in any pieces with `push`, then call `end()`. It splits
+ * lines on CRLF, LF or CR (also when a CRLF is split across two pushes), decodes UTF-8 as a stream
+ * (a character split across pushes is fine; a leading BOM is dropped), ignores comment lines
+ * (`: keep-alive`), joins several `data:` lines with "\n", remembers `id:` (without NUL) as
+ * `lastEventId` and `retry:` (digits only) as `retry`, and dispatches an event at each blank line.
+ * Data that has not been closed by a blank line when `end()` is called is discarded, as the spec says.
+ *
+ * @param {(data: any, meta: {event: string, lastEventId: string}) => void} onEvent called per event
+ *   with its data passed through `parse` (JSON.parse by default: the contract's events are JSON)
+ * @param {{parse?: (data: string) => any}} [options]
+ * @returns {{push(chunk: Uint8Array|ArrayBuffer|string): void, end(): void,
+ *   readonly lastEventId: string, readonly retry: number|null, readonly pending: boolean}}
+ */
+export function createSseParser(onEvent, { parse = JSON.parse } = {}) {
+  const decoder = new TextDecoder("utf-8");
+  let line = ""; // the current, not yet terminated line
+  let skipLeadingLf = false; // the previous push ended with CR: a LF right after it belongs to it
+  let data = "";
+  let hasData = false;
+  let eventType = "";
+  let lastEventIdBuffer = "";
+  let lastEventId = "";
+  let retry = null;
+  let ended = false;
+
+  function dispatch() {
+    lastEventId = lastEventIdBuffer;
+    if (!hasData) {
+      eventType = "";
+      return;
+    }
+    const payload = data;
+    const type = eventType || "message";
+    data = "";
+    hasData = false;
+    eventType = "";
+    onEvent(parse(payload), { event: type, lastEventId });
+  }
+
+  function processLine(text) {
+    if (text === "") return dispatch();
+    if (text.charCodeAt(0) === 0x3a /* ":" */) return; // a comment
+    const colon = text.indexOf(":");
+    const field = colon === -1 ? text : text.slice(0, colon);
+    let value = colon === -1 ? "" : text.slice(colon + 1);
+    if (value.charCodeAt(0) === 0x20 /* " " */) value = value.slice(1);
+    switch (field) {
+      case "data":
+        data = hasData ? `${data}\n${value}` : value;
+        hasData = true;
+        break;
+      case "event":
+        eventType = value;
+        break;
+      case "id":
+        if (!value.includes("\0")) lastEventIdBuffer = value;
+        break;
+      case "retry":
+        if (/^[0-9]+$/.test(value)) retry = Number(value);
+        break;
+      default: // unknown fields are ignored
+    }
+  }
+
+  function feed(text) {
+    let start = 0;
+    if (skipLeadingLf && text.length > 0) {
+      if (text.charCodeAt(0) === 0x0a) start = 1;
+      skipLeadingLf = false;
+    }
+    for (let i = start; i < text.length; i++) {
+      const code = text.charCodeAt(i);
+      if (code !== 0x0a && code !== 0x0d) continue;
+      const complete = line + text.slice(start, i);
+      line = "";
+      if (code === 0x0d) {
+        if (i + 1 < text.length) {
+          if (text.charCodeAt(i + 1) === 0x0a) i++;
+        } else {
+          skipLeadingLf = true;
+        }
+      }
+      start = i + 1;
+      processLine(complete);
+    }
+    line += text.slice(start);
+  }
+
+  return {
+    push(chunk) {
+      if (ended) throw new Error("push() after end()");
+      feed(typeof chunk === "string" ? chunk : decoder.decode(chunk, { stream: true }));
+    },
+    end() {
+      if (ended) return;
+      ended = true;
+      feed(decoder.decode()); // flushes a dangling partial character as U+FFFD
+      line = "";
+      data = "";
+      hasData = false;
+      eventType = "";
+    },
+    get lastEventId() {
+      return lastEventId;
+    },
+    get retry() {
+      return retry;
+    },
+    /** True while an event has started but not been dispatched. */
+    get pending() {
+      return hasData || line !== "";
+    },
+  };
+}
+
+/**
+ * `GET {apiUrl}/config`. With a token the answer has `useStreaming` for that user; pass it on to
+ * the stream functions. Without one use `features.streamingEnabled`.
+ *
+ * @param {{apiUrl: string, token?: string, fetch?: typeof globalThis.fetch, signal?: AbortSignal}} options
+ * @returns {Promise<{features: {streamingEnabled: boolean, streamingPercentage: number},
+ *   endpoints: Record<string, string|null>, useStreaming?: boolean}>}
+ */
+export async function fetchConfig({ apiUrl, token, fetch = globalThis.fetch, signal }) {
+  const headers = { Accept: "application/json" };
+  if (token) headers.Authorization = `Bearer ${token}`;
+  let response;
+  try {
+    response = await fetch(`${trimSlash(apiUrl)}/config`, { headers, signal });
+  } catch (error) {
+    throw networkError(error, signal, null);
+  }
+  if (!response.ok) throw await httpError(response, null);
+  return response.json();
+}
+
+/**
+ * Streams one conversation turn: yields `start`, `contextual`…, `chunk`…, then `complete` or `error`.
+ *
+ * A `clientMessageId` is added to `body` when it has none, so a fallback retry after a network
+ * error replays the stored turn instead of answering twice.
+ *
+ * @param {object} options
+ * @param {string} [options.streamUrl] the Function URL (outputs' coachConversationStreamUrl)
+ * @param {string} [options.apiUrl] the HTTP API (outputs' apiUrl), for the fallbacks
+ * @param {string} options.userId
+ * @param {string} options.coachId
+ * @param {string} options.conversationId
+ * @param {string} options.token a Cognito ID token
+ * @param {{userResponse: string, messageTimestamp?: string, clientMessageId?: string, imageS3Keys?: string[]}} options.body
+ * @param {AbortSignal} [options.signal] abort to stop: the iterator then throws an AbortError
+ * @param {boolean} [options.useStreaming] `/config`'s useStreaming; false skips the Function URL
+ * @param {typeof globalThis.fetch} [options.fetch] defaults to globalThis.fetch
+ * @param {(transport: Transport) => void} [options.onTransport] called once, before the first event
+ * @param {(info: {from: Transport, to: Transport, error: CoachStreamError}) => void} [options.onFallback]
+ * @returns {AsyncGenerator<CoachEvent, void, undefined>}
+ */
+export async function* streamCoachConversation(options) {
+  const { userId, coachId, conversationId, body } = options;
+  const path = `/users/${seg(userId)}/coaches/${seg(coachId)}/conversations/${seg(conversationId)}`;
+  const withId = { ...body, clientMessageId: body?.clientMessageId ?? newClientMessageId() };
+  yield* runTurn(options, {
+    streamPath: `${path}/stream`,
+    apiMethod: "POST",
+    apiPath: `${path}/send-message`,
+    body: withId,
+    fromJson: (json) => ({
+      text: json.fullMessage,
+      complete: {
+        type: "complete",
+        status: "finished",
+        conversationId: json.conversationId,
+        messageId: json.aiMessage?.id,
+        fullMessage: json.fullMessage,
+        userMessage: json.userMessage,
+        aiMessage: json.aiMessage,
+      },
+    }),
+  });
+}
+
+/**
+ * Streams one coach creator answer: yields `start`, `chunk`…, `progress`?, then `complete` or `error`.
+ *
+ * @param {object} options
+ * @param {string} [options.streamUrl] the Function URL (outputs' coachCreatorStreamUrl)
+ * @param {string} [options.apiUrl] the HTTP API, for the fallbacks
+ * @param {string} options.userId
+ * @param {string} options.sessionId
+ * @param {string} options.token
+ * @param {{userResponse: string, messageTimestamp?: string, imageS3Keys?: string[]}} options.body
+ * @param {AbortSignal} [options.signal]
+ * @param {boolean} [options.useStreaming]
+ * @param {typeof globalThis.fetch} [options.fetch]
+ * @param {(transport: Transport) => void} [options.onTransport]
+ * @param {(info: {from: Transport, to: Transport, error: CoachStreamError}) => void} [options.onFallback]
+ * @returns {AsyncGenerator<CoachEvent, void, undefined>}
+ */
+export async function* streamCoachCreatorSession(options) {
+  const path = `/users/${seg(options.userId)}/coach-creator-sessions/${seg(options.sessionId)}`;
+  yield* runTurn(options, {
+    streamPath: `${path}/stream`,
+    apiMethod: "PUT",
+    apiPath: path,
+    body: options.body,
+    fromJson: (json) => ({ text: json.aiResponse, complete: { type: "complete", status: "finished", ...json } }),
+  });
+}
+
+// --- the chain -------------------------------------------------------------------------------
+
+async function* runTurn(options, route) {
+  const { streamUrl, apiUrl, token, signal, useStreaming = true, onTransport, onFallback } = options;
+  const fetch = options.fetch ?? globalThis.fetch;
+  const payload = JSON.stringify(route.body);
+  const attempts = [];
+  if (useStreaming !== false && streamUrl) {
+    attempts.push({ transport: "stream", method: "POST", url: trimSlash(streamUrl) + route.streamPath });
+  }
+  if (apiUrl) {
+    const url = trimSlash(apiUrl) + route.apiPath;
+    attempts.push({ transport: "buffered", method: route.apiMethod, url: `${url}?stream=true` });
+    attempts.push({ transport: "json", method: route.apiMethod, url });
+  }
+  if (attempts.length === 0) throw new TypeError("streamUrl or apiUrl is required");
+
+  for (let i = 0; i < attempts.length; i++) {
+    const attempt = attempts[i];
+    const sse = attempt.transport !== "json";
+    const headers = { "Content-Type": "application/json", Accept: sse ? "text/event-stream" : "application/json" };
+    if (token) headers.Authorization = `Bearer ${token}`;
+    let failure;
+    try {
+      signal?.throwIfAborted();
+      let response;
+      try {
+        response = await fetch(attempt.url, { method: attempt.method, headers, body: payload, signal });
+      } catch (error) {
+        const failed = networkError(error, signal, attempt.transport);
+        throw failed instanceof CoachStreamError ? fallsBack(failed) : failed;
+      }
+      if (response.status >= 500) throw fallsBack(await httpError(response, attempt.transport));
+      if (!response.ok) throw await httpError(response, attempt.transport); // a 4xx: never retried
+      const events = sse ? readSse(response, signal, attempt.transport) : jsonEvents(response, route, attempt);
+      let first = true;
+      for await (const event of events) {
+        if (first) {
+          first = false;
+          onTransport?.(attempt.transport);
+        }
+        yield event;
+      }
+      return;
+    } catch (error) {
+      if (!error?.[FALLS_BACK]) throw error;
+      delete error[FALLS_BACK];
+      failure = error;
+    }
+    const next = attempts[i + 1];
+    if (!next) throw failure;
+    onFallback?.({ from: attempt.transport, to: next.transport, error: failure });
+  }
+}
+
+/** The events of an SSE body; fallback-able CoachStreamErrors only before the first event. */
+async function* readSse(response, signal, transport) {
+  if (!response.body) {
+    throw fallsBack(new CoachStreamError({ code: "STREAM_INCOMPLETE", message: "no body", transport }));
+  }
+  const reader = response.body.getReader();
+  const queue = [];
+  const parser = createSseParser((event) => queue.push(event));
+  const onAbort = () => reader.cancel(signal.reason).catch(() => {});
+  signal?.addEventListener("abort", onAbort, { once: true });
+  let yielded = false;
+  try {
+    for (;;) {
+      signal?.throwIfAborted();
+      let chunk;
+      try {
+        chunk = await reader.read();
+      } catch (error) {
+        signal?.throwIfAborted();
+        throw streamBroke(error, yielded, transport);
+      }
+      signal?.throwIfAborted(); // a cancelled reader reports done: say why
+      if (chunk.done) break;
+      try {
+        parser.push(chunk.value);
+      } catch (error) {
+        const message = `unreadable event: ${error.message}`;
+        throw new CoachStreamError({ code: "BAD_EVENT", message, transport, cause: error });
+      }
+      while (queue.length > 0) {
+        const event = queue.shift();
+        yielded = true;
+        yield event;
+        if (TERMINAL_TYPES.has(event.type)) return;
+      }
+    }
+    parser.end();
+    const message = yielded ? "the stream ended before the turn finished" : "the stream ended without any event";
+    const incomplete = new CoachStreamError({ code: "STREAM_INCOMPLETE", message, transport });
+    throw yielded ? incomplete : fallsBack(incomplete);
+  } finally {
+    signal?.removeEventListener("abort", onAbort);
+    reader.cancel().catch(() => {}); // releases the connection; a no-op once the body is done
+  }
+}
+
+/** The plain JSON answer, as the events the stream would have sent. */
+async function* jsonEvents(response, route, attempt) {
+  let json;
+  try {
+    json = await response.json();
+  } catch (error) {
+    throw new CoachStreamError({
+      status: response.status,
+      code: "BAD_RESPONSE",
+      message: "the answer was not JSON",
+      transport: attempt.transport,
+      cause: error,
+    });
+  }
+  const { text, complete } = route.fromJson(json);
+  const requestId = response.headers.get("x-amzn-requestid") ?? response.headers.get("apigw-requestid");
+  yield { type: "start", status: "initialized", requestId };
+  if (text) yield { type: "chunk", content: text };
+  yield complete;
+}
+
+// --- helpers ---------------------------------------------------------------------------------
+
+function fallsBack(error) {
+  error[FALLS_BACK] = true;
+  return error;
+}
+
+function streamBroke(error, yielded, transport) {
+  const broke = new CoachStreamError({
+    code: yielded ? "STREAM_INTERRUPTED" : "NETWORK_ERROR",
+    message: `the connection broke: ${error?.message ?? error}`,
+    transport,
+    cause: error,
+  });
+  return yielded ? broke : fallsBack(broke);
+}
+
+/** A fetch that rejected: the abort reason as is, anything else a NETWORK_ERROR. */
+function networkError(error, signal, transport) {
+  if (signal?.aborted) return signal.reason;
+  if (error?.name === "AbortError") return error;
+  const message = `network error: ${error?.message ?? error}`;
+  return new CoachStreamError({ code: "NETWORK_ERROR", message, transport, cause: error });
+}
+
+/** A CoachStreamError from an HTTP error answer (`{"error": {"code", "message"}}`). */
+async function httpError(response, transport) {
+  let code = `HTTP_${response.status}`;
+  let message = response.statusText || `HTTP ${response.status}`;
+  try {
+    const body = await response.json();
+    if (body?.error?.code) code = body.error.code;
+    if (body?.error?.message) message = body.error.message;
+    else if (typeof body?.message === "string") message = body.message; // API Gateway's own errors
+  } catch {
+    // not JSON: keep the status line
+  }
+  const retryAfterHeader = response.headers.get("retry-after");
+  const retryAfter = retryAfterHeader !== null && /^\d+$/.test(retryAfterHeader) ? Number(retryAfterHeader) : null;
+  return new CoachStreamError({ status: response.status, code, message, retryAfter, transport });
+}
+
+function newClientMessageId() {
+  const uuid = globalThis.crypto?.randomUUID?.();
+  if (uuid) return uuid;
+  return `${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 12)}`;
+}
+
+function seg(value) {
+  if (typeof value !== "string" || value === "") throw new TypeError("ids must be non-empty strings");
+  return encodeURIComponent(value);
+}
+
+function trimSlash(url) {
+  return String(url).replace(/\/+$/, "");
+}
