@@ -6,9 +6,7 @@ import base64
 import hashlib
 import hmac
 import json
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import jwt
 import pytest
@@ -26,6 +24,7 @@ from shared.http.auth import (
     require_path_user,
 )
 from shared.http.errors import Forbidden, Unauthorized
+from tests.fixtures.jwks_server import JwksServer, serving
 
 JWKS_URL = f"{LOCAL_ISSUER}/.well-known/jwks.json"
 
@@ -422,42 +421,10 @@ def test_require_path_user(issuer, verifier):
 # --- over real HTTP -----------------------------------------------------------------------------
 
 
-class _JwksServer(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self, document: dict) -> None:
-        super().__init__(("127.0.0.1", 0), _JwksHandler)
-        self.document = document
-        self.requests: list[str] = []
-
-
-class _JwksHandler(BaseHTTPRequestHandler):
-    server: _JwksServer
-
-    def do_GET(self) -> None:
-        self.server.requests.append(self.path)
-        if self.path != "/local-user-pool/.well-known/jwks.json":
-            self.send_error(404)
-            return
-        body = json.dumps(self.server.document).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-
 @pytest.fixture
 def jwks_server(issuer):
-    server = _JwksServer(issuer.jwks())
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
+    with serving(JwksServer(issuer.jwks())) as server:
+        yield server
 
 
 def test_jwks_over_real_http_with_the_default_fetch(issuer, jwks_server, monkeypatch):

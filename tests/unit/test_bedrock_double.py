@@ -14,7 +14,6 @@ from typing import Any
 
 import boto3
 import pytest
-from botocore.config import Config
 from botocore.eventstream import ChecksumMismatch, EventStreamBuffer
 from botocore.exceptions import ClientError, EventStreamError
 from urllib3.exceptions import ProtocolError
@@ -31,6 +30,7 @@ from local.bedrock_double import (
     WaitFor,
 )
 from local.eventstream import event_message, exception_message
+from tests.fixtures.aws import loopback_client
 
 MODEL_ID = "us.anthropic.claude-sonnet-4-5-20250929-v1:0"
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -44,14 +44,7 @@ def double() -> Iterator[BedrockDouble]:
 
 @pytest.fixture
 def client(double: BedrockDouble) -> Any:
-    return boto3.client(
-        "bedrock-runtime",
-        endpoint_url=double.url,
-        region_name="us-west-2",
-        aws_access_key_id="test",
-        aws_secret_access_key="test",
-        config=Config(retries={"mode": "standard", "total_max_attempts": 1}, read_timeout=5),
-    )
+    return loopback_client("bedrock-runtime", double.url, region="us-west-2", read_timeout=5)
 
 
 def user(text: str) -> list[dict[str, Any]]:

@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import base64
 import json
-import threading
 import time
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import boto3
 import pytest
-from moto import mock_aws
 
 from functions.coach_api.handler import handler
 from local.issuer import LOCAL_CLIENT_ID, LocalIssuer
@@ -22,7 +19,8 @@ from shared.store.coaches import DynamoCoachRepository
 from shared.store.conversations import DynamoConversationRepository
 from shared.store.dynamo import coach_table
 from shared.store.records import ChatMessage, Coach, MessageMetadata
-from shared.store.schema import COACH_TABLE
+from tests.fixtures.aws import moto_coach_table
+from tests.fixtures.jwks_server import JwksServer, serving
 
 TABLE = "coach-api-test"
 COACHES = "/users/{userId}/coaches"
@@ -104,24 +102,14 @@ def assert_error(result: tuple[int, dict, dict], status: int, code: str) -> str:
 
 @pytest.fixture(autouse=True)
 def aws(monkeypatch):
-    for name, value in {
-        "COACH_TABLE_NAME": TABLE,
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "POWERTOOLS_METRICS_NAMESPACE": "CoachTest",
-        "POWERTOOLS_SERVICE_NAME": "coach-api",
-    }.items():
-        monkeypatch.setenv(name, value)
-    for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_PROFILE", "AWS_SESSION_TOKEN"):
-        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "CoachTest")
+    monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "coach-api")
     for name in ("STREAMING_ENABLED", "STREAMING_PERCENTAGE", "JWT_USER_ID_CLAIM"):
         monkeypatch.delenv(name, raising=False)
     # Powertools read the namespace when the module was imported, perhaps before this fixture ran
     monkeypatch.setattr(metrics.provider, "namespace", "CoachTest")
     coach_table.cache_clear()
-    with mock_aws():
-        boto3.client("dynamodb").create_table(**COACH_TABLE.create_table_request(TABLE))
+    with moto_coach_table(monkeypatch, TABLE):
         yield
     coach_table.cache_clear()
 
@@ -351,41 +339,14 @@ def test_missing_conversation_and_conversation_under_another_coach_are_404():
 # --- /config ------------------------------------------------------------------------------------
 
 
-class _JwksServer(ThreadingHTTPServer):
-    daemon_threads = True
-    document: dict = {}
-
-
-class _JwksHandler(BaseHTTPRequestHandler):
-    server: _JwksServer
-
-    def do_GET(self) -> None:
-        if self.path != "/local-user-pool/.well-known/jwks.json":
-            self.send_error(404)
-            return
-        body = json.dumps(self.server.document).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-
 @pytest.fixture(scope="module")
 def issuer(tmp_path_factory):
     """A local issuer whose JWKS is served over real loopback HTTP, as the verifier fetches it."""
-    server = _JwksServer(("127.0.0.1", 0), _JwksHandler)
-    pool = f"http://127.0.0.1:{server.server_address[1]}/local-user-pool"
-    local = LocalIssuer.load_or_create(tmp_path_factory.mktemp("issuer"), issuer=pool)
+    server = JwksServer()
+    local = LocalIssuer.load_or_create(tmp_path_factory.mktemp("issuer"), issuer=server.pool_url)
     server.document = local.jwks()
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield local
-    server.shutdown()
-    server.server_close()
+    with serving(server):
+        yield local
 
 
 @pytest.fixture

@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
-from moto import mock_aws
 
 from functions.build_coach_from_session.handler import process
 from shared.coach_creator.coach_builder import (
@@ -21,13 +18,12 @@ from shared.coach_creator.coach_builder import (
     coach_id_for,
     parse_coach_draft,
 )
-from shared.models import ModelPort, ModelReply, ModelRequest, ModelSettings, ModelUnavailable, Usage
+from shared.models import ModelPort, ModelSettings, ModelUnavailable
 from shared.store.coaches import DynamoCoachRepository
 from shared.store.creator_sessions import DynamoCreatorSessionRepository
 from shared.store.records import QuestionAnswer
-from shared.store.schema import COACH_TABLE, TABLE_NAME_ENV
+from tests.fixtures.fake_model import ScriptedModel
 
-TABLE = "builder-test"
 USER = "user-1"
 INJURY = "My left knee hurts on deep squats since a meniscus tear last year."
 ANSWERS = {
@@ -35,39 +31,6 @@ ANSWERS = {
     "injuries": INJURY,
     "coaching_style": "Direct and data-driven, weekly check-ins.",
 }
-
-
-class ScriptedModel(ModelPort):
-    """Answers `converse` calls in order from a script; an exception in the script is raised."""
-
-    def __init__(self, *replies: str | Exception) -> None:
-        self.replies = list(replies)
-        self.requests: list[ModelRequest] = []
-
-    def converse(self, request: ModelRequest) -> ModelReply:
-        self.requests.append(request)
-        reply = self.replies.pop(0)
-        if isinstance(reply, Exception):
-            raise reply
-        return ModelReply(reply, "end_turn", Usage(10, 10), 5, request.model_id)
-
-    def stream(self, request: ModelRequest) -> Iterator[Any]:
-        raise AssertionError("the builder never streams")
-
-
-@pytest.fixture
-def table(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    for name, value in {
-        TABLE_NAME_ENV: TABLE,
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ACCESS_KEY_ID": "test",
-        "AWS_SECRET_ACCESS_KEY": "test",
-    }.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL_DYNAMODB", raising=False)
-    with mock_aws():
-        boto3.client("dynamodb").create_table(**COACH_TABLE.create_table_request(TABLE))
-        yield boto3.resource("dynamodb").Table(TABLE)
 
 
 @pytest.fixture

@@ -11,9 +11,8 @@ import pytest
 from shared.coach_creator.questions import QUESTIONS, next_question
 from shared.store.creator_sessions import DynamoCreatorSessionRepository
 from shared.store.records import QuestionAnswer
-from tests.unit.test_coach_api import api_event, assert_error, aws, call  # noqa: F401  (aws: autouse fixture)
+from tests.unit.test_coach_api import TABLE, api_event, assert_error, aws, call  # noqa: F401  (aws: autouse fixture)
 
-TABLE = "coach-api-test"
 SESSIONS = "/users/{userId}/coach-creator-sessions"
 SESSION = SESSIONS + "/{sessionId}"
 LATER = int(time.time()) + 300

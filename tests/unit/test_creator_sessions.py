@@ -4,36 +4,16 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
-from moto import mock_aws
 
 from shared.http.errors import Conflict, NotFound
 from shared.store.creator_sessions import DynamoCreatorSessionRepository
 from shared.store.records import CreatorSession, QuestionAnswer
-from shared.store.schema import COACH_TABLE, TABLE_NAME_ENV
 
-TABLE = "creator-test"
 USER = "user-1"
 LATER = int(time.time()) + 300
-
-
-@pytest.fixture
-def table(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    for name, value in {
-        TABLE_NAME_ENV: TABLE,
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ACCESS_KEY_ID": "test",
-        "AWS_SECRET_ACCESS_KEY": "test",
-    }.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL_DYNAMODB", raising=False)
-    with mock_aws():
-        boto3.client("dynamodb").create_table(**COACH_TABLE.create_table_request(TABLE))
-        yield boto3.resource("dynamodb").Table(TABLE)
 
 
 @pytest.fixture

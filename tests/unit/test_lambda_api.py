@@ -7,12 +7,11 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import boto3
 import pytest
-from botocore.config import Config
 
 from local.lambda_api import AsyncResult, LambdaApiServer, function_name_of
 from local.runtime_api import Invocation, Outcome
+from tests.fixtures.aws import loopback_client
 
 Behaviour = Callable[[Any], Outcome]
 
@@ -64,14 +63,7 @@ def make_server() -> Iterator[Callable[..., LambdaApiServer]]:
 
 
 def lambda_client(server: LambdaApiServer) -> Any:
-    return boto3.client(
-        "lambda",
-        endpoint_url=server.url,
-        region_name="us-east-1",
-        aws_access_key_id="test",
-        aws_secret_access_key="test",
-        config=Config(retries={"mode": "standard", "total_max_attempts": 1}, read_timeout=10),
-    )
+    return loopback_client("lambda", server.url, region="us-east-1", read_timeout=10)
 
 
 def test_event_answers_202_at_once_and_runs_in_the_background(

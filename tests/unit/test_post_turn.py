@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
-from moto import mock_aws
 
 from functions.coach_conversation_post_turn.handler import process
 from shared.coach_conversation.post_turn import PostTurnJob
@@ -18,55 +15,14 @@ from shared.coach_conversation.post_turn_work import (
     run_post_turn,
     workout_id_for,
 )
-from shared.models import (
-    ModelPort,
-    ModelReply,
-    ModelRequest,
-    ModelSettings,
-    ModelUnavailable,
-    Usage,
-)
+from shared.models import ModelPort, ModelSettings, ModelUnavailable
 from shared.store.conversations import DynamoConversationRepository
 from shared.store.memories import DynamoMemoryRepository, DynamoWorkoutRepository
 from shared.store.records import ChatMessage, Conversation
-from shared.store.schema import COACH_TABLE, TABLE_NAME_ENV
+from tests.fixtures.fake_model import ScriptedModel
 
-TABLE = "coach-test"
 USER = "user-1"
 COACH = "coach-1"
-
-
-class ScriptedModel(ModelPort):
-    """Answers `converse` calls in order from a script; an exception in the script is raised."""
-
-    def __init__(self, *replies: str | Exception) -> None:
-        self.replies = list(replies)
-        self.requests: list[ModelRequest] = []
-
-    def converse(self, request: ModelRequest) -> ModelReply:
-        self.requests.append(request)
-        reply = self.replies.pop(0)
-        if isinstance(reply, Exception):
-            raise reply
-        return ModelReply(reply, "end_turn", Usage(10, 10), 5, request.model_id)
-
-    def stream(self, request: ModelRequest) -> Iterator[Any]:
-        raise AssertionError("the post-turn job never streams")
-
-
-@pytest.fixture
-def table(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    for name, value in {
-        TABLE_NAME_ENV: TABLE,
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ACCESS_KEY_ID": "test",
-        "AWS_SECRET_ACCESS_KEY": "test",
-    }.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL_DYNAMODB", raising=False)
-    with mock_aws():
-        boto3.client("dynamodb").create_table(**COACH_TABLE.create_table_request(TABLE))
-        yield boto3.resource("dynamodb").Table(TABLE)
 
 
 @pytest.fixture
