@@ -164,5 +164,9 @@ class LocalFunction:
         return invocation
 
     def stop(self) -> None:
-        for environment in self.environments:
-            environment.stop()
+        """All environments at once: each waits for its worker and its server to wind down."""
+        threads = [threading.Thread(target=environment.stop) for environment in self.environments]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()

@@ -131,7 +131,12 @@ class RuntimeApiServer(LoopbackHTTPServer):
         return None
 
     def start(self) -> RuntimeApiServer:
-        threading.Thread(target=self.serve_forever, name=f"runtime-api-{self.function_name}", daemon=True).start()
+        threading.Thread(
+            target=self.serve_forever,
+            kwargs={"poll_interval": 0.1},
+            name=f"runtime-api-{self.function_name}",
+            daemon=True,
+        ).start()
         return self
 
 
