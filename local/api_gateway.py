@@ -3,6 +3,10 @@
 Routes come from `functions/catalog.py`. Authorized routes check the JWT as the HTTP API JWT
 authorizer would (signature, issuer, audience, expiry) and hand the claims to the function under
 `requestContext.authorizer.jwt`; a bad token is the authorizer's bare 401, before any function runs.
+
+Local only, this front door also serves the demo page: `GET /demo/...` from `web/demo/`,
+`GET /web/...` (the JS client) from `web/`, and `GET /demo/session.json`, the outputs plus a fresh
+token for the demo user, so the page can sign in with one click.
 """
 
 from __future__ import annotations
@@ -13,10 +17,11 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
+from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
-from local.functions import LocalFunction
+from local.functions import REPO_ROOT, LocalFunction
 from local.http_events import build_v2_event
 from local.processes import LoopbackHTTPServer
 from local.relay import HttpAnswer, buffer_outcomes, send_answer
@@ -26,6 +31,22 @@ logger = logging.getLogger(__name__)
 
 Authorizer = Callable[[str | None], dict[str, Any]]
 """Takes the Authorization header; returns the token's claims or raises."""
+
+DemoSession = Callable[[], dict[str, Any]]
+"""Returns what the demo page needs to sign in: the outputs and a freshly minted token."""
+
+WEB_ROOT = REPO_ROOT / "web"
+DEMO_SESSION_PATH = "/demo/session.json"
+CONTENT_TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".mjs": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".json": "application/json",
+    ".svg": "image/svg+xml",
+    ".png": "image/png",
+    ".ico": "image/x-icon",
+}
 
 
 @dataclass(frozen=True)
@@ -38,13 +59,22 @@ class ApiRoute:
 
 
 class ApiGatewayServer(LoopbackHTTPServer):
-    def __init__(self, port: int, authorizer: Authorizer, jwks: Callable[[], dict[str, Any]], issuer_path: str) -> None:
+    def __init__(
+        self,
+        port: int,
+        authorizer: Authorizer,
+        jwks: Callable[[], dict[str, Any]],
+        issuer_path: str,
+        demo: DemoSession | None = None,
+        web_root: Path = WEB_ROOT,
+    ) -> None:
         super().__init__(("127.0.0.1", port), _ApiHandler)
         self.authorizer = authorizer
         self.jwks = jwks
         self.issuer_path = issuer_path.rstrip("/")
         self.routes: list[ApiRoute] = []
-        self.static: dict[str, tuple[str, bytes]] = {}
+        self.demo = demo
+        self.web_root = web_root.resolve()
 
     def add_route(self, route_key: str, function: LocalFunction, *, authorized: bool) -> None:
         method, template = route_key.split(" ", 1)
@@ -76,6 +106,9 @@ class _ApiHandler(BaseHTTPRequestHandler):
             self._send(
                 HttpAnswer(200, {"Content-Type": "application/json"}, body=json.dumps(self.server.jwks()).encode())
             )
+            return
+        if self.command == "GET" and (path == "/demo" or path.startswith(("/demo/", "/web/"))):
+            self._send(self._static(path))
             return
         found = self.server.find(self.command, path)
         if found is None:
@@ -109,6 +142,42 @@ class _ApiHandler(BaseHTTPRequestHandler):
 
     def _send(self, answer: HttpAnswer) -> None:
         send_answer(self, answer)
+
+    def _static(self, path: str) -> HttpAnswer:
+        """The demo page, its session and the JS client; nothing outside `web/`, ever."""
+        if path == "/demo":
+            return HttpAnswer(308, {"Location": "/demo/"})
+        if path == DEMO_SESSION_PATH:
+            if self.server.demo is None:
+                return _message(404, "Not Found")
+            try:
+                session = json.dumps(self.server.demo()).encode()
+            except Exception:
+                logger.exception("the demo session is not ready")
+                return _message(503, "The local stack is still starting")
+            return HttpAnswer(200, {"Content-Type": "application/json", "Cache-Control": "no-store"}, body=session)
+        relative = "demo/" + path.removeprefix("/demo/") if path.startswith("/demo/") else path.removeprefix("/web/")
+        if relative.endswith("/") or not relative:
+            relative += "index.html"
+        file = resolve_web_file(self.server.web_root, relative)
+        if file is None:
+            return _message(404, "Not Found")
+        headers = {"Content-Type": CONTENT_TYPES[file.suffix], "Cache-Control": "no-cache"}
+        return HttpAnswer(200, headers, body=file.read_bytes())
+
+
+def resolve_web_file(root: Path, relative: str) -> Path | None:
+    """The file `relative` (URL-encoded) names under `root`, if it is a servable file inside it."""
+    name = unquote(relative)
+    if "\x00" in name or "\\" in name:
+        return None
+    try:
+        file = (root / name).resolve()
+    except (OSError, ValueError):
+        return None
+    if not file.is_relative_to(root) or not file.is_file() or file.suffix not in CONTENT_TYPES:
+        return None
+    return file
 
 
 def _message(status: int, message: str) -> HttpAnswer:

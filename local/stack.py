@@ -170,7 +170,11 @@ class LocalStack:
                     self.functions[definition.name], port, allowed_origins=self.allowed_origins()
                 ).start()
         self.api = ApiGatewayServer(
-            self.ports.api, http_api_authorizer(self.issuer), self.issuer.jwks, urlsplit(self.issuer_url).path
+            self.ports.api,
+            http_api_authorizer(self.issuer),
+            self.issuer.jwks,
+            urlsplit(self.issuer_url).path,
+            demo=lambda: {**self.outputs(), "token": self.issuer.mint(self.demo["userId"])},
         )
         for definition in self.definitions:
             for route in definition.api_routes:
@@ -298,6 +302,7 @@ def main(args: argparse.Namespace | None = None) -> None:
         print(f"  {key:28} {value}")
     print(f"  {'dynamodb + s3 (moto)':28} {stack.dynamodb.endpoint}")
     print(f"  {'model':28} {stack.model_description()}")
+    print(f"  {'demo page':28} {outputs['apiUrl']}/demo/")
     print(f"\nwrote {stack.state_dir / 'outputs.json'} and {stack.state_dir / 'sam-env.json'}")
     print(_try_it(outputs))
     print("Ctrl-C stops everything.\n", flush=True)

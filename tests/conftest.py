@@ -1,4 +1,4 @@
-"""One local stack for the integration tests: real processes, real loopback HTTP, ephemeral ports."""
+"""The local stack the integration and browser tests share: real processes, real loopback HTTP, free ports."""
 
 from __future__ import annotations
 
