@@ -6,10 +6,12 @@ JSON that prompt asks for, from simple cues in the user's words. Tests script th
 
 from __future__ import annotations
 
+import random
 import re
 from typing import Any
 
 from local.bedrock_double import CoachResponder, RecordedRequest
+from shared.coach_creator.sophistication import signals_level
 
 _WORKOUT = re.compile(
     r"\b(did|ran|lifted|squat\w*|bench\w*|deadlift\w*|sets?|reps?|km|miles?|minutes?|workout)\b",
@@ -95,8 +97,26 @@ def coach_config(request: RecordedRequest) -> dict[str, Any] | None:
     }
 
 
+_NEXT_QUESTION = re.compile(r'The next question to ask \([^)]*\): "(?P<question>[^"]+)"')
+
+
+class LocalModel(CoachResponder):
+    """The coach replies of `CoachResponder`, plus an interviewer that asks the next question it is given
+    and ends with the sophistication marker, as the real model is asked to (the marker never shows)."""
+
+    def coach_text(self, request: RecordedRequest, rng: random.Random) -> str:
+        system = "\n".join(request.system_texts)
+        if "SOPHISTICATION" not in system:
+            return super().coach_text(request, rng)
+        level = signals_level(request.last_user_text) or "BEGINNER"
+        found = _NEXT_QUESTION.search(system)
+        follow_up = found["question"] if found else "That was the last question: I'm building your coach now."
+        thanks = rng.choice(("Thanks, that helps.", "Got it, noted.", "Great, that's useful to know."))
+        return f"{thanks} {follow_up} [[SOPHISTICATION:{level}]]"
+
+
 def local_coach_responder(speed: float = 1.0) -> CoachResponder:
-    responder = CoachResponder(speed=speed)
+    responder = LocalModel(speed=speed)
     for answer in (route, workout, memories, coach_config):
         responder.add_json_responder(answer)
     return responder
