@@ -6,6 +6,9 @@ handler returns: with the streaming adapter, that is after the last event.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 
@@ -21,6 +24,19 @@ _UNITS: dict[str, MetricUnit] = {
     "Fallbacks": MetricUnit.Count,
     "PostTurnHandoffFailures": MetricUnit.Count,
 }
+
+
+def lambda_entry(handler: Callable[..., Any], correlation_id_path: str | None = None) -> Callable[..., Any]:
+    """Every function's Powertools stack, in one order: logging context (request id, cold start),
+    metrics flushed at the end, a trace segment around the call.
+
+    Put it above `@streaming_handler`: the response is written inside the call, so all three cover
+    the whole stream, not just its first line.
+    """
+    traced = tracer.capture_lambda_handler(capture_response=False)(handler)
+    return logger.inject_lambda_context(correlation_id_path=correlation_id_path, clear_state=True)(
+        metrics.log_metrics(traced)
+    )
 
 
 def observe(name: str, value: float) -> None:

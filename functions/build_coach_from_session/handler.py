@@ -14,7 +14,7 @@ from pydantic import ValidationError
 
 from shared.coach_creator.coach_builder import BuildCoachJob, CoachBuilderDependencies, build_coach
 from shared.models import get_model_port, get_model_settings
-from shared.observability import logger, metrics, observe, tracer
+from shared.observability import lambda_entry, logger, observe
 from shared.store.coaches import DynamoCoachRepository
 from shared.store.creator_sessions import DynamoCreatorSessionRepository
 
@@ -46,8 +46,6 @@ def process(event: Any, deps: CoachBuilderDependencies | None = None) -> dict[st
     return {"statusCode": 200, "coachId": coach.coach_id if coach else None}
 
 
-@logger.inject_lambda_context(clear_state=True)
-@metrics.log_metrics
-@tracer.capture_lambda_handler(capture_response=False)
+@lambda_entry
 def handler(event: Any, context: Any) -> dict[str, Any]:
     return process(event)

@@ -7,13 +7,14 @@ the resolver.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from aws_lambda_powertools.logging import correlation_paths
 
 from shared.api.app import app
 from shared.api.services import CONTEXT_KEY, Services
-from shared.observability import logger, metrics, tracer
+from shared.observability import lambda_entry
 from shared.store.coaches import DynamoCoachRepository
 from shared.store.conversations import DynamoConversationRepository
 from shared.store.creator_sessions import DynamoCreatorSessionRepository
@@ -26,9 +27,7 @@ SERVICES = Services(
 """Once per container; the table itself is opened on first use."""
 
 
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)
-@metrics.log_metrics
-@tracer.capture_lambda_handler(capture_response=False)
+@partial(lambda_entry, correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     app.append_context(**{CONTEXT_KEY: SERVICES})
     return app.resolve(event, context)

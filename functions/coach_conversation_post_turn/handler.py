@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from shared.coach_conversation.post_turn import PostTurnJob
 from shared.coach_conversation.post_turn_work import PostTurnDependencies, run_post_turn
 from shared.models import get_model_port, get_model_settings
-from shared.observability import logger, metrics, observe, tracer
+from shared.observability import lambda_entry, logger, observe
 from shared.store.conversations import DynamoConversationRepository
 from shared.store.memories import DynamoMemoryRepository, DynamoWorkoutRepository
 
@@ -56,8 +56,6 @@ def _reject(deps: PostTurnDependencies | None, fields: list[str]) -> dict[str, A
     return {"statusCode": 400, "error": "invalid post-turn job", "fields": fields}
 
 
-@logger.inject_lambda_context(clear_state=True)
-@metrics.log_metrics
-@tracer.capture_lambda_handler(capture_response=False)
+@lambda_entry
 def handler(event: Any, context: Any) -> dict[str, Any]:
     return process(event)

@@ -13,16 +13,14 @@ from shared.coach_conversation.wiring import open_conversation_turn
 from shared.fallback import collect_complete
 from shared.http.event import HttpRequest
 from shared.http.routes import ConversationStreamPath, Route, Router
-from shared.observability import logger, metrics, tracer
+from shared.observability import lambda_entry
 from shared.streaming import JsonResponse, StreamingResponse, streaming_handler
 
 router = Router([Route("POST", f"{CONVERSATION_PATH}/send-message", ConversationStreamPath)])
 RESULT_FIELDS = ("conversationId", "userMessage", "aiMessage", "fullMessage")
 
 
-@logger.inject_lambda_context(clear_state=True)
-@metrics.log_metrics
-@tracer.capture_lambda_handler(capture_response=False)
+@lambda_entry
 @streaming_handler
 def handler(request: HttpRequest, context: Any) -> StreamingResponse | JsonResponse:
     turn = open_conversation_turn(request, context, router)

@@ -13,15 +13,13 @@ from shared.flags import streaming_enabled
 from shared.http.errors import StreamingDisabled
 from shared.http.event import HttpRequest
 from shared.http.routes import CREATOR_SESSION_STREAM_ROUTE, Router
-from shared.observability import logger, metrics, tracer
+from shared.observability import lambda_entry
 from shared.streaming import StreamingResponse, streaming_handler
 
 router = Router([CREATOR_SESSION_STREAM_ROUTE])
 
 
-@logger.inject_lambda_context(clear_state=True)
-@metrics.log_metrics
-@tracer.capture_lambda_handler(capture_response=False)
+@lambda_entry
 @streaming_handler
 def handler(request: HttpRequest, context: Any) -> StreamingResponse:
     if not streaming_enabled():

@@ -12,16 +12,14 @@ from shared.coach_creator.wiring import open_creator_turn
 from shared.fallback import collect_complete
 from shared.http.event import HttpRequest
 from shared.http.routes import CreatorSessionStreamPath, Route, Router
-from shared.observability import logger, metrics, tracer
+from shared.observability import lambda_entry
 from shared.streaming import JsonResponse, StreamingResponse, streaming_handler
 
 router = Router([Route("PUT", "/users/{userId}/coach-creator-sessions/{sessionId}", CreatorSessionStreamPath)])
 RESULT_FIELDS = ("sessionId", "aiResponse", "isComplete", "nextQuestion", "progressDetails", "coachConfigGenerating")
 
 
-@logger.inject_lambda_context(clear_state=True)
-@metrics.log_metrics
-@tracer.capture_lambda_handler(capture_response=False)
+@lambda_entry
 @streaming_handler
 def handler(request: HttpRequest, context: Any) -> StreamingResponse | JsonResponse:
     turn = open_creator_turn(request, context, router)
