@@ -31,6 +31,7 @@ from infra.config import InfraConfig
 from infra.data_stack import UPLOADS_PREFIX, DataStack
 from infra.functions import PythonCatalogFunction, StreamingPythonFunction, function_code
 from infra.nag import acknowledge
+from infra.rest_streaming import REST_STREAM_OUTPUT_KEY, RestStreamingApi
 from shared.store.schema import TABLE_NAME_ENV
 
 # Item reads and writes, single and batched, conditional checks (transactions are authorized through
@@ -100,6 +101,7 @@ class ApiStack(Stack):
             self._grant(definition)
         self._stream_urls_for_buffered_functions()
         self._routes()
+        self.rest_stream = self._rest_streaming_api()
         if config.sam_local:
             Validations.of(self).add_warning(
                 "SamLocalSynth",
@@ -331,6 +333,22 @@ class ApiStack(Stack):
                         "it serves no user data without a token (e.g. GET /config).",
                     )
 
+    # --- the REST streaming API (optional: restStreaming) ----------------------------------------
+
+    def _rest_streaming_api(self) -> RestStreamingApi | None:
+        """API Gateway REST in front of the streaming functions (infra/rest_streaming.py), unless switched off
+        or the catalog has no streaming function (a REST API without methods cannot be deployed)."""
+        if not self.config.rest_streaming or not any(d.streaming and d.url_output_key for d in self.definitions):
+            return None
+        return RestStreamingApi(
+            self,
+            "RestStreamApi",
+            config=self.config,
+            definitions=self.definitions,
+            functions={name: fn.function for name, fn in self.functions.items()},
+            user_pool=self.auth.user_pool,
+        )
+
     # --- outputs: the keys of .local/outputs.json -------------------------------------------------
 
     def _outputs(self) -> None:
@@ -344,6 +362,13 @@ class ApiStack(Stack):
                     value=_without_trailing_slash(fn.url.url),
                     description=f"{definition.name} Function URL (RESPONSE_STREAM)",
                 )
+        if self.rest_stream is not None:
+            CfnOutput(
+                self,
+                REST_STREAM_OUTPUT_KEY,
+                value=self.rest_stream.url,
+                description="REST API (responseTransferMode STREAM) base URL: append the stream paths of CONTRACT.md",
+            )
         CfnOutput(self, "issuer", value=self.auth.issuer, description="JWT issuer (the user pool)")
         CfnOutput(self, "userPoolId", value=self.auth.user_pool.user_pool_id)
         CfnOutput(self, "userPoolClientId", value=self.auth.client.user_pool_client_id)

@@ -57,7 +57,7 @@ def build(
         data=data,
         auth=auth,
         root=root,
-        description="coach-stream: functions, streaming Function URLs, HTTP API",
+        description="coach-stream: functions, streaming Function URLs, HTTP API, REST streaming API",
     )
     Tags.of(app).add("project", "coach-stream")
     if config.nag if nag is None else nag:

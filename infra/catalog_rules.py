@@ -6,7 +6,7 @@ Plain Python (no CDK), so the checks are cheap to test.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from functions.catalog import FunctionDefinition, construct_id, function_name_variable
@@ -55,6 +55,31 @@ def routes(definitions: Iterable[FunctionDefinition]) -> list[Route]:
     for definition in definitions:
         found += [parse_route(r, definition.name, authorized=True) for r in definition.api_routes]
         found += [parse_route(r, definition.name, authorized=False) for r in definition.public_routes]
+    return found
+
+
+def rest_stream_routes(definitions: Iterable[FunctionDefinition], mapping: Mapping[str, str]) -> list[Route]:
+    """The REST streaming API's routes: `mapping` (catalog name -> "METHOD /path") checked against the catalog.
+
+    Every streaming function with a Function URL must have exactly one route, and every entry must name
+    such a function: a streaming function added to the catalog fails the synth here until it is mapped
+    (or `restStreaming` is off), rather than silently missing from the REST API.
+    """
+    items = list(definitions)
+    streaming = {d.name for d in items if d.streaming and d.url_output_key}
+    for name in mapping:
+        if name not in streaming:
+            raise CatalogError(f"REST streaming route for {name!r}: not a streaming function with a url_output_key")
+    unmapped = sorted(streaming - set(mapping))
+    if unmapped:
+        raise CatalogError(
+            f"streaming functions without a REST streaming route: {unmapped}; add them to "
+            "infra/rest_streaming.py REST_STREAM_ROUTES, or synth with restStreaming=false"
+        )
+    found = [parse_route(mapping[d.name], d.name, authorized=True) for d in items if d.name in streaming]
+    keys = [route.key for route in found]
+    if len(set(keys)) != len(keys):
+        raise CatalogError(f"two streaming functions share a REST route: {keys}")
     return found
 
 

@@ -49,6 +49,7 @@ SETTINGS: dict[str, Setting] = {
     "log_retention_days": Setting("logRetentionDays", "LOG_RETENTION_DAYS"),
     "api_throttle_rate": Setting("apiThrottleRate", "API_THROTTLE_RATE"),
     "api_throttle_burst": Setting("apiThrottleBurst", "API_THROTTLE_BURST"),
+    "rest_streaming": Setting("restStreaming", "REST_STREAMING"),
     "self_sign_up": Setting("selfSignUp", "COGNITO_SELF_SIGN_UP"),
     "nag": Setting("nag", "CDK_NAG"),
     "sam_local": Setting("samLocal", "COACH_SAM_LOCAL"),
@@ -68,8 +69,9 @@ class InfraConfig:
     rate_limit_per_minute: int = 20
     stream_time_budget_seconds: int = 240  # capped per function at its timeout minus a margin
     log_retention_days: int = 30
-    api_throttle_rate: int = 50  # HTTP API $default stage, requests per second
+    api_throttle_rate: int = 50  # per stage (HTTP API $default, REST streaming), requests per second
     api_throttle_burst: int = 100
+    rest_streaming: bool = True  # a REST API (responseTransferMode STREAM) in front of the streaming functions
     self_sign_up: bool = False  # users get custom:user_id from an administrator, never from themselves
     nag: bool = True  # run cdk-nag's AwsSolutions pack as a synth-time validation plugin
     sam_local: bool = False  # declare AWS_ENDPOINT_URL_* (empty) so `sam local invoke` can point them here

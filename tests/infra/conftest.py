@@ -114,6 +114,7 @@ def fake(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
         modelIdReply="anthropic.claude-3-haiku-20240307-v1:0",
         modelIdSide="global.anthropic.claude-haiku-4-5-20251001-v1:0",
         samLocal="true",
+        restStreaming="false",  # the switch off; the real app has the REST streaming API (test_rest_streaming.py)
     )
 
 
