@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from typing import Any
 
+from shared.http.cors import cors_headers
 from shared.http.errors import BadRequest, HttpError, InternalError
 from shared.http.event import HttpRequest, is_api_gateway_completion, is_http_event, parse_http_event
 from shared.sse import ErrorEvent
@@ -52,7 +53,7 @@ def streaming_handler(fn: Handler) -> LambdaHandler:
         streaming_sink = current_sink.get()
         sink = streaming_sink or BufferedSink(request.payload_version)
         response, first, rest = _open(fn, request, context)
-        sink.start(response.status, response.headers, response.cookies)
+        sink.start(response.status, {**response.headers, **cors_headers(request)}, response.cookies)
         if streaming_sink is not None and _is_event_stream(response):
             with KeepAlive(sink, keep_alive_seconds()) as writer:
                 error = _pump(writer.write, first, rest, _is_event_stream(response))

@@ -260,3 +260,25 @@ def test_init_error_is_posted_and_the_process_exits(runtime):
     request = runtime.requests[-1]
     assert request.path == "/2018-06-01/runtime/init/error"
     assert json.loads(request.raw_body)["errorType"] == "ModuleNotFoundError"
+
+
+def test_rest_responses_carry_cors_for_configured_origins(runtime, monkeypatch):
+    monkeypatch.setenv("ALLOWED_ORIGINS", "https://app.example.com")
+    event = rest_v1_event(body="hi")
+    event["headers"]["Origin"] = "https://app.example.com"
+    request = invoke(runtime, stream_handlers.json_answer, event)
+    prelude = json.loads(request.raw_body.split(b"\r\n", 1)[1].partition(NULS)[0])
+    assert prelude["headers"]["Access-Control-Allow-Origin"] == "https://app.example.com"
+    event["headers"]["Origin"] = "https://evil.example"
+    request = invoke(runtime, stream_handlers.json_answer, event, request_id="req-2")
+    prelude = json.loads(request.raw_body.split(b"\r\n", 1)[1].partition(NULS)[0])
+    assert "Access-Control-Allow-Origin" not in prelude["headers"]
+
+
+def test_function_url_responses_leave_cors_to_the_url_configuration(runtime, monkeypatch):
+    monkeypatch.setenv("ALLOWED_ORIGINS", "https://app.example.com")
+    request = invoke(
+        runtime, stream_handlers.json_answer, function_url_event(headers={"origin": "https://app.example.com"})
+    )
+    prelude = json.loads(request.raw_body.split(b"\r\n", 1)[1].partition(NULS)[0])
+    assert "Access-Control-Allow-Origin" not in prelude["headers"]
