@@ -1,4 +1,5 @@
-"""A local DynamoDB: moto in server mode in its own process, tables made from the CDK's definition."""
+"""A local DynamoDB: moto in server mode in its own process (its writes made atomic, as DynamoDB's
+are: `local/atomic_moto.py`), tables made from the CDK's definition."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -28,10 +30,11 @@ class LocalDynamoDb:
 
     def start(self, timeout: float = 20.0) -> LocalDynamoDb:
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
+            [sys.executable, "-m", "local.atomic_moto", "-H", "127.0.0.1", "-p", str(self.port)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             preexec_fn=die_with_parent,
+            cwd=Path(__file__).resolve().parent.parent,
         )
         end = time.monotonic() + timeout
         while time.monotonic() < end:
