@@ -44,7 +44,7 @@ def opening_line(user_text: str) -> ContextualEvent:
     for pattern, template, update_type in _TOPICS:
         found = pattern.search(user_text)
         if found:
-            return ContextualEvent(content=template.format(match=found.group(0).lower()), updateType=update_type)
+            return ContextualEvent(content=template.format(match=found.group(1).lower()), updateType=update_type)
     return ContextualEvent(content="Thinking about what you said...", updateType="thinking")
 
 

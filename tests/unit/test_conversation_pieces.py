@@ -43,7 +43,7 @@ def test_first_json_object_skips_arrays_and_prose():
 @pytest.mark.parametrize(
     ("text", "update_type", "fragment"),
     [
-        ("My deadlifts felt heavy", "workout_analysis", "deadlifts"),
+        ("My deadlifts felt heavy", "workout_analysis", "recent deadlift sessions"),
         ("Went running for 5k", "workout_analysis", "running"),
         ("I'm so sore today", "recovery_check", "recovery"),
         ("my knee hurts", "safety_check", "careful"),
