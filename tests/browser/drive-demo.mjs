@@ -1,11 +1,14 @@
 // Drives the demo page in headless Chromium (Debian's, through playwright-core) and reports what a
 // person would have seen, as one JSON object on stdout. tests/browser/test_demo_page.py runs it.
 //
-//   node tests/browser/drive-demo.mjs '{"url": "http://127.0.0.1:3000/demo/", "message": "...",
-//                                       "screenshot": "test-artifacts/demo-page.png"}'
+//   node tests/browser/drive-demo.mjs '{"url": "http://127.0.0.1:3000/demo/", "flow": "chat",
+//                                       "message": "...", "screenshot": "test-artifacts/demo-page.png"}'
 //
-// It signs in, sends the message, and snapshots the last assistant message's text from outside the
-// page (one `page.evaluate` after another) until it stops streaming. Every step has a time limit.
+// flow "chat" (the default): sign in, send the message, and snapshot the last assistant message
+// from outside the page (one `page.evaluate` after another) until it stops streaming.
+// flow "creator": sign in, answer the coach creator's questions until the interview is complete,
+// wait for "Talk to your new coach", click it, and send one message to the new coach.
+// Every step has a time limit; any failure exits non-zero with the message on stderr.
 
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
@@ -13,7 +16,10 @@ import { chromium } from "playwright-core";
 
 const options = {
   executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+  flow: "chat",
   message: "I did 5x5 squats at 100kg today, how should I progress?",
+  answer: "I train three days a week and my left knee gets sore on deep squats.",
+  maxAnswers: 20,
   timeoutMs: 30_000,
   ...JSON.parse(process.argv[2] || "{}"),
 };
@@ -33,10 +39,11 @@ const CHROMIUM_ARGS = [
 
 const LAST_REPLY = "#messages .message.assistant:last-child";
 
-const report = { snapshots: [], console: [], pageErrors: [], timings: {} };
+const report = { flow: options.flow, console: [], pageErrors: [], timings: {} };
 const started = performance.now();
+const elapsed = () => Math.round(performance.now() - started);
 const mark = (name) => {
-  report.timings[name] = Math.round(performance.now() - started);
+  report.timings[name] = elapsed();
 };
 
 const browser = await chromium.launch({
@@ -63,27 +70,31 @@ try {
   await page.click("#sign-in");
   await page.waitForSelector("#app[data-signed-in=true]");
   await page.waitForSelector("#send:not([disabled])");
+  report.signedInAs = await page.textContent("#who");
   mark("signedIn");
 
+  if (options.flow === "creator") await creatorFlow(page);
+  else await chatFlow(page);
+} finally {
+  await browser.close();
+}
+
+process.stdout.write(JSON.stringify(report) + "\n");
+
+// --- the flows ---------------------------------------------------------------------------------
+
+async function chatFlow(page) {
+  report.snapshots = [];
   await page.fill("#message", options.message);
   await page.click("#send");
   await page.waitForSelector(`${LAST_REPLY}[data-status]`);
   mark("sent");
 
-  // Snapshots of the growing reply, as fast as the page answers, until it is no longer streaming.
   const deadline = performance.now() + options.timeoutMs;
   let screenshotTaken = false;
   for (;;) {
-    const snapshot = await page.evaluate((selector) => {
-      const reply = document.querySelector(selector);
-      return {
-        text: reply?.querySelector(".text")?.textContent ?? "",
-        status: reply?.dataset.status ?? "",
-        cursor: Boolean(reply?.querySelector(".cursor")),
-        contextual: [...(reply?.querySelectorAll(".contextual li") ?? [])].map((li) => li.textContent),
-      };
-    }, LAST_REPLY);
-    snapshot.ms = Math.round(performance.now() - started);
+    const snapshot = await page.evaluate(snapshotOf, LAST_REPLY);
+    snapshot.ms = elapsed();
     report.snapshots.push(snapshot);
     if (snapshot.status !== "streaming") break;
     if (!screenshotTaken && options.streamingScreenshot && snapshot.text.length > 40) {
@@ -95,29 +106,87 @@ try {
   }
   mark("finished");
 
-  report.final = await page.evaluate((selector) => {
-    const reply = document.querySelector(selector);
-    return {
-      text: reply.querySelector(".text").textContent,
-      status: reply.dataset.status,
-      transport: reply.dataset.transport ?? null,
-      cursor: Boolean(reply.querySelector(".cursor")),
-      contextualOpen: [...reply.querySelectorAll(".contextual")].some((list) => list.checkVisibility()),
-      meta: reply.querySelector(".meta")?.textContent ?? "",
-      error: document.querySelector("#error")?.hidden ? null : document.querySelector("#error-text")?.textContent,
-      conversationId: window.coachDemo?.state.chat.conversationId ?? null,
-    };
-  }, LAST_REPLY);
-
+  await page.waitForSelector("#send:not([disabled])"); // the turn is over: the page is ready again
+  report.final = await page.evaluate(finalOf, LAST_REPLY);
   if (options.screenshot) await saveScreenshot(page, options.screenshot);
   mark("screenshot");
-} finally {
-  await browser.close();
 }
 
-process.stdout.write(JSON.stringify(report) + "\n");
+async function creatorFlow(page) {
+  report.progress = [];
+  await page.click("#tab-creator");
+  await page.click("#creator-start");
+  await page.waitForSelector("#creator-send:not([disabled])");
+  report.firstQuestion = await page.textContent("#creator-messages .message.assistant:last-child .text");
+  report.progress.push(await progressOf(page));
+  mark("started");
+
+  report.answers = 0;
+  while (report.answers < options.maxAnswers) {
+    await page.fill("#creator-answer", `${options.answer} (answer ${report.answers + 1})`);
+    await page.click("#creator-send");
+    report.answers += 1;
+    await page.waitForFunction(() => !window.coachDemo.state.running);
+    report.progress.push(await progressOf(page));
+    const { complete } = await page.evaluate(() => window.coachDemo.state.creator);
+    if (complete) break;
+    const error = await page.evaluate(() => document.querySelector("#error:not([hidden])")?.textContent.trim());
+    if (error) throw new Error(`the page showed an error: ${error}`);
+  }
+  mark("interviewed");
+
+  await page.waitForSelector("#talk-to-coach:not([hidden])", { timeout: options.timeoutMs * 2 });
+  report.ready = await page.textContent("#creator-done-text");
+  report.coachId = await page.evaluate(() => window.coachDemo.state.creator.coachId);
+  mark("coachReady");
+  if (options.screenshot) await saveScreenshot(page, options.screenshot);
+
+  await page.click("#talk-to-coach");
+  await page.waitForSelector(`#chat-panel[data-coach-id="${report.coachId}"] #send:not([disabled])`);
+  report.chat = await page.evaluate(() => ({
+    ...window.coachDemo.state.chat,
+    coachName: document.querySelector("#coach-name").textContent,
+  }));
+  await page.fill("#message", options.message);
+  await page.click("#send");
+  await page.waitForSelector(`${LAST_REPLY}:not([data-status=streaming])`);
+  report.final = await page.evaluate(finalOf, LAST_REPLY);
+  mark("talked");
+}
+
+// --- what is read from the page --------------------------------------------------------------------
+
+function snapshotOf(selector) {
+  const reply = document.querySelector(selector);
+  return {
+    text: reply?.querySelector(".text")?.textContent ?? "",
+    status: reply?.dataset.status ?? "",
+    cursor: Boolean(reply?.querySelector(".cursor")),
+    contextual: [...(reply?.querySelectorAll(".contextual li") ?? [])].map((li) => li.textContent),
+  };
+}
+
+function finalOf(selector) {
+  const reply = document.querySelector(selector);
+  const error = document.querySelector("#error");
+  return {
+    text: reply.querySelector(".text").textContent,
+    status: reply.dataset.status,
+    transport: reply.dataset.transport ?? null,
+    cursor: Boolean(reply.querySelector(".cursor")),
+    contextualVisible: [...reply.querySelectorAll(".contextual li")].some((li) => li.checkVisibility()),
+    contextualCount: reply.querySelectorAll(".contextual li").length,
+    meta: reply.querySelector(".meta")?.textContent ?? "",
+    error: error.hidden ? null : document.querySelector("#error-text").textContent,
+    conversationId: window.coachDemo?.state.chat.conversationId ?? null,
+  };
+}
+
+async function progressOf(page) {
+  return page.evaluate(() => Number(document.querySelector("#creator-progress").dataset.percentage));
+}
 
 async function saveScreenshot(page, path) {
   mkdirSync(dirname(path), { recursive: true });
-  await page.screenshot({ path, fullPage: true });
+  await page.screenshot({ path, fullPage: true, animations: "disabled" });
 }

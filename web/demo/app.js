@@ -171,8 +171,8 @@ async function loadConfig() {
 // --- the chat ------------------------------------------------------------------------------------
 
 async function openConversation(coachId, conversationId) {
-  state.chat = { coachId, conversationId };
-  $('#messages').replaceChildren();
+  state.chat = { coachId: null, conversationId: null }; // nothing can be sent while it loads
+  updateControls();
   const [coach, conversation] = await Promise.all([
     api('GET', `${userPath()}/coaches/${encodeURIComponent(coachId)}`).catch(() => null),
     api('GET', `${userPath()}/coaches/${encodeURIComponent(coachId)}/conversations/${encodeURIComponent(conversationId)}`),
@@ -181,10 +181,14 @@ async function openConversation(coachId, conversationId) {
   $('#coach-name').textContent = name;
   $('#coach-avatar').textContent = initials(name);
   $('#coach-focus').textContent = coach?.programFocus || 'Ask anything about your training.';
+  $('#messages').replaceChildren();
+  $('#chat-empty').hidden = false;
   for (const message of conversation.messages || []) {
     const item = addMessage('#messages', message.role === 'user' ? 'user' : 'assistant', message.content);
     item.dataset.status = 'complete';
   }
+  state.chat = { coachId, conversationId };
+  Object.assign($('#chat-panel').dataset, { coachId, conversationId });
   updateControls();
   scrollToEnd('#chat-scroller');
   $('#message').focus();
