@@ -12,6 +12,8 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 
+from shared.http.errors import error_metric_name
+
 logger = Logger()
 metrics = Metrics()
 # botocore patched: every model call (bedrock-runtime) and table call (dynamodb) is a subsegment.
@@ -45,4 +47,4 @@ def observe(name: str, value: float) -> None:
 
 
 def count_error(code: str) -> None:
-    metrics.add_metric(name=f"Errors{code.title().replace('_', '')}", unit=MetricUnit.Count, value=1)
+    observe(error_metric_name(code), 1)

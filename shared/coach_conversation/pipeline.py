@@ -19,6 +19,7 @@ from shared.coach_conversation.post_turn import PostTurnJob
 from shared.coach_conversation.progress import opening_line, route_lines
 from shared.coach_conversation.prompts import HISTORY_MESSAGES, TurnContext, reply_request
 from shared.coach_conversation.router import DEFAULT_ROUTE, RouteDecision, decide_route
+from shared.http.errors import error_metric_name
 from shared.http.routes import ConversationStreamPath
 from shared.http.stream_request import StreamRequest
 from shared.jobs import JobQueue
@@ -154,7 +155,7 @@ class ConversationTurn:
         if outcome.first_token_at is not None:
             self.deps.observe("TimeToFirstToken", (outcome.first_token_at - self.started) * 1000)
         if outcome.error is not None:
-            self.deps.observe(f"Error{outcome.error.code}", 1)
+            self.deps.observe(error_metric_name(outcome.error.code), 1)
         self.deps.observe("OutputTokens", outcome.output_tokens)
         self.deps.observe("StreamDuration", (time.monotonic() - self.started) * 1000)
         return reply

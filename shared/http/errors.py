@@ -73,3 +73,9 @@ class StreamingDisabled(HttpError):
 
 class InternalError(HttpError):
     """The only error whose message is fixed: internals never reach the client."""
+
+
+def error_metric_name(code: str) -> str:
+    """One metric per contract error code, named the same wherever it is counted (`MODEL_UNAVAILABLE` ->
+    `ErrorsModelUnavailable`)."""
+    return f"Errors{code.title().replace('_', '')}"
