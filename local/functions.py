@@ -39,6 +39,20 @@ class FunctionSpec:
     timeout_seconds: float = 120.0
     memory_mb: int = 1024
     concurrency: int = 3
+    task_root: Path = REPO_ROOT  # LAMBDA_TASK_ROOT: the repository, or an unpacked function asset
+    python: str = sys.executable  # the interpreter Lambda would run (the managed runtime's version)
+
+
+@dataclass(frozen=True)
+class FunctionRuntime:
+    """Where a function's code lives and which Python runs it: the repository on the venv's Python by
+    default, or an unpacked asset from `cdk.out` on the deployed runtime's interpreter."""
+
+    task_root: Path = REPO_ROOT
+    python: str = sys.executable
+
+    def spec_fields(self) -> dict[str, Any]:
+        return {"task_root": self.task_root, "python": self.python}
 
 
 class ExecutionEnvironment:
@@ -53,8 +67,13 @@ class ExecutionEnvironment:
         self._stopping = threading.Event()
 
     def command(self) -> list[str]:
-        stock = [sys.executable, str(STOCK_BOOTSTRAP)]
-        return [str(EXEC_WRAPPER), *stock] if self.spec.streaming else stock
+        stock = [self.spec.python, str(STOCK_BOOTSTRAP)]
+        return [str(self.exec_wrapper), *stock] if self.spec.streaming else stock
+
+    @property
+    def exec_wrapper(self) -> Path:
+        """The wrapper inside the task root, as `AWS_LAMBDA_EXEC_WRAPPER` names it in the template."""
+        return self.spec.task_root / EXEC_WRAPPER.relative_to(REPO_ROOT)
 
     def environment(self) -> dict[str, str]:
         env = {
@@ -62,7 +81,7 @@ class ExecutionEnvironment:
             **self.spec.environment,
             "AWS_LAMBDA_RUNTIME_API": self.server.address,
             "_HANDLER": self.spec.handler,
-            "LAMBDA_TASK_ROOT": str(REPO_ROOT),
+            "LAMBDA_TASK_ROOT": str(self.spec.task_root),
             "AWS_LAMBDA_FUNCTION_NAME": self.spec.name,
             "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
             "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(self.spec.memory_mb),
@@ -70,7 +89,7 @@ class ExecutionEnvironment:
             "AWS_LAMBDA_LOG_STREAM_NAME": f"local/{id(self):x}",
         }
         if self.spec.streaming:
-            env["AWS_LAMBDA_EXEC_WRAPPER"] = str(EXEC_WRAPPER)
+            env["AWS_LAMBDA_EXEC_WRAPPER"] = str(self.exec_wrapper)
         return env
 
     def start(self) -> None:
@@ -82,7 +101,7 @@ class ExecutionEnvironment:
         self.server.init_error = None
         self.server.polled.clear()
         self._process = subprocess.Popen(
-            self.command(), env=self.environment(), cwd=REPO_ROOT, preexec_fn=die_with_parent
+            self.command(), env=self.environment(), cwd=self.spec.task_root, preexec_fn=die_with_parent
         )
 
     def _supervise(self) -> None:

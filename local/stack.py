@@ -26,7 +26,7 @@ from local.bedrock_double import BedrockDouble
 from local.demo import seed_demo
 from local.dynamodb import LocalDynamoDb
 from local.function_url import FunctionUrlServer
-from local.functions import REPO_ROOT, FunctionSpec, LocalFunction
+from local.functions import REPO_ROOT, FunctionRuntime, FunctionSpec, LocalFunction
 from local.issuer import LOCAL_CLIENT_ID, LocalIssuer
 from local.lambda_api import LambdaApiServer
 from local.model_responders import local_coach_responder
@@ -74,6 +74,7 @@ class LocalStack:
         extra_environment: dict[str, str] | None = None,
         model: str | None = None,
         model_speed: float = 1.0,
+        runtimes: dict[str, FunctionRuntime] | None = None,
     ) -> None:
         self.ports = ports or StackPorts()
         self.state_dir = state_dir
@@ -94,6 +95,7 @@ class LocalStack:
         self.api: ApiGatewayServer | None = None
         self.lambda_api: LambdaApiServer | None = None
         self.demo: dict[str, str] = {}
+        self.runtimes = dict(runtimes or {})  # catalog name -> the code and interpreter it runs on
 
     def model_description(self) -> str:
         if self.bedrock is not None:
@@ -160,6 +162,7 @@ class LocalStack:
                 timeout_seconds=definition.timeout_seconds,
                 memory_mb=definition.memory_mb,
                 concurrency=self.concurrency if definition.streaming else min(2, self.concurrency),
+                **self.runtimes.get(definition.name, FunctionRuntime()).spec_fields(),
             )
             self.functions[definition.name] = LocalFunction(spec, env).start()
         self.lambda_api = LambdaApiServer(self.functions, port=self.ports.lambda_api).start()
