@@ -27,7 +27,6 @@ BENCH_FUNCTION = FunctionDefinition(
     name="bench-stream",
     folder="",
     streaming=True,
-    uses_models=False,
     handler="bench.handlers.handler",
     local_port=None,
 )

@@ -8,16 +8,33 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from shared.settings import (
+    CoachApiSettings,
+    ConversationTurnSettings,
+    CreatorTurnSettings,
+    EnvSettings,
+    ModelSection,
+    ModelWorkerSettings,
+    ObservabilitySettings,
+    TableSettings,
+    UploadsSettings,
+    function_name_variable,
+    url_variable,
+)
+
+__all__ = ["FUNCTIONS", "FunctionDefinition", "construct_id", "function_name_variable", "url_variable"]
+
 
 @dataclass(frozen=True)
 class FunctionDefinition:
     name: str  # the deployed function name's suffix and the local function's name
     folder: str  # functions/<folder>/handler.py
     streaming: bool  # streamed through the exec wrapper behind a RESPONSE_STREAM Function URL
+    # The model its handler loads at cold start: the variables the stack sets, and so its permissions
+    # (a table section gets the table, a model section the models, an uploads section the bucket).
+    settings: type[EnvSettings] = ObservabilitySettings
     timeout_seconds: int = 30
     memory_mb: int = 1024
-    uses_table: bool = True
-    uses_models: bool = False
     invokes: tuple[str, ...] = ()  # names of functions it invokes asynchronously
     api_routes: tuple[str, ...] = ()  # "METHOD /path" on the HTTP API (JWT authorizer unless public)
     public_routes: tuple[str, ...] = ()  # "METHOD /path" without the authorizer
@@ -31,6 +48,18 @@ class FunctionDefinition:
             object.__setattr__(self, "handler", f"functions.{self.folder}.handler.handler")
 
     @property
+    def uses_table(self) -> bool:
+        return issubclass(self.settings, TableSettings)
+
+    @property
+    def uses_models(self) -> bool:
+        return issubclass(self.settings, ModelSection)
+
+    @property
+    def reads_uploads(self) -> bool:
+        return issubclass(self.settings, UploadsSettings)
+
+    @property
     def logical_id(self) -> str:
         """The function's CloudFormation logical id (what `sam local invoke` and sam-env.json name)."""
         return f"{construct_id(self.name)}Function"
@@ -42,17 +71,17 @@ COACH_CONVERSATION_POST_TURN = FunctionDefinition(
     name="coach-conversation-post-turn",
     folder="coach_conversation_post_turn",
     streaming=False,
+    settings=ModelWorkerSettings,
     timeout_seconds=120,
     memory_mb=512,
-    uses_models=True,
 )
 
 STREAM_COACH_CONVERSATION = FunctionDefinition(
     name="stream-coach-conversation",
     folder="stream_coach_conversation",
     streaming=True,
+    settings=ConversationTurnSettings,
     timeout_seconds=300,
-    uses_models=True,
     invokes=(COACH_CONVERSATION_POST_TURN.name,),
     url_output_key="coachConversationStreamUrl",
     local_port=3001,
@@ -62,8 +91,8 @@ SEND_COACH_CONVERSATION_MESSAGE = FunctionDefinition(
     name="send-coach-conversation-message",
     folder="send_coach_conversation_message",
     streaming=False,
+    settings=ConversationTurnSettings,
     timeout_seconds=120,
-    uses_models=True,
     invokes=(COACH_CONVERSATION_POST_TURN.name,),
     api_routes=(f"POST {CONVERSATION_PATH}/send-message",),
 )
@@ -72,6 +101,7 @@ COACH_API = FunctionDefinition(
     name="coach-api",
     folder="coach_api",
     streaming=False,
+    settings=CoachApiSettings,
     timeout_seconds=15,
     memory_mb=512,
     api_routes=(
@@ -89,17 +119,17 @@ BUILD_COACH_FROM_SESSION = FunctionDefinition(
     name="build-coach-from-session",
     folder="build_coach_from_session",
     streaming=False,
+    settings=ModelWorkerSettings,
     timeout_seconds=120,
     memory_mb=512,
-    uses_models=True,
 )
 
 STREAM_COACH_CREATOR_SESSION = FunctionDefinition(
     name="stream-coach-creator-session",
     folder="stream_coach_creator_session",
     streaming=True,
+    settings=CreatorTurnSettings,
     timeout_seconds=300,
-    uses_models=True,
     invokes=(BUILD_COACH_FROM_SESSION.name,),
     url_output_key="coachCreatorStreamUrl",
     local_port=3002,
@@ -109,8 +139,8 @@ UPDATE_COACH_CREATOR_SESSION = FunctionDefinition(
     name="update-coach-creator-session",
     folder="update_coach_creator_session",
     streaming=False,
+    settings=CreatorTurnSettings,
     timeout_seconds=120,
-    uses_models=True,
     invokes=(BUILD_COACH_FROM_SESSION.name,),
     api_routes=("PUT /users/{userId}/coach-creator-sessions/{sessionId}",),
 )
@@ -129,13 +159,3 @@ FUNCTIONS: tuple[FunctionDefinition, ...] = (
 def construct_id(name: str) -> str:
     """`stream-coach-conversation` -> `StreamCoachConversation`: stable ids from catalog names."""
     return "".join(part.capitalize() for part in re.split(r"[^A-Za-z0-9]+", name) if part)
-
-
-def url_variable(output_key: str) -> str:
-    """`coachConversationStreamUrl` -> `COACH_CONVERSATION_STREAM_URL`, locally and deployed alike."""
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", output_key).upper()
-
-
-def function_name_variable(name: str) -> str:
-    """The environment variable that carries a function's deployed name to the functions invoking it."""
-    return name.upper().replace("-", "_") + "_FUNCTION_NAME"

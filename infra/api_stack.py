@@ -26,12 +26,13 @@ from functions.catalog import FunctionDefinition
 from infra import bedrock
 from infra.auth_stack import AuthStack
 from infra.bundling import REPO_ROOT, BundleSpec, missing_sources
-from infra.catalog_rules import check, construct_id, routes, target_env_var, url_env_var
+from infra.catalog_rules import check, check_environment, construct_id, routes, target_env_var, url_env_var
 from infra.config import InfraConfig
 from infra.data_stack import UPLOADS_PREFIX, DataStack
 from infra.functions import PythonCatalogFunction, StreamingPythonFunction, function_code
 from infra.nag import acknowledge
 from infra.rest_streaming import REST_STREAM_OUTPUT_KEY, RestStreamingApi
+from shared.settings import SDK_ENDPOINT_VARIABLES
 from shared.store.schema import TABLE_NAME_ENV
 
 # Item reads and writes, single and batched, conditional checks (transactions are authorized through
@@ -47,12 +48,7 @@ TABLE_ACTIONS = (
     "dynamodb:ConditionCheckItem",
 )
 INDEX_ACTIONS = ("dynamodb:Query",)
-SAM_LOCAL_ENDPOINT_VARIABLES = (
-    "AWS_ENDPOINT_URL_DYNAMODB",
-    "AWS_ENDPOINT_URL_S3",
-    "AWS_ENDPOINT_URL_LAMBDA",
-    "AWS_ENDPOINT_URL_BEDROCK_RUNTIME",
-)
+SAM_LOCAL_ENDPOINT_VARIABLES = SDK_ENDPOINT_VARIABLES
 SERVICE_NAME = "coach-stream"
 METRICS_NAMESPACE = "CoachStream"
 API_ALLOWED_HEADERS = ("authorization", "content-type")
@@ -117,8 +113,10 @@ class ApiStack(Stack):
         return f"{self.config.name_prefix}-{catalog_name}"
 
     def environment(self, definition: FunctionDefinition) -> dict[str, str]:
+        """Exactly the variables the function's settings model reads (`FunctionDefinition.settings`),
+        with the values this stack gives them; a model variable the stack cannot give fails the synth."""
         config = self.config
-        env = {
+        offered = {
             "JWT_ISSUER": self.auth.issuer,
             "JWT_AUDIENCE": self.auth.client.user_pool_client_id,
             "STREAMING_ENABLED": "true" if config.streaming_enabled else "false",
@@ -129,16 +127,15 @@ class ApiStack(Stack):
             "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
             "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
             "POWERTOOLS_LOG_LEVEL": "INFO",
+            TABLE_NAME_ENV: self.data.table.table_name,
+            "MODEL_ID_REPLY": config.model_id_reply,
+            "MODEL_ID_SIDE": config.model_id_side,
+            "UPLOADS_BUCKET": self.data.uploads.bucket_name,
+            "API_URL": self.http_api.api_endpoint,
+            **{target_env_var(target): self.function_name(target) for target in definition.invokes},
         }
-        if definition.uses_table:
-            env[TABLE_NAME_ENV] = self.data.table.table_name
-        if definition.uses_models:
-            env["MODEL_ID_REPLY"] = config.model_id_reply
-            env["MODEL_ID_SIDE"] = config.model_id_side
-            env["UPLOADS_BUCKET"] = self.data.uploads.bucket_name
-        for target in definition.invokes:
-            env[target_env_var(target)] = self.function_name(target)
-        env["API_URL"] = self.http_api.api_endpoint
+        wanted = definition.settings.variables()
+        env = {name: value for name, value in offered.items() if name in wanted}
         if config.sam_local:
             # `sam local invoke --env-vars` only overrides variables the template declares.
             env.update(dict.fromkeys(SAM_LOCAL_ENDPOINT_VARIABLES, ""))
@@ -146,6 +143,7 @@ class ApiStack(Stack):
                 # SAM's emulator does not stream: the wrapper hands over to the stock bootstrap (buffered).
                 env["STREAMING_ADAPTER"] = "off"
         env.update(definition.extra_environment)
+        check_environment(definition, env)
         return env
 
     def _stream_urls_for_buffered_functions(self) -> None:
@@ -161,8 +159,10 @@ class ApiStack(Stack):
         }
         for definition in self.definitions:
             if not definition.streaming:
+                wanted = definition.settings.variables()
                 for key, value in urls.items():
-                    self.functions[definition.name].function.add_environment(key, value)
+                    if key in wanted:
+                        self.functions[definition.name].function.add_environment(key, value)
 
     def _function(self, definition: FunctionDefinition, root: Path) -> PythonCatalogFunction:
         spec = BundleSpec(
@@ -220,6 +220,7 @@ class ApiStack(Stack):
                 fn.add_to_role_policy(iam.PolicyStatement(actions=list(INDEX_ACTIONS), resources=index_arns))
         if definition.uses_models:
             self._grant_models(fn)
+        if definition.reads_uploads:
             uploads_arn = Fn.import_value(self.data.uploads_arn_export)
             fn.add_to_role_policy(
                 iam.PolicyStatement(actions=["s3:GetObject"], resources=[f"{uploads_arn}/{UPLOADS_PREFIX}*"])

@@ -79,5 +79,8 @@ class AuthStack(Stack):
 
     @property
     def issuer(self) -> str:
-        """The `iss` of the pool's tokens: what JWT_ISSUER and the API's JWT authorizer expect."""
-        return self.user_pool.user_pool_provider_url
+        """The `iss` of the pool's tokens (what JWT_ISSUER must equal), built the way Cognito documents it
+        and CDK's own user-pool authorizer builds it: the pool's `ProviderURL` attribute is not documented
+        to carry the `https://` scheme that the tokens' `iss` has."""
+        stack = Stack.of(self)
+        return f"https://cognito-idp.{stack.region}.{stack.url_suffix}/{self.user_pool.user_pool_id}"

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from functions.catalog import FunctionDefinition, construct_id, function_name_variable
 from functions.catalog import url_variable as url_env_var
+from shared.settings import RUNTIME_VARIABLES, SDK_ENDPOINT_VARIABLES
 
 HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
 _ROUTE = re.compile(r"^(?P<method>[A-Z]+) (?P<path>/[A-Za-z0-9_./{}+-]*)$")
@@ -81,6 +82,28 @@ def rest_stream_routes(definitions: Iterable[FunctionDefinition], mapping: Mappi
     if len(set(keys)) != len(keys):
         raise CatalogError(f"two streaming functions share a REST route: {keys}")
     return found
+
+
+def check_environment(definition: FunctionDefinition, environment: Mapping[str, str]) -> None:
+    """The stack sets what the function's settings model reads, and nothing it does not read.
+
+    A required variable the stack does not set, or a variable no model reads (a renamed setting, an async
+    target the code would never find), fails the synth. The stream URLs, added once the URLs exist, are
+    optional in every model.
+    """
+    wanted = definition.settings.variables()
+    model = definition.settings.__name__
+    unread = sorted(set(environment) - set(wanted) - RUNTIME_VARIABLES - set(SDK_ENDPOINT_VARIABLES))
+    if unread:
+        raise CatalogError(f"{definition.name}: {model} does not read {unread}")
+    missing = sorted(name for name, required in wanted.items() if required and name not in environment)
+    if missing:
+        raise CatalogError(f"{definition.name}: {model} requires {missing}, which the stack does not set")
+    for target in definition.invokes:
+        if function_name_variable(target) not in wanted:
+            raise CatalogError(
+                f"{definition.name} invokes {target}, but {model} has no {function_name_variable(target)}"
+            )
 
 
 def check(definitions: Iterable[FunctionDefinition]) -> list[FunctionDefinition]:

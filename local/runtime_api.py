@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from typing import Any, BinaryIO
 
+from local.deployed import LOCAL_ACCOUNT
 from local.processes import LoopbackHTTPServer
 
 logger = logging.getLogger(__name__)
@@ -97,11 +98,12 @@ class RuntimeApiServer(LoopbackHTTPServer):
         super().__init__(("127.0.0.1", 0), _RuntimeApiHandler)
         self.function_name = function_name
         self.invocations = invocations
-        self.function_arn = f"arn:aws:lambda:{region}:000000000000:function:{function_name}"
+        self.function_arn = f"arn:aws:lambda:{region}:{LOCAL_ACCOUNT}:function:{function_name}"
         self.current: Invocation | None = None
         self.init_error: bytes | None = None
+        self.last_init_error: bytes | None = None  # kept across restarts: what the last failed init said
         self.lock = threading.Lock()
-        self.polled = threading.Event()  # set once the worker first asks for work: it is ready
+        self.polled = threading.Event()  # set once the worker's init is over: it asked for work, or it failed
 
     @property
     def address(self) -> str:
@@ -166,8 +168,9 @@ class _RuntimeApiHandler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         if self.path == f"{API_PREFIX}/runtime/init/error":
-            self.server.init_error = self._read_body()
+            self.server.init_error = self.server.last_init_error = self._read_body()
             logger.error("%s init error: %s", self.server.function_name, self.server.init_error[:500])
+            self.server.polled.set()
             self._answer(202, {"status": "OK"})
             return
         match = _RESPONSE_PATH.match(self.path)

@@ -15,15 +15,17 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from functions.catalog import FUNCTIONS, FunctionDefinition, function_name_variable, url_variable
+from functions.catalog import FUNCTIONS, FunctionDefinition, url_variable
 from local.api_gateway import ApiGatewayServer, Authorizer
 from local.bedrock_double import BedrockDouble
 from local.demo import seed_demo
+from local.deployed import LOCAL_REGION, TASK_ROOT, DeployedApp, TemplateError, synthesize
 from local.dynamodb import LocalDynamoDb
 from local.function_url import FunctionUrlServer
 from local.functions import REPO_ROOT, FunctionRuntime, FunctionSpec, LocalFunction
@@ -35,6 +37,10 @@ from shared.http.auth import AuthSettings, JwksCache, TokenVerifier, bearer_toke
 from shared.store.schema import TABLE_NAME_ENV
 
 logger = logging.getLogger("local.stack")
+
+OVERRIDES_FILE = REPO_ROOT / "local.env"
+# The only settings that differ from the template by design: no X-Ray daemon listens locally.
+LOCAL_ONLY_ENVIRONMENT = {"POWERTOOLS_TRACE_DISABLED": "true"}
 
 STATE_DIR = REPO_ROOT / ".local"
 TABLE_NAME = "coach-stream-local"
@@ -75,6 +81,8 @@ class LocalStack:
         model: str | None = None,
         model_speed: float = 1.0,
         runtimes: dict[str, FunctionRuntime] | None = None,
+        deploy_environ: Mapping[str, str] | None = None,
+        overrides_file: Path | None = OVERRIDES_FILE,
     ) -> None:
         self.ports = ports or StackPorts()
         self.state_dir = state_dir
@@ -96,6 +104,14 @@ class LocalStack:
         self.lambda_api: LambdaApiServer | None = None
         self.demo: dict[str, str] = {}
         self.runtimes = dict(runtimes or {})  # catalog name -> the code and interpreter it runs on
+        # What `cdk synth` would read from the shell (deploy settings such as STREAM_TIME_BUDGET_SECONDS).
+        self.deploy_environ = dict(os.environ if deploy_environ is None else deploy_environ)
+        if self.ports.api != StackPorts().api:
+            # The demo page's origin moved with the port: the Function URLs must allow it, as a deploy would.
+            self.deploy_environ.setdefault("ALLOWED_ORIGINS", ",".join(self.allowed_origins()))
+        self.overrides = developer_overrides(definitions, self.deploy_environ, overrides_file)
+        self.deployed: DeployedApp | None = None
+        self.synth_note = ""
 
     def model_description(self) -> str:
         if self.bedrock is not None:
@@ -111,39 +127,70 @@ class LocalStack:
     def url(self, port: int) -> str:
         return f"http://127.0.0.1:{port}"
 
-    def environment(self) -> dict[str, str]:
-        """What every function sees locally; in AWS the CDK stack sets the same names."""
+    def sdk_environment(self, function_name: str) -> dict[str, str]:
+        """What Lambda and the SDK provide rather than the template: the Region, the role's credentials
+        (locally, a key id that names the function, so the local services know the caller) and, only
+        here, where each service is."""
         env = {
-            "AWS_REGION": "us-east-1",
-            "AWS_DEFAULT_REGION": "us-east-1",
-            "AWS_ACCESS_KEY_ID": "local",
+            "AWS_REGION": LOCAL_REGION,
+            "AWS_DEFAULT_REGION": LOCAL_REGION,
+            "AWS_ACCESS_KEY_ID": function_name,
             "AWS_SECRET_ACCESS_KEY": "local",
             "AWS_ENDPOINT_URL_DYNAMODB": self.dynamodb.endpoint,
             "AWS_ENDPOINT_URL_S3": self.dynamodb.endpoint,  # moto's server answers every service
             "AWS_ENDPOINT_URL_LAMBDA": self.url(self.ports.lambda_api),
+        }
+        if self.bedrock is not None:
+            env["AWS_ENDPOINT_URL_BEDROCK_RUNTIME"] = self.bedrock.url
+        else:
+            env.update(_model_credentials(self.model))
+        return env
+
+    def resource_values(self) -> dict[str, str]:
+        """The local value of each variable whose template value is a resource reference."""
+        values = {
             TABLE_NAME_ENV: TABLE_NAME,
             "UPLOADS_BUCKET": UPLOADS_BUCKET,
             "JWT_ISSUER": self.issuer_url,
             "JWT_AUDIENCE": LOCAL_CLIENT_ID,
             "API_URL": self.url(self.ports.api),
-            "STREAMING_ENABLED": "true",
-            "STREAMING_PERCENTAGE": "100",
-            "RATE_LIMIT_PER_MINUTE": "60",
-            "STREAM_TIME_BUDGET_SECONDS": "120",
-            "POWERTOOLS_SERVICE_NAME": "coach-stream",
-            "POWERTOOLS_METRICS_NAMESPACE": "CoachStream",
-            "POWERTOOLS_TRACE_DISABLED": "true",
-            "POWERTOOLS_LOG_LEVEL": "INFO",
         }
         for definition in self.definitions:
-            env[function_name_variable(definition.name)] = definition.name
             if definition.streaming and definition.url_output_key:
-                env[url_variable(definition.url_output_key)] = self.url(self.ports.function_urls[definition.name])
-        if self.bedrock is not None:
-            env["AWS_ENDPOINT_URL_BEDROCK_RUNTIME"] = self.bedrock.url
-        else:
-            env.update(_model_passthrough(self.model))
-        return {**env, **self.extra_environment}
+                values[url_variable(definition.url_output_key)] = self.url(self.ports.function_urls[definition.name])
+        return values
+
+    def template_environment(self, catalog_name: str) -> dict[str, str]:
+        """The function's environment exactly as its template gives it, resource references resolved."""
+        assert self.deployed is not None, "start() synthesizes the templates"
+        deployed = self.deployed.function(catalog_name)
+        resources = self.resource_values()
+        task_root = self.runtimes.get(catalog_name, FunctionRuntime()).task_root
+        env: dict[str, str] = {}
+        for name, value in deployed.environment.items():
+            if isinstance(value, str):
+                env[name] = value.replace(TASK_ROOT, str(task_root), 1) if value.startswith(TASK_ROOT + "/") else value
+            elif name in resources:
+                env[name] = resources[name]
+            else:
+                raise TemplateError(f"{deployed.name}: {name} references {value!r}, unknown to the local stack")
+        return env
+
+    def function_environment(self, catalog_name: str) -> dict[str, str]:
+        """What the function's process gets: its template's environment, then what Lambda provides, then
+        the declared local differences, then the developer's overrides (shown in the banner)."""
+        assert self.deployed is not None, "start() synthesizes the templates"
+        deployed = self.deployed.function(catalog_name)
+        wanted = next(d for d in self.definitions if d.name == catalog_name).settings.variables()
+        overrides = {name: value for name, (value, _) in self.overrides.items() if name in wanted}
+        return {
+            **self.template_environment(catalog_name),
+            **self.sdk_environment(deployed.name),
+            **LOCAL_ONLY_ENVIRONMENT,
+            **overrides,
+            **_model_overrides(self.model),
+            **self.extra_environment,
+        }
 
     def start(self) -> LocalStack:
         self.state_dir.mkdir(parents=True, exist_ok=True)
@@ -152,25 +199,31 @@ class LocalStack:
         self.dynamodb.create_bucket(UPLOADS_BUCKET)
         if self.bedrock is not None:
             self.bedrock.start()
-        env = {**_inherited_environment(), **self.environment()}
+        began = time.monotonic()
+        self.deployed = synthesize(self.definitions, self.deploy_environ)
+        self.synth_note = f"templates ready in {time.monotonic() - began:.1f}s"
+        inherited = _inherited_environment()
         for definition in self.definitions:
+            deployed = self.deployed.function(definition.name)
             spec = FunctionSpec(
-                name=definition.name,
-                handler=definition.handler,
-                streaming=definition.streaming,
-                environment=dict(definition.extra_environment),
-                timeout_seconds=definition.timeout_seconds,
-                memory_mb=definition.memory_mb,
-                concurrency=self.concurrency if definition.streaming else min(2, self.concurrency),
+                name=deployed.name,
+                handler=deployed.handler,
+                streaming=deployed.streaming,
+                environment=self.function_environment(definition.name),
+                timeout_seconds=deployed.timeout_seconds,
+                memory_mb=deployed.memory_mb,
+                concurrency=self.concurrency if deployed.streaming else min(2, self.concurrency),
                 **self.runtimes.get(definition.name, FunctionRuntime()).spec_fields(),
             )
-            self.functions[definition.name] = LocalFunction(spec, env).start()
-        self.lambda_api = LambdaApiServer(self.functions, port=self.ports.lambda_api).start()
+            self.functions[definition.name] = LocalFunction(spec, inherited).start()
+        by_deployed_name = {function.spec.name: function for function in self.functions.values()}
+        self.lambda_api = LambdaApiServer(by_deployed_name, port=self.ports.lambda_api).start()
         for definition in self.definitions:
             if definition.streaming:
                 port = self.ports.function_urls[definition.name]
+                cors = self.deployed.function(definition.name).url_cors or {}
                 self.function_urls[definition.name] = FunctionUrlServer(
-                    self.functions[definition.name], port, allowed_origins=self.allowed_origins()
+                    self.functions[definition.name], port, allowed_origins=tuple(cors.get("AllowOrigins", ()))
                 ).start()
         self.api = ApiGatewayServer(
             self.ports.api,
@@ -203,10 +256,16 @@ class LocalStack:
         return outputs
 
     def sam_environment(self) -> dict[str, dict[str, str]]:
-        """`sam local invoke --env-vars` format: shared values under Parameters, then per function."""
-        shared = self.environment()
-        per_function = {d.logical_id: {**shared, **d.extra_environment} for d in self.definitions}
-        return {"Parameters": shared, **per_function}
+        """`sam local invoke --env-vars` format, keyed by logical id: each function's template environment
+        with local resources and endpoints (SAM's container reaches the host's ports on 127.0.0.1 only
+        with `--docker-network host`)."""
+        per_function = {}
+        for definition in self.definitions:
+            env = self.function_environment(definition.name)
+            per_function[definition.logical_id] = {
+                k: v for k, v in env.items() if k not in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
+            }
+        return per_function
 
     def _write_outputs(self) -> None:
         (self.state_dir / "outputs.json").write_text(json.dumps(self.outputs(), indent=2) + "\n")
@@ -260,23 +319,43 @@ def _try_it(outputs: dict[str, Any]) -> str:
     )
 
 
-def _model_passthrough(model: str) -> dict[str, str]:
-    """A real model endpoint: the developer's own settings reach the functions, nothing else does."""
-    names = ["MODEL_ID_REPLY", "MODEL_ID_SIDE"]
-    if model == "bedrock":
-        names += [
-            "AWS_ACCESS_KEY_ID",
-            "AWS_SECRET_ACCESS_KEY",
-            "AWS_SESSION_TOKEN",
-            "AWS_PROFILE",
-            "AWS_REGION",
-        ]
-    else:
-        names += ["OPENAI_BASE_URL", "OPENAI_API_KEY"]
-    env = {name: os.environ[name] for name in names if name in os.environ}
-    if model == "openai":
-        env["MODEL_PROVIDER"] = "openai"
-    return env
+def _model_credentials(model: str) -> dict[str, str]:
+    """Real Bedrock: the developer's own credentials reach the functions (and every call then signs as
+    the developer, not as the function)."""
+    if model != "bedrock":
+        return {}
+    names = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_REGION")
+    return {name: os.environ[name] for name in names if name in os.environ}
+
+
+def _model_overrides(model: str) -> dict[str, str]:
+    """An OpenAI-compatible server answers instead of Bedrock: the adapter switch and its address."""
+    if model != "openai":
+        return {}
+    names = ("OPENAI_BASE_URL", "OPENAI_API_KEY")
+    return {"MODEL_PROVIDER": "openai", **{name: os.environ[name] for name in names if name in os.environ}}
+
+
+def developer_overrides(
+    definitions: Sequence[FunctionDefinition], environ: Mapping[str, str], path: Path | None
+) -> dict[str, tuple[str, str]]:
+    """Settings a developer changes for the local stack only: any variable a function's settings model
+    reads, from `local.env` (KEY=VALUE lines) or, winning over it, from `make dev`'s own environment.
+    Returns name -> (value, where it came from)."""
+    readable = {name for d in definitions for name in d.settings.variables()}
+    found: dict[str, tuple[str, str]] = {}
+    if path is not None and path.exists():
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            text = line.strip()
+            if not text or text.startswith("#"):
+                continue
+            name, sep, value = text.partition("=")
+            if not sep or name.strip() not in readable:
+                raise ValueError(f"{path}:{number}: not KEY=VALUE with a setting some function reads: {text!r}")
+            found[name.strip()] = (value.strip(), path.name)
+    for name in sorted(readable & set(environ)):
+        found[name] = (environ[name], "environment")
+    return found
 
 
 def _inherited_environment() -> dict[str, str]:
@@ -306,6 +385,9 @@ def main(args: argparse.Namespace | None = None) -> None:
     print(f"  {'dynamodb + s3 (moto)':28} {stack.dynamodb.endpoint}")
     print(f"  {'model':28} {stack.model_description()}")
     print(f"  {'demo page':28} {outputs['apiUrl']}/demo/")
+    print(f"  {'functions':28} as `cdk synth` defines them ({stack.synth_note})")
+    for name, (value, source) in sorted(stack.overrides.items()):
+        print(f"  {'override':28} {name}={value}  (from {source})")
     print(f"\nwrote {stack.state_dir / 'outputs.json'} and {stack.state_dir / 'sam-env.json'}")
     print(_try_it(outputs))
     print("Ctrl-C stops everything.\n", flush=True)

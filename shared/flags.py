@@ -7,19 +7,16 @@ raising the percentage only ever adds users.
 from __future__ import annotations
 
 import hashlib
-import os
+
+from shared.settings import FlagSettings, settings
 
 
 def streaming_enabled() -> bool:
-    return os.environ.get("STREAMING_ENABLED", "true").strip().lower() not in ("false", "0", "off", "no")
+    return settings(FlagSettings).streaming_enabled
 
 
 def streaming_percentage() -> int:
-    try:
-        value = int(os.environ.get("STREAMING_PERCENTAGE", "100"))
-    except ValueError:
-        return 100
-    return min(100, max(0, value))
+    return settings(FlagSettings).streaming_percentage
 
 
 def user_bucket(user_id: str) -> int:

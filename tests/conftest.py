@@ -2,13 +2,53 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from functions.catalog import FUNCTIONS, FunctionDefinition
+from functions.catalog import COACH_CONVERSATION_POST_TURN, FUNCTIONS, FunctionDefinition
 from local.stack import LocalStack, StackPorts
+from shared.settings import ConversationTurnSettings, reset_settings
+
+# A complete configuration for code imported into the test process (handler modules validate theirs at
+# import): what a deployed function's template gives, with test values. Tests change it with monkeypatch.
+IN_PROCESS_SETTINGS = {
+    "POWERTOOLS_SERVICE_NAME": "coach-stream",
+    "POWERTOOLS_METRICS_NAMESPACE": "CoachStreamTest",
+    "COACH_TABLE_NAME": "unit-test",
+    "JWT_ISSUER": "http://127.0.0.1:9/test-pool",
+    "JWT_AUDIENCE": "test-client",
+    "MODEL_ID_REPLY": "us.anthropic.claude-sonnet-4-5-20250929-v1:0",
+    "MODEL_ID_SIDE": "us.amazon.nova-micro-v1:0",
+    "UPLOADS_BUCKET": "test-uploads",
+    "STREAM_TIME_BUDGET_SECONDS": "120",
+    "COACH_CONVERSATION_POST_TURN_FUNCTION_NAME": "coach-stream-coach-conversation-post-turn",
+    "BUILD_COACH_FROM_SESSION_FUNCTION_NAME": "coach-stream-build-coach-from-session",
+}
+for _name, _value in IN_PROCESS_SETTINGS.items():
+    os.environ.setdefault(_name, _value)
+
+
+@pytest.fixture
+def set_setting(monkeypatch: pytest.MonkeyPatch):
+    """Change one setting mid-test, as a new execution environment would see it."""
+
+    def set_one(name: str, value: str) -> None:
+        monkeypatch.setenv(name, value)
+        reset_settings()
+
+    return set_one
+
+
+@pytest.fixture(autouse=True)
+def _fresh_settings() -> Iterator[None]:
+    """Each test reads settings from its own environment (after its monkeypatching), not a cached one."""
+    reset_settings()
+    yield
+    reset_settings()
+
 
 TEST_FUNCTION = FunctionDefinition(
     name="t-stream", folder="", streaming=True, handler="tests.fixtures.stream_handlers.dispatch"
@@ -28,25 +68,31 @@ BUFFERED_FUNCTION = FunctionDefinition(
     public_routes=("POST /events",),
 )
 CONVERSATION_HANDLER = "functions.stream_coach_conversation.handler.handler"
+CONVERSATION_LIKE = {
+    "handler": CONVERSATION_HANDLER,
+    "settings": ConversationTurnSettings,
+    "invokes": (COACH_CONVERSATION_POST_TURN.name,),
+    "timeout_seconds": 300,
+}
 SHORT_BUDGET_CONVERSATION = FunctionDefinition(
     name="t-conversation-short-budget",
     folder="",
     streaming=True,
-    handler=CONVERSATION_HANDLER,
+    **CONVERSATION_LIKE,
     extra_environment={"STREAM_TIME_BUDGET_SECONDS": "1.5"},
 )
 STREAMING_OFF_CONVERSATION = FunctionDefinition(
     name="t-conversation-streaming-off",
     folder="",
     streaming=True,
-    handler=CONVERSATION_HANDLER,
+    **CONVERSATION_LIKE,
     extra_environment={"STREAMING_ENABLED": "false"},
 )
 MISCONFIGURED_CONVERSATION = FunctionDefinition(
     name="t-conversation-misconfigured",
     folder="",
     streaming=True,
-    handler=CONVERSATION_HANDLER,
+    **CONVERSATION_LIKE,
     extra_environment={"JWT_AUDIENCE": ""},
 )
 TEST_FUNCTIONS = (
@@ -75,6 +121,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory, gate_dir: Path) -> Iterator[
         concurrency=3,
         extra_environment={"GATE_DIR": str(gate_dir), "RATE_LIMIT_PER_MINUTE": "30"},
         model="double",
+        deploy_environ={},  # the developer's shell must not reach the templates under test
+        overrides_file=None,
     )
     local.start()
     yield local

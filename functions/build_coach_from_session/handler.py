@@ -12,11 +12,16 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from functions.catalog import BUILD_COACH_FROM_SESSION
 from shared.coach_creator.coach_builder import BuildCoachJob, CoachBuilderDependencies, build_coach
 from shared.models import get_model_port, get_model_settings
 from shared.observability import lambda_entry, logger, observe
+from shared.settings import load_settings
 from shared.store.coaches import DynamoCoachRepository
 from shared.store.creator_sessions import DynamoCreatorSessionRepository
+
+SETTINGS = load_settings(BUILD_COACH_FROM_SESSION.settings)
+"""Validated at import, so at cold start: a missing or invalid variable fails the init, naming it."""
 
 
 @cache

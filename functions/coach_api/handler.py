@@ -12,12 +12,17 @@ from typing import Any
 
 from aws_lambda_powertools.logging import correlation_paths
 
+from functions.catalog import COACH_API
 from shared.api.app import app
 from shared.api.services import CONTEXT_KEY, Services
 from shared.observability import lambda_entry
+from shared.settings import load_settings
 from shared.store.coaches import DynamoCoachRepository
 from shared.store.conversations import DynamoConversationRepository
 from shared.store.creator_sessions import DynamoCreatorSessionRepository
+
+SETTINGS = load_settings(COACH_API.settings)
+"""Validated at import, so at cold start: a missing or invalid variable fails the init, naming it."""
 
 SERVICES = Services(
     coaches=DynamoCoachRepository(),

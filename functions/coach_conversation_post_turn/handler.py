@@ -12,12 +12,17 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from functions.catalog import COACH_CONVERSATION_POST_TURN
 from shared.coach_conversation.post_turn import PostTurnJob
 from shared.coach_conversation.post_turn_work import PostTurnDependencies, run_post_turn
 from shared.models import get_model_port, get_model_settings
 from shared.observability import lambda_entry, logger, observe
+from shared.settings import load_settings
 from shared.store.conversations import DynamoConversationRepository
 from shared.store.memories import DynamoMemoryRepository, DynamoWorkoutRepository
+
+SETTINGS = load_settings(COACH_CONVERSATION_POST_TURN.settings)
+"""Validated at import, so at cold start: a missing or invalid variable fails the init, naming it."""
 
 JOB_KIND = "coach-conversation-post-turn"
 

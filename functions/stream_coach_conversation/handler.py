@@ -8,13 +8,18 @@ from __future__ import annotations
 
 from typing import Any
 
+from functions.catalog import STREAM_COACH_CONVERSATION
 from shared.coach_conversation.wiring import open_conversation_turn
 from shared.flags import streaming_enabled
 from shared.http.errors import StreamingDisabled
 from shared.http.event import HttpRequest
 from shared.http.routes import CONVERSATION_STREAM_ROUTE, Router
 from shared.observability import lambda_entry
+from shared.settings import load_settings
 from shared.streaming import StreamingResponse, streaming_handler
+
+SETTINGS = load_settings(STREAM_COACH_CONVERSATION.settings)
+"""Validated at import, so at cold start: a missing or invalid variable fails the init, naming it."""
 
 router = Router([CONVERSATION_STREAM_ROUTE])
 

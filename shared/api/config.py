@@ -6,7 +6,6 @@ here, so this endpoint verifies it itself; a missing or invalid token is simply 
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from aws_lambda_powertools.event_handler.api_gateway import Router
@@ -18,12 +17,7 @@ from shared.api.services import Services
 from shared.http.auth import authenticate
 from shared.http.errors import Unauthorized
 from shared.observability import logger
-
-ENDPOINT_VARIABLES = {
-    "coachConversationStream": "COACH_CONVERSATION_STREAM_URL",
-    "coachCreatorStream": "COACH_CREATOR_STREAM_URL",
-    "api": "API_URL",
-}
+from shared.settings import EndpointSettings, settings
 
 router = Router()
 
@@ -35,12 +29,20 @@ def get_config(_: NoParams, __: Services) -> dict[str, Any]:
             "streamingEnabled": flags.streaming_enabled(),
             "streamingPercentage": flags.streaming_percentage(),
         },
-        "endpoints": {key: os.environ.get(name) or None for key, name in ENDPOINT_VARIABLES.items()},
+        "endpoints": _endpoints(settings(EndpointSettings)),
     }
     user_id = _optional_user_id(current_event(router).headers)
     if user_id is not None:
         config["useStreaming"] = flags.use_streaming(user_id)
     return config
+
+
+def _endpoints(found: EndpointSettings) -> dict[str, str | None]:
+    return {
+        "coachConversationStream": found.coach_conversation_stream_url or None,
+        "coachCreatorStream": found.coach_creator_stream_url or None,
+        "api": found.api_url or None,
+    }
 
 
 def _optional_user_id(headers: dict[str, str]) -> str | None:

@@ -7,7 +7,6 @@ the token's user is the `{userId}` of the path: no cross-user access, ever.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
@@ -19,8 +18,7 @@ from shared.api.services import CONTEXT_KEY, Services
 from shared.http.errors import Forbidden
 from shared.http.routes import PathParams, Route
 from shared.observability import logger
-
-DEFAULT_USER_ID_CLAIM = "custom:user_id"
+from shared.settings import AuthSection, settings
 
 P = TypeVar("P", bound=PathParams)
 Endpoint = Callable[[P, Services], Any]
@@ -32,7 +30,7 @@ def current_event(router: Router) -> APIGatewayProxyEventV2:
 
 def authorized_user_id(event: APIGatewayProxyEventV2) -> str:
     """The user the authorizer vouched for; a route behind the authorizer without one is refused."""
-    claim = os.environ.get("JWT_USER_ID_CLAIM", "").strip() or DEFAULT_USER_ID_CLAIM
+    claim = settings(AuthSection).jwt_user_id_claim
     user_id = event.request_context.authorizer.jwt_claim.get(claim)
     if not isinstance(user_id, str) or not user_id.strip():
         raise Forbidden("the token carries no user id")

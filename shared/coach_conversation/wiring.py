@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 from functools import cache
 from typing import Any
@@ -15,6 +14,7 @@ from shared.http.stream_request import open_stream_request
 from shared.jobs.lambda_async import LambdaAsyncJobQueue
 from shared.models import get_model_port, get_model_settings
 from shared.observability import logger, observe
+from shared.settings import ConversationTurnSettings, StreamSettings, settings
 from shared.store.coaches import DynamoCoachRepository
 from shared.store.conversations import DynamoConversationRepository
 from shared.store.memories import DynamoMemoryRepository, DynamoWorkoutRepository
@@ -32,7 +32,7 @@ def turn_dependencies() -> TurnDependencies:
         conversations=DynamoConversationRepository(),
         memories=DynamoMemoryRepository(),
         workouts=DynamoWorkoutRepository(),
-        post_turn=LambdaAsyncJobQueue(os.environ.get("POST_TURN_FUNCTION_NAME", "coach-conversation-post-turn")),
+        post_turn=LambdaAsyncJobQueue(settings(ConversationTurnSettings).post_turn_function_name),
         observe=observe,
     )
 
@@ -54,7 +54,7 @@ def _images() -> S3ImageSource:
 
 def stream_deadline(context: Any) -> float:
     """The turn's own time budget, always ending a margin before Lambda would kill the function."""
-    budget = float(os.environ.get("STREAM_TIME_BUDGET_SECONDS", "120"))
+    budget = settings(StreamSettings).stream_time_budget_seconds
     remaining = context.get_remaining_time_in_millis() / 1000 - DEADLINE_MARGIN_SECONDS
     return time.monotonic() + max(1.0, min(budget, remaining))
 

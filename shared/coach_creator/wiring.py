@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from functools import cache
 from typing import Any
 
@@ -15,6 +14,7 @@ from shared.http.stream_request import open_stream_request
 from shared.jobs.lambda_async import LambdaAsyncJobQueue
 from shared.models import get_model_port, get_model_settings
 from shared.observability import logger, observe
+from shared.settings import CreatorTurnSettings, settings
 from shared.store.creator_sessions import DynamoCreatorSessionRepository
 
 
@@ -24,7 +24,7 @@ def creator_dependencies() -> CreatorDependencies:
         model=get_model_port(),
         model_settings=get_model_settings(),
         sessions=DynamoCreatorSessionRepository(),
-        coach_builder=LambdaAsyncJobQueue(os.environ["BUILD_COACH_FROM_SESSION_FUNCTION_NAME"]),
+        coach_builder=LambdaAsyncJobQueue(settings(CreatorTurnSettings).build_coach_function_name),
         observe=observe,
     )
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import functools
 import json
 import logging
-import os
 import threading
 import time
 import urllib.request
@@ -25,6 +24,7 @@ from urllib.parse import urlsplit
 import jwt
 
 from shared.http.errors import Forbidden, Unauthorized
+from shared.settings import AuthSection, settings
 
 logger = logging.getLogger(__name__)
 
@@ -35,8 +35,6 @@ TOKEN_USES = frozenset(AUDIENCE_CLAIMS)
 MAX_TOKEN_LENGTH = 16_384
 MAX_JWKS_BYTES = 256 * 1024
 _LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
-_TRUE = frozenset({"1", "true", "yes", "on"})
-_FALSE = frozenset({"", "0", "false", "no", "off"})
 
 JwksFetch = Callable[[str], Mapping[str, Any]]
 """Takes the JWKS URL, returns the parsed JSON document; raises on any failure."""
@@ -69,33 +67,17 @@ class AuthSettings:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> AuthSettings:
-        env = os.environ if environ is None else environ
-        try:
-            leeway = float(env.get("JWT_LEEWAY_SECONDS", "30"))
-        except ValueError:
-            raise ValueError("JWT_LEEWAY_SECONDS must be a number") from None
+        """From the function's settings (`shared.settings.AuthSection`), or from `environ` when given."""
+        section = settings(AuthSection) if environ is None else AuthSection.from_env(environ)
         return cls(
-            issuer=env.get("JWT_ISSUER", "").strip(),
-            audiences=_comma_set(env.get("JWT_AUDIENCE", "")),
-            token_uses=_comma_set(env.get("JWT_TOKEN_USE", "id")),
-            user_id_claim=env.get("JWT_USER_ID_CLAIM", "").strip() or "custom:user_id",
-            allow_sub_fallback=_flag("JWT_ALLOW_SUB_FALLBACK", env.get("JWT_ALLOW_SUB_FALLBACK", "")),
-            leeway_seconds=leeway,
-            jwks_url=env.get("JWT_JWKS_URL", "").strip(),
+            issuer=section.jwt_issuer,
+            audiences=frozenset(section.jwt_audience),
+            token_uses=frozenset(section.jwt_token_use),
+            user_id_claim=section.jwt_user_id_claim,
+            allow_sub_fallback=section.jwt_allow_sub_fallback,
+            leeway_seconds=section.jwt_leeway_seconds,
+            jwks_url=section.jwt_jwks_url,
         )
-
-
-def _comma_set(value: str) -> frozenset[str]:
-    return frozenset(part.strip() for part in value.split(",") if part.strip())
-
-
-def _flag(name: str, value: str) -> bool:
-    text = value.strip().lower()
-    if text in _TRUE:
-        return True
-    if text in _FALSE:
-        return False
-    raise ValueError(f"{name} must be true or false")
 
 
 def _check_jwks_url(url: str) -> None:

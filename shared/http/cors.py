@@ -6,13 +6,12 @@ not, so for v1 events the function answers `Access-Control-Allow-Origin` for the
 
 from __future__ import annotations
 
-import os
-
 from shared.http.event import HttpRequest
+from shared.settings import WebSettings, settings
 
 
 def allowed_origins() -> frozenset[str]:
-    return frozenset(o.strip() for o in os.environ.get("ALLOWED_ORIGINS", "").split(",") if o.strip())
+    return frozenset(settings(WebSettings).allowed_origins)
 
 
 def cors_headers(request: HttpRequest) -> dict[str, str]:

@@ -7,10 +7,11 @@ reads `AWS_ENDPOINT_URL_BEDROCK_RUNTIME` itself, which is how the local double i
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
+
+from shared.settings import ModelSection, SettingsError, settings
 
 Provider = Literal["bedrock", "openai"]
 
@@ -31,20 +32,17 @@ class ModelSettings:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ModelSettings:
-        env = os.environ if environ is None else environ
-        provider = env.get("MODEL_PROVIDER", "bedrock").strip().lower() or "bedrock"
-        if provider not in ("bedrock", "openai"):
-            raise ValueError(f"MODEL_PROVIDER must be bedrock or openai, not {provider!r}")
-        settings = cls(
-            provider=provider,  # type: ignore[arg-type]  # checked just above
-            reply_model_id=env.get("MODEL_ID_REPLY") or DEFAULT_REPLY_MODEL_ID,
-            side_model_id=env.get("MODEL_ID_SIDE") or DEFAULT_SIDE_MODEL_ID,
-            connect_timeout=float(env.get("MODEL_CONNECT_TIMEOUT_SECONDS") or cls.connect_timeout),
-            read_timeout=float(env.get("MODEL_READ_TIMEOUT_SECONDS") or cls.read_timeout),
-            max_attempts=int(env.get("MODEL_MAX_ATTEMPTS") or cls.max_attempts),
-            openai_base_url=env.get("OPENAI_BASE_URL", "").rstrip("/"),
-            openai_api_key=env.get("OPENAI_API_KEY", ""),
+        """From the function's settings (`shared.settings.ModelSection`), or from `environ` when given."""
+        section = settings(ModelSection) if environ is None else ModelSection.from_env(environ)
+        if section.model_provider == "openai" and not section.openai_base_url:
+            raise SettingsError("MODEL_PROVIDER=openai needs OPENAI_BASE_URL")
+        return cls(
+            provider=section.model_provider,
+            reply_model_id=section.model_id_reply,
+            side_model_id=section.model_id_side,
+            connect_timeout=section.model_connect_timeout_seconds,
+            read_timeout=section.model_read_timeout_seconds,
+            max_attempts=section.model_max_attempts,
+            openai_base_url=section.openai_base_url.rstrip("/"),
+            openai_api_key=section.openai_api_key,
         )
-        if settings.provider == "openai" and not settings.openai_base_url:
-            raise ValueError("MODEL_PROVIDER=openai needs OPENAI_BASE_URL")
-        return settings

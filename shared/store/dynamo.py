@@ -6,7 +6,6 @@ stack points the very same code at its local DynamoDB.
 
 from __future__ import annotations
 
-import os
 from decimal import Decimal
 from functools import cache
 from typing import Any
@@ -14,7 +13,7 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-from shared.store.schema import TABLE_NAME_ENV
+from shared.settings import TableSettings, settings
 
 CLIENT_CONFIG = Config(
     retries={"mode": "standard", "max_attempts": 3},
@@ -27,7 +26,7 @@ CLIENT_CONFIG = Config(
 @cache
 def coach_table() -> Any:
     """The coach table's boto3 `Table`, created on first use and kept for the container's life."""
-    return boto3.resource("dynamodb", config=CLIENT_CONFIG).Table(os.environ[TABLE_NAME_ENV])
+    return boto3.resource("dynamodb", config=CLIENT_CONFIG).Table(settings(TableSettings).table_name)
 
 
 def dynamo_safe(value: Any) -> Any:

@@ -6,13 +6,13 @@ seconds until the window turns.
 
 from __future__ import annotations
 
-import os
 import time
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from shared.http.errors import RateLimited
+from shared.settings import RateLimitSettings, settings
 from shared.store import keys
 from shared.store.dynamo import coach_table
 
@@ -21,7 +21,7 @@ WINDOW_SECONDS = 60
 
 class RateLimiter:
     def __init__(self, limit: int | None = None, table: Any | None = None, clock: Any = time.time) -> None:
-        self.limit = limit if limit is not None else int(os.environ.get("RATE_LIMIT_PER_MINUTE", "20"))
+        self.limit = limit if limit is not None else settings(RateLimitSettings).rate_limit_per_minute
         self._table = table
         self._clock = clock
 

@@ -7,7 +7,6 @@ the bytes' signature, never the file name, for the format.
 
 from __future__ import annotations
 
-import os
 from abc import ABC, abstractmethod
 from functools import cached_property
 from typing import Any
@@ -18,6 +17,7 @@ from botocore.config import Config
 from shared.http.body import is_key_under_user_prefix
 from shared.http.errors import BadRequest, Forbidden
 from shared.models import Image
+from shared.settings import UploadsSettings, settings
 
 MAX_IMAGE_BYTES = 3_750_000  # Bedrock's limit for one image
 _SIGNATURES: tuple[tuple[bytes, str], ...] = (
@@ -44,7 +44,7 @@ class ImageSource(ABC):
 
 class S3ImageSource(ImageSource):
     def __init__(self, bucket: str | None = None) -> None:
-        self.bucket = bucket or os.environ.get("UPLOADS_BUCKET", "")
+        self.bucket = bucket or settings(UploadsSettings).uploads_bucket
 
     @cached_property
     def _client(self) -> Any:

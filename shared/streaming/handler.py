@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
 from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from typing import Any
@@ -21,6 +20,7 @@ from typing import Any
 from shared.http.cors import cors_headers
 from shared.http.errors import BadRequest, HttpError, InternalError
 from shared.http.event import HttpRequest, is_api_gateway_completion, is_http_event, parse_http_event
+from shared.settings import SseSettings, settings
 from shared.sse import ErrorEvent
 from shared.streaming.response import BodyItem, JsonResponse, StreamFailure, StreamingResponse, encode_item
 from shared.streaming.sinks import BufferedSink, KeepAlive, ResponseSink
@@ -36,7 +36,7 @@ _END = object()
 
 
 def keep_alive_seconds() -> float:
-    return float(os.environ.get("SSE_KEEP_ALIVE_SECONDS", "15"))
+    return settings(SseSettings).keep_alive_seconds
 
 
 def streaming_handler(fn: Handler) -> LambdaHandler:

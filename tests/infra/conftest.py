@@ -12,15 +12,32 @@ import os
 
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
-
 import pytest
+from pydantic import Field
 
 from functions.catalog import FUNCTIONS, FunctionDefinition
+from shared.settings import (
+    CoachApiSettings,
+    ConversationTurnSettings,
+    ModelWorkerSettings,
+    UploadsSettings,
+    function_name_variable,
+)
+from tests.fixtures.cdk_synth import Synthesized, synthesize
 
-SKIP_BUNDLING = {"aws:cdk:bundling-stacks": []}
+
+class FakeTurnSettings(ConversationTurnSettings):
+    worker_function_name: str = Field(alias=function_name_variable("t-worker"))
+    post_turn_function_name: str = Field("", alias="UNUSED_POST_TURN_FUNCTION_NAME")
+
+
+class FakeFallbackSettings(FakeTurnSettings, CoachApiSettings):
+    """A fallback that also serves `/config` (stream URLs, API URL)."""
+
+
+class FakeWorkerSettings(ModelWorkerSettings, UploadsSettings):
+    worker_mode: str = Field(alias="WORKER_MODE")
+
 
 FAKE_FUNCTIONS: tuple[FunctionDefinition, ...] = (
     FunctionDefinition(
@@ -29,78 +46,44 @@ FAKE_FUNCTIONS: tuple[FunctionDefinition, ...] = (
         streaming=True,
         timeout_seconds=120,
         memory_mb=512,
-        uses_models=True,
         invokes=("t-worker",),
         url_output_key="tStreamUrl",
+        settings=FakeTurnSettings,
     ),
     FunctionDefinition(
         name="t-fallback",
         folder="t_fallback_not_on_disk",
         streaming=False,
-        uses_models=True,
         invokes=("t-worker",),
         api_routes=(
             "POST /users/{userId}/coaches/{coachId}/conversations/{conversationId}/send-message",
             "GET /users/{userId}/coaches",
         ),
         public_routes=("GET /config",),
+        settings=FakeFallbackSettings,
     ),
     FunctionDefinition(
         name="t-worker",
         folder="t_worker_not_on_disk",
         streaming=False,
         timeout_seconds=60,
-        uses_models=True,
         extra_environment={"WORKER_MODE": "async"},
+        settings=FakeWorkerSettings,
     ),
-    FunctionDefinition(name="t-plain", folder="t_plain_not_on_disk", streaming=False, uses_table=False),
+    FunctionDefinition(name="t-plain", folder="t_plain_not_on_disk", streaming=False),
 )
-
-
-@dataclass
-class Synthesized:
-    built: Any  # infra.app.CoachStreamApp
-    assembly: Any  # aws_cdk.cx_api.CloudAssembly
-    definitions: tuple[FunctionDefinition, ...]
-
-    @property
-    def config(self) -> Any:
-        return self.built.config
-
-    def template(self, which: str) -> Any:
-        from aws_cdk.assertions import Template
-
-        stack = {"data": self.built.data, "auth": self.built.auth, "api": self.built.api}[which]
-        return Template.from_json(self.assembly.get_stack_by_name(stack.stack_name).template)
-
-    def raw(self, which: str) -> dict[str, Any]:
-        stack = {"data": self.built.data, "auth": self.built.auth, "api": self.built.api}[which]
-        return self.assembly.get_stack_by_name(stack.stack_name).template
-
-    def template_files(self) -> list[Path]:
-        return sorted(Path(self.assembly.directory).glob("*.template.json"))
-
-
-def _synth(tmp: Path, definitions: tuple[FunctionDefinition, ...], **context: Any) -> Synthesized:
-    from infra.app import build, new_app
-    from infra.config import InfraConfig
-
-    app = new_app({**SKIP_BUNDLING, **context}, outdir=str(tmp))
-    config = InfraConfig.load(app.node.try_get_context, environ={})  # the developer's shell must not leak in
-    built = build(app, config, definitions, nag=False)
-    return Synthesized(built=built, assembly=app.synth(), definitions=definitions)
 
 
 @pytest.fixture(scope="session")
 def real(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
     """The app exactly as `make synth` builds it from functions/catalog.py (minus bundling)."""
-    return _synth(tmp_path_factory.mktemp("cdk-real"), FUNCTIONS)
+    return synthesize(tmp_path_factory.mktemp("cdk-real"), FUNCTIONS)
 
 
 @pytest.fixture(scope="session")
 def fake(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
     """A fuller catalog and non-default settings, given as context like `cdk synth -c key=value`."""
-    return _synth(
+    return synthesize(
         tmp_path_factory.mktemp("cdk-fake"),
         FAKE_FUNCTIONS,
         stackPrefix="CoachTest",

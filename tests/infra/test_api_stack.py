@@ -10,21 +10,11 @@ from aws_cdk.assertions import Match
 from infra.api_stack import ACCESS_LOG_FIELDS, SAM_LOCAL_ENDPOINT_VARIABLES
 from infra.catalog_rules import construct_id, target_env_var, url_env_var
 from infra.functions import EXEC_WRAPPER_PATH, TASK_ROOT
+from shared.settings import RUNTIME_VARIABLES, SDK_ENDPOINT_VARIABLES
 from shared.store.schema import TABLE_NAME_ENV
 from tests.infra.cfn import function_by_name, refers_to, resources
 
 REPO = Path(__file__).resolve().parents[2]
-COMMON_ENV = {
-    "JWT_ISSUER",
-    "JWT_AUDIENCE",
-    "STREAMING_ENABLED",
-    "STREAMING_PERCENTAGE",
-    "RATE_LIMIT_PER_MINUTE",
-    "STREAM_TIME_BUDGET_SECONDS",
-    "ALLOWED_ORIGINS",
-    "POWERTOOLS_SERVICE_NAME",
-    "POWERTOOLS_METRICS_NAMESPACE",
-}
 
 
 def _function(synthesized, definition):
@@ -106,33 +96,41 @@ def test_log_groups_with_retention(synthesized):
         assert log_groups[group]["Properties"]["RetentionInDays"] == synthesized.config.log_retention_days
 
 
-def test_environment_follows_the_catalog_entry(synthesized):
+def test_environment_is_exactly_what_the_settings_model_reads(synthesized):
+    """The stack sets every variable a function's settings model requires, and none that no model reads;
+    the model accepts the values (intrinsics stand for resource ids)."""
     config = synthesized.config
     for definition in synthesized.definitions:
         _, fn = _function(synthesized, definition)
         env = fn["Properties"]["Environment"]["Variables"]
-        assert set(env) >= COMMON_ENV, definition.name
-        assert env["ALLOWED_ORIGINS"] == ",".join(config.allowed_origins)
-        assert env["STREAMING_ENABLED"] == ("true" if config.streaming_enabled else "false")
-        assert env["STREAMING_PERCENTAGE"] == str(config.streaming_percentage)
-        assert env["RATE_LIMIT_PER_MINUTE"] == str(config.rate_limit_per_minute)
-        budget = int(env["STREAM_TIME_BUDGET_SECONDS"])
-        assert 0 < budget < definition.timeout_seconds, "the stream budget must end before the Lambda deadline"
+        wanted = definition.settings.variables()
+        read_by_runtime = RUNTIME_VARIABLES | set(SDK_ENDPOINT_VARIABLES)
+        assert set(env) - read_by_runtime <= set(wanted), definition.name
+        assert {name for name, required in wanted.items() if required} <= set(env), definition.name
+        as_strings = {k: v if isinstance(v, str) else "resource-id" for k, v in env.items()}
+        definition.settings.from_env(as_strings)  # raises, naming the variable, if a value is invalid
+        expected = {
+            "ALLOWED_ORIGINS": ",".join(config.allowed_origins),
+            "STREAMING_ENABLED": "true" if config.streaming_enabled else "false",
+            "STREAMING_PERCENTAGE": str(config.streaming_percentage),
+            "RATE_LIMIT_PER_MINUTE": str(config.rate_limit_per_minute),
+            "MODEL_ID_REPLY": config.model_id_reply,
+            "MODEL_ID_SIDE": config.model_id_side,
+            **{target_env_var(target): f"{config.name_prefix}-{target}" for target in definition.invokes},
+            **definition.extra_environment,
+        }
+        assert {k: env[k] for k in expected if k in env} == {k: v for k, v in expected.items() if k in env}
         assert (TABLE_NAME_ENV in env) == definition.uses_table
         assert ("MODEL_ID_REPLY" in env) == definition.uses_models
-        if definition.uses_models:
-            assert env["MODEL_ID_REPLY"] == config.model_id_reply
-            assert env["MODEL_ID_SIDE"] == config.model_id_side
-            assert "UPLOADS_BUCKET" in env
-        for target in definition.invokes:
-            assert env[target_env_var(target)] == f"{config.name_prefix}-{target}"
-        for key, value in definition.extra_environment.items():
-            assert env[key] == value
-        assert "API_URL" in env
+        assert ("UPLOADS_BUCKET" in env) == definition.reads_uploads
+        assert all(target_env_var(target) in env for target in definition.invokes)
+        if "STREAM_TIME_BUDGET_SECONDS" in env:
+            budget = float(env["STREAM_TIME_BUDGET_SECONDS"])
+            assert 0 < budget < definition.timeout_seconds, "the stream budget must end before the Lambda deadline"
         url_vars = {url_env_var(d.url_output_key) for d in synthesized.definitions if d.url_output_key}
         if definition.streaming:
             assert not url_vars & set(env), "a streaming function must not name Function URLs (cycle)"
-        else:
+        elif url_vars & set(wanted):
             assert url_vars <= set(env), "GET /config needs to know where to stream"
         endpoints = set(SAM_LOCAL_ENDPOINT_VARIABLES)
         if config.sam_local:

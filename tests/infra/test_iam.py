@@ -90,7 +90,7 @@ def test_uploads_read_only_under_the_user_uploads_prefix(synthesized):
     for definition in synthesized.definitions:
         grouped = _by_action(_role_statements(synthesized, definition))
         s3 = {a: r for a, r in grouped.items() if a.startswith("s3:")}
-        if not definition.uses_models:
+        if not definition.reads_uploads:
             assert not s3
             continue
         assert list(s3) == ["s3:GetObject"]

@@ -381,26 +381,26 @@ def test_config_anonymous(monkeypatch):
     }
 
 
-def test_config_with_a_valid_token_tells_whether_to_stream(issuer, verifier_env, monkeypatch):
+def test_config_with_a_valid_token_tells_whether_to_stream(issuer, verifier_env, set_setting):
     token = issuer.mint("user-1")
-    monkeypatch.setenv("STREAMING_PERCENTAGE", "100")
+    set_setting("STREAMING_PERCENTAGE", "100")
     assert get_config(token)["useStreaming"] is True
     assert get_config(token, header="Authorization")["useStreaming"] is True
-    monkeypatch.setenv("STREAMING_PERCENTAGE", "0")
+    set_setting("STREAMING_PERCENTAGE", "0")
     assert get_config(token)["useStreaming"] is False
-    monkeypatch.setenv("STREAMING_PERCENTAGE", "100")
-    monkeypatch.setenv("STREAMING_ENABLED", "false")
+    set_setting("STREAMING_PERCENTAGE", "100")
+    set_setting("STREAMING_ENABLED", "false")
     body = get_config(token)
     assert (body["features"]["streamingEnabled"], body["useStreaming"]) == (False, False)
 
 
-def test_config_rollout_follows_the_users_stable_bucket(issuer, verifier_env, monkeypatch):
+def test_config_rollout_follows_the_users_stable_bucket(issuer, verifier_env, set_setting):
     user_id = next(f"user-{n}" for n in range(1000) if 10 <= user_bucket(f"user-{n}") <= 90)
     bucket = user_bucket(user_id)
     token = issuer.mint(user_id)
-    monkeypatch.setenv("STREAMING_PERCENTAGE", str(bucket))
+    set_setting("STREAMING_PERCENTAGE", str(bucket))
     assert get_config(token)["useStreaming"] is False
-    monkeypatch.setenv("STREAMING_PERCENTAGE", str(bucket + 1))
+    set_setting("STREAMING_PERCENTAGE", str(bucket + 1))
     assert get_config(token)["useStreaming"] is True
 
 

@@ -139,16 +139,16 @@ def test_until_deadline_reraises_the_producers_error():
         list(until_deadline(failing(), time.monotonic() + 1))
 
 
-def test_buckets_are_stable_and_percentages_only_add_users(monkeypatch):
+def test_buckets_are_stable_and_percentages_only_add_users(set_setting):
     assert user_bucket("alice") == user_bucket("alice")
     users = [f"user-{n}" for n in range(400)]
-    monkeypatch.setenv("STREAMING_PERCENTAGE", "30")
+    set_setting("STREAMING_PERCENTAGE", "30")
     at_30 = {u for u in users if use_streaming(u)}
-    monkeypatch.setenv("STREAMING_PERCENTAGE", "60")
+    set_setting("STREAMING_PERCENTAGE", "60")
     at_60 = {u for u in users if use_streaming(u)}
     assert at_30 < at_60
     assert 0.2 < len(at_30) / len(users) < 0.4
-    monkeypatch.setenv("STREAMING_ENABLED", "false")
+    set_setting("STREAMING_ENABLED", "false")
     assert not any(use_streaming(u) for u in users)
 
 

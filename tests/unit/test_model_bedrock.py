@@ -36,6 +36,7 @@ from shared.models import (
 )
 from shared.models.bedrock import BedrockModel
 from shared.models.settings import DEFAULT_REPLY_MODEL_ID, DEFAULT_SIDE_MODEL_ID
+from shared.settings import SettingsError, reset_settings
 
 REQUEST = ModelRequest(
     model_id=DEFAULT_REPLY_MODEL_ID,
@@ -58,7 +59,7 @@ def double() -> Iterator[BedrockDouble]:
         patch.setenv("AWS_SECRET_ACCESS_KEY", "test")
         patch.setenv("AWS_DEFAULT_REGION", "us-west-2")
         patch.setenv("MODEL_READ_TIMEOUT_SECONDS", "0.3")
-        for name in ("MODEL_PROVIDER", "MODEL_ID_REPLY", "MODEL_ID_SIDE", "AWS_ENDPOINT_URL", "AWS_PROFILE"):
+        for name in ("MODEL_PROVIDER", "AWS_ENDPOINT_URL", "AWS_PROFILE"):
             patch.delenv(name, raising=False)
         yield running
 
@@ -234,19 +235,23 @@ def test_the_default_double_coaches_through_the_adapter(model: BedrockModel) -> 
 
 
 def test_settings_defaults_and_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
-    defaults = ModelSettings.from_env({})
-    assert (defaults.provider, defaults.reply_model_id, defaults.side_model_id, defaults.max_attempts) == (
+    ids = {"MODEL_ID_REPLY": "r", "MODEL_ID_SIDE": "s"}
+    defaults = ModelSettings.from_env(ids)
+    assert (defaults.provider, defaults.max_attempts, defaults.connect_timeout, defaults.read_timeout) == (
         "bedrock",
-        "us.anthropic.claude-sonnet-4-5-20250929-v1:0",
-        "us.amazon.nova-micro-v1:0",
         3,
+        3.0,
+        60.0,
     )
-    custom = ModelSettings.from_env({"MODEL_ID_REPLY": "r", "MODEL_ID_SIDE": "s", "MODEL_READ_TIMEOUT_SECONDS": "5"})
+    custom = ModelSettings.from_env({**ids, "MODEL_READ_TIMEOUT_SECONDS": "5"})
     assert (custom.reply_model_id, custom.side_model_id, custom.read_timeout) == ("r", "s", 5.0)
-    with pytest.raises(ValueError, match="MODEL_PROVIDER"):
-        ModelSettings.from_env({"MODEL_PROVIDER": "azure"})
-    with pytest.raises(ValueError, match="OPENAI_BASE_URL"):
-        ModelSettings.from_env({"MODEL_PROVIDER": "openai"})
+    # The model ids come from the stack: no silent default that would only exist locally.
+    with pytest.raises(SettingsError, match="MODEL_ID_REPLY is required; MODEL_ID_SIDE is required"):
+        ModelSettings.from_env({})
+    with pytest.raises(SettingsError, match="MODEL_PROVIDER"):
+        ModelSettings.from_env({**ids, "MODEL_PROVIDER": "azure"})
+    with pytest.raises(SettingsError, match="OPENAI_BASE_URL"):
+        ModelSettings.from_env({**ids, "MODEL_PROVIDER": "openai"})
 
 
 def test_client_config_standard_retries_and_timeouts(double: BedrockDouble, model: BedrockModel) -> None:
@@ -259,6 +264,7 @@ def test_client_config_standard_retries_and_timeouts(double: BedrockDouble, mode
 
 def test_get_model_port_chooses_once_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     def fresh() -> None:
+        reset_settings()
         shared.models.get_model_settings.cache_clear()
         get_model_port.cache_clear()
 

@@ -1,0 +1,276 @@
+"""The functions as `cdk synth` defines them: the local stack runs each one from its synthesized template.
+
+Name, handler, runtime, timeout, memory, environment and role policy are read from the templates the CDK
+app synthesizes (the very code `make synth` runs, asset bundling skipped), never rebuilt by the local
+stack's own code: a setting, name or permission cannot differ between what deploys and what runs here.
+Only resource identifiers (the table, the bucket, the issuer, the URLs) are resolved to local ones.
+
+Synthesizing takes seconds, so the result is cached under the state folder, keyed by the definitions and
+the deploy settings, and checked against the content of every project module the synth imported.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from functions.catalog import FunctionDefinition
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+TASK_ROOT = "/var/task"  # where Lambda unpacks the asset; the template's paths point into it
+LOCAL_PARTITION = "aws"
+LOCAL_REGION = "us-east-1"
+LOCAL_ACCOUNT = "123456789012"  # moto's default account
+CACHE_FORMAT = "1"
+CACHE_DIR = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "coach-stream" / "synth"
+CACHE_ENTRIES = 8
+_PROJECT_PACKAGES = ("infra", "functions", "shared")
+
+
+class TemplateError(RuntimeError):
+    """The templates hold something the local stack cannot run faithfully."""
+
+
+@dataclass(frozen=True)
+class DeployedFunction:
+    catalog_name: str
+    logical_id: str
+    name: str  # FunctionName
+    handler: str
+    runtime: str  # e.g. python3.13
+    architecture: str
+    timeout_seconds: int
+    memory_mb: int
+    environment: dict[str, Any]  # as the template gives it: literals, or intrinsics for resource ids
+    policy: list[dict[str, Any]]  # the role's statements, as the template gives them
+    url_cors: dict[str, Any] | None  # the Function URL's CORS configuration, if it has a URL
+
+    @property
+    def streaming(self) -> bool:
+        return "AWS_LAMBDA_EXEC_WRAPPER" in self.environment
+
+
+@dataclass(frozen=True)
+class DeployedApp:
+    functions: dict[str, DeployedFunction]  # by catalog name
+    templates: dict[str, dict[str, Any]]  # by stack name
+
+    def function(self, catalog_name: str) -> DeployedFunction:
+        return self.functions[catalog_name]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"functions": {k: asdict(v) for k, v in self.functions.items()}, "templates": self.templates}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> DeployedApp:
+        functions = {k: DeployedFunction(**v) for k, v in data["functions"].items()}
+        return cls(functions=functions, templates=dict(data["templates"]))
+
+
+# --- synthesizing, with a cache ----------------------------------------------------------------------
+
+
+def synthesize(
+    definitions: Sequence[FunctionDefinition],
+    environ: Mapping[str, str] | None = None,
+    cache_dir: Path = CACHE_DIR,
+) -> DeployedApp:
+    """The synthesized app for `definitions`, deploy settings read from `environ` as `cdk synth` reads
+    them from the shell; from the cache when no input changed."""
+    env = dict(os.environ if environ is None else environ)
+    key = _cache_key(definitions, env)
+    cache_file = cache_dir / f"synth-{key}.json"
+    cached = _read_cache(cache_file)
+    if cached is not None:
+        return cached
+    app, inputs = _synthesize_now(definitions, env)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    cache_file.write_text(json.dumps({"inputs": inputs, "app": app.to_json()}))
+    entries = sorted(cache_dir.glob("synth-*.json"), key=lambda p: p.stat().st_mtime, reverse=True)
+    for stale in entries[CACHE_ENTRIES:]:
+        stale.unlink(missing_ok=True)
+    return app
+
+
+def _cache_key(definitions: Sequence[FunctionDefinition], env: Mapping[str, str]) -> str:
+    from infra.config import SETTINGS  # plain data, no CDK
+
+    settings = {s.env_var: env.get(s.env_var) for s in SETTINGS.values()}
+    cdk_json = (REPO_ROOT / "cdk.json").read_text()
+    text = json.dumps([CACHE_FORMAT, repr(tuple(definitions)), settings, cdk_json, sys.version_info[:2]])
+    return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+def _read_cache(path: Path) -> DeployedApp | None:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if any(_file_digest(Path(name)) != digest for name, digest in data["inputs"].items()):
+        return None
+    return DeployedApp.from_json(data["app"])
+
+
+def _file_digest(path: Path) -> str:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return ""
+
+
+def _project_modules() -> dict[str, str]:
+    """Every project module loaded in this process, with its digest: the synth's real inputs."""
+    found: dict[str, str] = {}
+    for name, module in list(sys.modules.items()):
+        path = getattr(module, "__file__", None)
+        if path and name.split(".")[0] in _PROJECT_PACKAGES and Path(path).is_relative_to(REPO_ROOT):
+            found[path] = _file_digest(Path(path))
+    return found
+
+
+def _synthesize_now(definitions: Sequence[FunctionDefinition], env: Mapping[str, str]) -> tuple[DeployedApp, Any]:
+    os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+    from infra.app import build, new_app  # lazily: the CDK and its node runtime only on a cache miss
+    from infra.config import InfraConfig
+
+    with tempfile.TemporaryDirectory(prefix="coach-synth-") as outdir:
+        app = new_app({"aws:cdk:bundling-stacks": []}, outdir=outdir)
+        built = build(app, InfraConfig.load(app.node.try_get_context, environ=env), definitions, nag=False)
+        assembly = app.synth()
+        templates = {stack.stack_name: assembly.get_stack_by_name(stack.stack_name).template for stack in built.stacks}
+    inputs = _project_modules()
+    inputs[str(REPO_ROOT / "cdk.json")] = _file_digest(REPO_ROOT / "cdk.json")
+    return read_functions(templates, definitions), inputs
+
+
+# --- reading the templates ---------------------------------------------------------------------------
+
+
+def read_functions(templates: Mapping[str, dict[str, Any]], definitions: Sequence[FunctionDefinition]) -> DeployedApp:
+    resources = {lid: r for t in templates.values() for lid, r in t.get("Resources", {}).items()}
+    functions: dict[str, DeployedFunction] = {}
+    for definition in definitions:
+        resource = resources.get(definition.logical_id)
+        if resource is None or resource["Type"] != "AWS::Lambda::Function":
+            raise TemplateError(f"{definition.name}: no function {definition.logical_id} in the templates")
+        props = resource["Properties"]
+        role_id = props["Role"]["Fn::GetAtt"][0]
+        url = next(
+            (
+                r["Properties"]
+                for r in resources.values()
+                if r["Type"] == "AWS::Lambda::Url"
+                and r["Properties"].get("TargetFunctionArn", {}).get("Fn::GetAtt", [None])[0] == definition.logical_id
+            ),
+            None,
+        )
+        functions[definition.name] = DeployedFunction(
+            catalog_name=definition.name,
+            logical_id=definition.logical_id,
+            name=_literal(props["FunctionName"], "FunctionName"),
+            handler=props["Handler"],
+            runtime=props["Runtime"],
+            architecture=(props.get("Architectures") or ["x86_64"])[0],
+            timeout_seconds=int(props.get("Timeout", 3)),
+            memory_mb=int(props.get("MemorySize", 128)),
+            environment=dict(props.get("Environment", {}).get("Variables", {})),
+            policy=_role_statements(resources, role_id),
+            url_cors=(url or {}).get("Cors") if url is not None else None,
+        )
+    return DeployedApp(functions=functions, templates=dict(templates))
+
+
+def _literal(value: Any, what: str) -> str:
+    if not isinstance(value, str):
+        raise TemplateError(f"{what} must be a literal in the template to run locally, not {value!r}")
+    return value
+
+
+def _role_statements(resources: Mapping[str, Any], role_id: str) -> list[dict[str, Any]]:
+    statements: list[dict[str, Any]] = []
+    for resource in resources.values():
+        if resource["Type"] != "AWS::IAM::Policy":
+            continue
+        if {"Ref": role_id} in resource["Properties"].get("Roles", []):
+            statements += resource["Properties"]["PolicyDocument"]["Statement"]
+    role = resources[role_id]["Properties"]
+    for inline in role.get("Policies", []):
+        statements += inline["PolicyDocument"]["Statement"]
+    if role.get("ManagedPolicyArns"):
+        raise TemplateError(f"{role_id}: managed policies cannot be evaluated locally")
+    return statements
+
+
+# --- resolving intrinsics to local values ------------------------------------------------------------
+
+
+class LocalResolver:
+    """Evaluates CloudFormation intrinsics against local resources.
+
+    `attribute(resource_type, name, attribute)` gives a resource's local value (`attribute` is "Ref" for
+    `Ref`); exports across stacks are followed to the stack that defines them. Anything else (a resource
+    type or an intrinsic it does not know) raises, so a new kind of reference fails loudly.
+    """
+
+    PSEUDO = {
+        "AWS::Partition": LOCAL_PARTITION,
+        "AWS::Region": LOCAL_REGION,
+        "AWS::AccountId": LOCAL_ACCOUNT,
+        "AWS::URLSuffix": "amazonaws.com",
+    }
+
+    def __init__(self, app: DeployedApp, attribute: Callable[[str, str, str], str]) -> None:
+        self.attribute = attribute
+        self.resources = {lid: r for t in app.templates.values() for lid, r in t.get("Resources", {}).items()}
+        self.exports = {
+            output["Export"]["Name"] if isinstance(output["Export"]["Name"], str) else None: output["Value"]
+            for t in app.templates.values()
+            for output in t.get("Outputs", {}).values()
+            if "Export" in output
+        }
+
+    def resolve(self, value: Any) -> Any:
+        if isinstance(value, str | int | float | bool) or value is None:
+            return value
+        if isinstance(value, list):
+            return [self.resolve(item) for item in value]
+        if not isinstance(value, dict) or len(value) != 1:
+            return {k: self.resolve(v) for k, v in value.items()} if isinstance(value, dict) else value
+        ((function, argument),) = value.items()
+        if function == "Ref":
+            if argument in self.PSEUDO:
+                return self.PSEUDO[argument]
+            return self._attribute(argument, "Ref")
+        if function == "Fn::GetAtt":
+            logical_id, attribute = argument if isinstance(argument, list) else argument.split(".", 1)
+            return self._attribute(logical_id, attribute)
+        if function == "Fn::ImportValue":
+            name = self.resolve(argument)
+            if name not in self.exports:
+                raise TemplateError(f"no stack exports {name!r}")
+            return self.resolve(self.exports[name])
+        if function == "Fn::Join":
+            separator, items = argument
+            return separator.join(str(self.resolve(item)) for item in items)
+        if function == "Fn::Select":
+            index, items = argument
+            return self.resolve(items)[int(index)]
+        if function == "Fn::Split":
+            separator, text = argument
+            return str(self.resolve(text)).split(separator)
+        if function.startswith("Fn::") or function == "Condition":
+            raise TemplateError(f"{function} is not resolved locally")
+        return {k: self.resolve(v) for k, v in value.items()}
+
+    def _attribute(self, logical_id: str, attribute: str) -> str:
+        resource = self.resources.get(logical_id)
+        if resource is None:
+            raise TemplateError(f"no resource {logical_id}")
+        return self.attribute(resource["Type"], logical_id, attribute)
