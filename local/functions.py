@@ -121,9 +121,14 @@ class ExecutionEnvironment:
                 continue
             if self._stopping.is_set():
                 return
+            failed_init = self.server.init_error is not None
             self._after_exit(process.returncode)
             time.sleep(0.5)
-            self._spawn()
+            # As Lambda does: after a failed init, the next init is tried when an invocation comes.
+            while failed_init and self._invocations.empty() and not self._stopping.wait(0.05):
+                pass
+            if not self._stopping.is_set():
+                self._spawn()
 
     def _after_exit(self, returncode: int) -> None:
         current = self.server.current

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from functions.catalog import FUNCTIONS, FunctionDefinition, url_variable
+from functions.catalog import FUNCTIONS, FunctionDefinition, function_name_variable, url_variable
 from local.api_gateway import ApiGatewayServer, Authorizer
 from local.bedrock_double import BedrockDouble
 from local.demo import seed_demo
@@ -148,16 +148,20 @@ class LocalStack:
 
     def resource_values(self) -> dict[str, str]:
         """The local value of each variable whose template value is a resource reference."""
+        urls = {
+            url_variable(d.url_output_key): self.url(self.ports.function_urls[d.name])
+            for d in self.definitions
+            if d.streaming and d.url_output_key
+        }
         values = {
             TABLE_NAME_ENV: TABLE_NAME,
             "UPLOADS_BUCKET": UPLOADS_BUCKET,
             "JWT_ISSUER": self.issuer_url,
             "JWT_AUDIENCE": LOCAL_CLIENT_ID,
             "API_URL": self.url(self.ports.api),
+            **urls,
         }
-        for definition in self.definitions:
-            if definition.streaming and definition.url_output_key:
-                values[url_variable(definition.url_output_key)] = self.url(self.ports.function_urls[definition.name])
+        assert set(values) == set(resource_variables(self.definitions))
         return values
 
     def template_environment(self, catalog_name: str) -> dict[str, str]:
@@ -336,6 +340,17 @@ def _model_overrides(model: str) -> dict[str, str]:
     return {"MODEL_PROVIDER": "openai", **{name: os.environ[name] for name in names if name in os.environ}}
 
 
+def resource_variables(definitions: Sequence[FunctionDefinition]) -> tuple[str, ...]:
+    """The variables that carry resource identifiers: the local stack resolves them, nobody overrides them."""
+    urls = tuple(url_variable(d.url_output_key) for d in definitions if d.streaming and d.url_output_key)
+    return (TABLE_NAME_ENV, "UPLOADS_BUCKET", "JWT_ISSUER", "JWT_AUDIENCE", "API_URL", *urls)
+
+
+def function_name_variables(definitions: Sequence[FunctionDefinition]) -> set[str]:
+    """Deployed names of async targets: the template's, never overridden (a wrong one loses the work)."""
+    return {function_name_variable(target) for d in definitions for target in d.invokes}
+
+
 def developer_overrides(
     definitions: Sequence[FunctionDefinition], environ: Mapping[str, str], path: Path | None
 ) -> dict[str, tuple[str, str]]:
@@ -343,6 +358,7 @@ def developer_overrides(
     reads, from `local.env` (KEY=VALUE lines) or, winning over it, from `make dev`'s own environment.
     Returns name -> (value, where it came from)."""
     readable = {name for d in definitions for name in d.settings.variables()}
+    readable -= set(resource_variables(definitions)) | function_name_variables(definitions)
     found: dict[str, tuple[str, str]] = {}
     if path is not None and path.exists():
         for number, line in enumerate(path.read_text().splitlines(), 1):
@@ -351,7 +367,10 @@ def developer_overrides(
                 continue
             name, sep, value = text.partition("=")
             if not sep or name.strip() not in readable:
-                raise ValueError(f"{path}:{number}: not KEY=VALUE with a setting some function reads: {text!r}")
+                raise ValueError(
+                    f"{path}:{number}: not KEY=VALUE with a setting some function reads (resource ids are "
+                    f"the stack's own): {text!r}"
+                )
             found[name.strip()] = (value.strip(), path.name)
     for name in sorted(readable & set(environ)):
         found[name] = (environ[name], "environment")

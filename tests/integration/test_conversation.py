@@ -151,13 +151,17 @@ def test_auth_and_lookup_failures_are_refused_and_change_nothing(stack, conversa
         (post(url.replace(DEMO_COACH_ID, "other-coach"), token, body), 404),
         (httpx.get(url, headers={"Authorization": f"Bearer {token}"}, timeout=30), 405),
         (post(stream_url(stack, conversation, "t-conversation-streaming-off"), token, body), 503),
-        (post(stream_url(stack, conversation, "t-conversation-misconfigured"), token, body), 500),
+        (post(stream_url(stack, conversation, "t-conversation-misconfigured"), token, body), 502),
     ]
     assert [response.status_code for response, _ in cases] == [status for _, status in cases]
     assert cases[0][0].json() == {"error": {"code": "UNAUTHORIZED", "message": "missing token"}}
     assert cases[1][0].json()["error"]["message"] == "token expired"
     assert cases[-2][0].json()["error"]["code"] == "STREAMING_DISABLED"
-    assert cases[-1][0].json() == {"error": {"code": "INTERNAL_ERROR", "message": "internal error"}}
+    # A missing setting fails the init, never a request: Lambda answers a failed init with its own 502,
+    # and the init error names the variable.
+    assert cases[-1][0].json() == {"Message": "Internal Server Error"}
+    init_errors = [env.server.last_init_error for env in stack.functions["t-conversation-misconfigured"].environments]
+    assert any(error and b"JWT_AUDIENCE is required" in error for error in init_errors)
     assert stored(repository, conversation) == []
     assert model_calls(stack) == 0
 

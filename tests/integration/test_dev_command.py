@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -44,11 +45,13 @@ def alive(pid: int) -> bool:
 
 def test_dev_starts_answers_and_stops_cleanly_on_sigint(tmp_path: Path):
     command = [sys.executable, "-m", "local", "dev", "--ephemeral-ports", "--state-dir", str(tmp_path)]
-    process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    # A developer's override, from `make dev`'s own environment: shown in the banner, given to the functions.
+    env = {**os.environ, "STREAM_TIME_BUDGET_SECONDS": "20"}
+    process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     lines: list[str] = []
     try:
         deadline = time.monotonic() + 60
-        while not any("local stack is up" in line for line in lines):
+        while not any("Ctrl-C stops everything" in line for line in lines):
             assert time.monotonic() < deadline, "".join(lines)
             line = process.stdout.readline()
             assert line, "".join(lines)
@@ -56,7 +59,11 @@ def test_dev_starts_answers_and_stops_cleanly_on_sigint(tmp_path: Path):
         outputs = json.loads((tmp_path / "outputs.json").read_text())
         assert set(outputs) >= {"apiUrl", "coachConversationStreamUrl", "coachCreatorStreamUrl", "issuer"}
         sam_env = json.loads((tmp_path / "sam-env.json").read_text())
-        assert sam_env["Parameters"]["JWT_ISSUER"] == outputs["issuer"]
+        assert sam_env["StreamCoachConversationFunction"]["JWT_ISSUER"] == outputs["issuer"]
+        banner = "".join(lines)
+        assert "as `cdk synth` defines them" in banner
+        assert "STREAM_TIME_BUDGET_SECONDS=20  (from environment)" in banner
+        assert sam_env["StreamCoachConversationFunction"]["STREAM_TIME_BUDGET_SECONDS"] == "20"
 
         token = subprocess.run(
             [sys.executable, "-m", "local", "token", "--user-id", "u1", "--state-dir", str(tmp_path)],
