@@ -31,10 +31,13 @@ from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import unquote, urlsplit
 
 from local.eventstream import event_message, exception_message
+
+if TYPE_CHECKING:
+    from local.iam_gate import Answer, IamGate
 
 logger = logging.getLogger("local.bedrock_double")
 
@@ -255,9 +258,16 @@ class BedrockDouble(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, port: int = 0, host: str = "127.0.0.1", responder: Responder | None = None) -> None:
+    def __init__(
+        self,
+        port: int = 0,
+        host: str = "127.0.0.1",
+        responder: Responder | None = None,
+        iam: IamGate | None = None,
+    ) -> None:
         super().__init__((host, port), _Handler)
         self.responder: Responder = responder or CoachResponder()
+        self.iam = iam  # checks and records each call against the caller's IAM policy
         self.requests: list[RecordedRequest] = []
         self._queue: deque[Script | Responder] = deque()
         self._lock = threading.Lock()
@@ -335,6 +345,11 @@ class _Handler(BaseHTTPRequestHandler):
         if match is None:
             self._send_error(HttpError(404, "UnknownOperationException", f"no route for {self.path}"))
             return
+        if self.server.iam is not None:
+            denial = self.server.iam.screen("POST", self.path, dict(self.headers.items()), body, service="bedrock")
+            if denial is not None:
+                self._send_answer(denial)
+                return
         try:
             parsed = json.loads(body or b"{}")
         except ValueError:
@@ -444,13 +459,17 @@ class _Handler(BaseHTTPRequestHandler):
             {"x-amzn-ErrorType": error.error_type + _ERROR_TYPE_SUFFIX},
         )
 
+    def _send_answer(self, answer: Answer) -> None:
+        self._send_bytes(answer.status, answer.body, answer.headers)
+
     def _send_json(self, status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> None:
-        data = json.dumps(body).encode()
+        self._send_bytes(status, json.dumps(body).encode(), {"Content-Type": "application/json", **(headers or {})})
+
+    def _send_bytes(self, status: int, data: bytes, headers: dict[str, str]) -> None:
         self.send_response(status)
-        self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
         self.send_header("x-amzn-RequestId", str(uuid.uuid4()))
-        for name, value in (headers or {}).items():
+        for name, value in headers.items():
             self.send_header(name, value)
         self.end_headers()
         self.wfile.write(data)

@@ -22,12 +22,12 @@ from pathlib import Path
 from typing import Any
 
 from functions.catalog import FunctionDefinition
+from local.aws_calls import ACCOUNT_ID as LOCAL_ACCOUNT
+from local.aws_calls import DEFAULT_REGION as LOCAL_REGION
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TASK_ROOT = "/var/task"  # where Lambda unpacks the asset; the template's paths point into it
 LOCAL_PARTITION = "aws"
-LOCAL_REGION = "us-east-1"
-LOCAL_ACCOUNT = "123456789012"  # moto's default account
 CACHE_FORMAT = "1"
 CACHE_DIR = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "coach-stream" / "synth"
 CACHE_ENTRIES = 8

@@ -3,6 +3,7 @@ are: `local/atomic_moto.py`), tables made from the CDK's definition."""
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -28,13 +29,15 @@ class LocalDynamoDb:
         self.endpoint = f"http://127.0.0.1:{self.port}"
         self._process: subprocess.Popen[bytes] | None = None
 
-    def start(self, timeout: float = 20.0) -> LocalDynamoDb:
+    def start(self, timeout: float = 20.0, environment: dict[str, str] | None = None) -> LocalDynamoDb:
+        """`environment` adds to the server's own (the IAM gate's files)."""
         self._process = subprocess.Popen(
             [sys.executable, "-m", "local.atomic_moto", "-H", "127.0.0.1", "-p", str(self.port)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             preexec_fn=die_with_parent,
             cwd=Path(__file__).resolve().parent.parent,
+            env={**os.environ, **(environment or {})},
         )
         end = time.monotonic() + timeout
         while time.monotonic() < end:

@@ -18,11 +18,14 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import unquote, urlsplit
 
 from local.processes import LoopbackHTTPServer
 from local.runtime_api import Invocation, Outcome
+
+if TYPE_CHECKING:
+    from local.iam_gate import IamGate
 
 logger = logging.getLogger(__name__)
 
@@ -118,6 +121,7 @@ class LambdaApiServer(LoopbackHTTPServer):
         on_async_result: Callable[[AsyncResult], None] | None = None,
         region: str = "us-east-1",
         account: str = "000000000000",
+        iam: IamGate | None = None,
     ) -> None:
         super().__init__((host, port), _LambdaApiHandler)
         self.functions = dict(functions)
@@ -125,6 +129,7 @@ class LambdaApiServer(LoopbackHTTPServer):
         self.on_async_result = on_async_result
         self.region = region
         self.account = account
+        self.iam = iam  # checks and records each call against the caller's IAM policy
         self.async_results: list[AsyncResult] = []
         self._results_changed = threading.Condition()
         self._stopping = threading.Event()
@@ -201,6 +206,11 @@ class _LambdaApiHandler(BaseHTTPRequestHandler):
         if match is None:
             self._error(404, "UnknownOperationException", "unknown operation", request_id)
             return
+        if self.server.iam is not None:
+            denial = self.server.iam.screen("POST", self.path, dict(self.headers.items()), body, service="lambda")
+            if denial is not None:
+                self._send(denial.status, denial.body, request_id, denial.headers)
+                return
         name = function_name_of(match["name"])
         function = self.server.functions.get(name)
         if function is None:

@@ -25,10 +25,19 @@ from functions.catalog import FUNCTIONS, FunctionDefinition, function_name_varia
 from local.api_gateway import ApiGatewayServer, Authorizer
 from local.bedrock_double import BedrockDouble
 from local.demo import seed_demo
-from local.deployed import LOCAL_REGION, TASK_ROOT, DeployedApp, TemplateError, synthesize
+from local.deployed import (
+    LOCAL_ACCOUNT,
+    LOCAL_REGION,
+    TASK_ROOT,
+    DeployedApp,
+    LocalResolver,
+    TemplateError,
+    synthesize,
+)
 from local.dynamodb import LocalDynamoDb
 from local.function_url import FunctionUrlServer
 from local.functions import REPO_ROOT, FunctionRuntime, FunctionSpec, LocalFunction
+from local.iam_gate import AwsCall, CallLog, IamGate
 from local.issuer import LOCAL_CLIENT_ID, LocalIssuer
 from local.lambda_api import LambdaApiServer
 from local.model_responders import local_coach_responder
@@ -112,6 +121,7 @@ class LocalStack:
         self.overrides = developer_overrides(definitions, self.deploy_environ, overrides_file)
         self.deployed: DeployedApp | None = None
         self.synth_note = ""
+        self.iam: IamGate | None = None
 
     def model_description(self) -> str:
         if self.bedrock is not None:
@@ -198,14 +208,16 @@ class LocalStack:
 
     def start(self) -> LocalStack:
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        self.dynamodb.start()
-        self.dynamodb.create_table(TABLE_NAME)
-        self.dynamodb.create_bucket(UPLOADS_BUCKET)
-        if self.bedrock is not None:
-            self.bedrock.start()
         began = time.monotonic()
         self.deployed = synthesize(self.definitions, self.deploy_environ)
         self.synth_note = f"templates ready in {time.monotonic() - began:.1f}s"
+        self.iam = self._iam_gate()
+        self.dynamodb.start(environment=self.iam.environment())
+        self.dynamodb.create_table(TABLE_NAME)
+        self.dynamodb.create_bucket(UPLOADS_BUCKET)
+        if self.bedrock is not None:
+            self.bedrock.iam = self.iam
+            self.bedrock.start()
         inherited = _inherited_environment()
         for definition in self.definitions:
             deployed = self.deployed.function(definition.name)
@@ -221,7 +233,7 @@ class LocalStack:
             )
             self.functions[definition.name] = LocalFunction(spec, inherited).start()
         by_deployed_name = {function.spec.name: function for function in self.functions.values()}
-        self.lambda_api = LambdaApiServer(by_deployed_name, port=self.ports.lambda_api).start()
+        self.lambda_api = LambdaApiServer(by_deployed_name, port=self.ports.lambda_api, iam=self.iam).start()
         for definition in self.definitions:
             if definition.streaming:
                 port = self.ports.function_urls[definition.name]
@@ -258,6 +270,43 @@ class LocalStack:
         if self.demo:
             outputs["demo"] = dict(self.demo)
         return outputs
+
+    def role_policies(self) -> dict[str, list[dict[str, Any]]]:
+        """Each function's synthesized role statements, resolved against the local resources."""
+        assert self.deployed is not None, "start() synthesizes the templates"
+        resolver = LocalResolver(self.deployed, self._resource_attribute)
+        return {f.name: resolver.resolve(f.policy) for f in self.deployed.functions.values()}
+
+    def _resource_attribute(self, resource_type: str, logical_id: str, attribute: str) -> str:
+        """What a template's `Ref`/`Fn::GetAtt` of a resource is here (the ones role policies name)."""
+        assert self.deployed is not None
+        account = f"{LOCAL_REGION}:{LOCAL_ACCOUNT}"
+        by_type = {
+            ("AWS::DynamoDB::Table", "Ref"): TABLE_NAME,
+            ("AWS::DynamoDB::Table", "Arn"): f"arn:aws:dynamodb:{account}:table/{TABLE_NAME}",
+            ("AWS::S3::Bucket", "Ref"): UPLOADS_BUCKET,
+            ("AWS::S3::Bucket", "Arn"): f"arn:aws:s3:::{UPLOADS_BUCKET}",
+            ("AWS::Logs::LogGroup", "Arn"): f"arn:aws:logs:{account}:log-group:local-{logical_id}:*",
+        }
+        if resource_type == "AWS::Lambda::Function":
+            name = next(f.name for f in self.deployed.functions.values() if f.logical_id == logical_id)
+            return name if attribute == "Ref" else f"arn:aws:lambda:{account}:function:{name}"
+        try:
+            return by_type[(resource_type, attribute)]
+        except KeyError:
+            raise TemplateError(f"{resource_type}.{attribute} ({logical_id}) has no local value") from None
+
+    def _iam_gate(self) -> IamGate:
+        """Every AWS call a function makes is checked against its synthesized role, with moto's policy
+        evaluator, and logged: a call the role would deny in AWS is denied here the same way."""
+        policies = self.state_dir / "iam-policies.json"
+        policies.write_text(json.dumps(self.role_policies(), indent=1))
+        calls = self.state_dir / "aws-calls.jsonl"
+        calls.write_text("")
+        return IamGate.from_paths(calls=calls, policies=policies)
+
+    def recorded_calls(self) -> list[AwsCall]:
+        return CallLog(self.state_dir / "aws-calls.jsonl").read()
 
     def sam_environment(self) -> dict[str, dict[str, str]]:
         """`sam local invoke --env-vars` format, keyed by logical id: each function's template environment

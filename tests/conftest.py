@@ -126,7 +126,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory, gate_dir: Path) -> Iterator[
     )
     local.start()
     yield local
+    denied = [call for call in local.recorded_calls() if call.verdict == "denied"]
     local.stop()
+    assert denied == [], "calls the functions' synthesized roles would deny in AWS"
 
 
 @pytest.fixture
