@@ -35,6 +35,10 @@ class FunctionDefinition:
     settings: type[EnvSettings] = ObservabilitySettings
     timeout_seconds: int = 30
     memory_mb: int = 1024
+    # Least privilege, as the code uses it (the local stack checks every call against the result):
+    # DynamoDB actions on the table, and per model ("reply", "side") the calls made with it.
+    table_actions: tuple[str, ...] = ()
+    model_calls: tuple[tuple[str, str], ...] = ()  # (model, "converse" | "stream")
     invokes: tuple[str, ...] = ()  # names of functions it invokes asynchronously
     api_routes: tuple[str, ...] = ()  # "METHOD /path" on the HTTP API (JWT authorizer unless public)
     public_routes: tuple[str, ...] = ()  # "METHOD /path" without the authorizer
@@ -53,7 +57,7 @@ class FunctionDefinition:
 
     @property
     def uses_models(self) -> bool:
-        return issubclass(self.settings, ModelSection)
+        return issubclass(self.settings, ModelSection) and bool(self.model_calls)
 
     @property
     def reads_uploads(self) -> bool:
@@ -67,9 +71,14 @@ class FunctionDefinition:
 
 CONVERSATION_PATH = "/users/{userId}/coaches/{coachId}/conversations/{conversationId}"
 
+# The reply streams, falls back to one converse call; the side model routes the turn.
+TURN_MODEL_CALLS = (("reply", "stream"), ("reply", "converse"), ("side", "converse"))
+
 COACH_CONVERSATION_POST_TURN = FunctionDefinition(
     name="coach-conversation-post-turn",
     folder="coach_conversation_post_turn",
+    table_actions=("GetItem", "Query", "PutItem", "UpdateItem"),  # the summary reads the conversation
+    model_calls=(("side", "converse"),),
     streaming=False,
     settings=ModelWorkerSettings,
     timeout_seconds=120,
@@ -79,6 +88,8 @@ COACH_CONVERSATION_POST_TURN = FunctionDefinition(
 STREAM_COACH_CONVERSATION = FunctionDefinition(
     name="stream-coach-conversation",
     folder="stream_coach_conversation",
+    table_actions=("GetItem", "Query", "PutItem", "UpdateItem"),
+    model_calls=TURN_MODEL_CALLS,
     streaming=True,
     settings=ConversationTurnSettings,
     timeout_seconds=300,
@@ -90,6 +101,8 @@ STREAM_COACH_CONVERSATION = FunctionDefinition(
 SEND_COACH_CONVERSATION_MESSAGE = FunctionDefinition(
     name="send-coach-conversation-message",
     folder="send_coach_conversation_message",
+    table_actions=("GetItem", "Query", "PutItem", "UpdateItem"),
+    model_calls=TURN_MODEL_CALLS,
     streaming=False,
     settings=ConversationTurnSettings,
     timeout_seconds=120,
@@ -100,6 +113,7 @@ SEND_COACH_CONVERSATION_MESSAGE = FunctionDefinition(
 COACH_API = FunctionDefinition(
     name="coach-api",
     folder="coach_api",
+    table_actions=("GetItem", "Query", "PutItem"),
     streaming=False,
     settings=CoachApiSettings,
     timeout_seconds=15,
@@ -118,6 +132,8 @@ COACH_API = FunctionDefinition(
 BUILD_COACH_FROM_SESSION = FunctionDefinition(
     name="build-coach-from-session",
     folder="build_coach_from_session",
+    table_actions=("GetItem", "PutItem", "UpdateItem"),
+    model_calls=(("reply", "converse"),),
     streaming=False,
     settings=ModelWorkerSettings,
     timeout_seconds=120,
@@ -127,6 +143,8 @@ BUILD_COACH_FROM_SESSION = FunctionDefinition(
 STREAM_COACH_CREATOR_SESSION = FunctionDefinition(
     name="stream-coach-creator-session",
     folder="stream_coach_creator_session",
+    table_actions=("GetItem", "UpdateItem"),
+    model_calls=(("reply", "stream"), ("reply", "converse")),
     streaming=True,
     settings=CreatorTurnSettings,
     timeout_seconds=300,
@@ -138,6 +156,8 @@ STREAM_COACH_CREATOR_SESSION = FunctionDefinition(
 UPDATE_COACH_CREATOR_SESSION = FunctionDefinition(
     name="update-coach-creator-session",
     folder="update_coach_creator_session",
+    table_actions=("GetItem", "UpdateItem"),
+    model_calls=(("reply", "stream"), ("reply", "converse")),
     streaming=False,
     settings=CreatorTurnSettings,
     timeout_seconds=120,

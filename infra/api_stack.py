@@ -26,7 +26,15 @@ from functions.catalog import FunctionDefinition
 from infra import bedrock
 from infra.auth_stack import AuthStack
 from infra.bundling import REPO_ROOT, BundleSpec, missing_sources
-from infra.catalog_rules import check, check_environment, construct_id, routes, target_env_var, url_env_var
+from infra.catalog_rules import (
+    CatalogError,
+    check,
+    check_environment,
+    construct_id,
+    routes,
+    target_env_var,
+    url_env_var,
+)
 from infra.config import InfraConfig
 from infra.data_stack import UPLOADS_PREFIX, DataStack
 from infra.functions import PythonCatalogFunction, StreamingPythonFunction, function_code
@@ -35,8 +43,8 @@ from infra.rest_streaming import REST_STREAM_OUTPUT_KEY, RestStreamingApi
 from shared.settings import SDK_ENDPOINT_VARIABLES
 from shared.store.schema import TABLE_NAME_ENV
 
-# Item reads and writes, single and batched, conditional checks (transactions are authorized through
-# these same actions). No Scan, no table management.
+# Item actions a catalog entry may declare (transactions are authorized through these same actions, item
+# by item). No Scan, no table management.
 TABLE_ACTIONS = (
     "dynamodb:GetItem",
     "dynamodb:BatchGetItem",
@@ -48,6 +56,7 @@ TABLE_ACTIONS = (
     "dynamodb:ConditionCheckItem",
 )
 INDEX_ACTIONS = ("dynamodb:Query",)
+MODEL_CALL_ACTIONS = {"converse": "bedrock:InvokeModel", "stream": "bedrock:InvokeModelWithResponseStream"}
 SAM_LOCAL_ENDPOINT_VARIABLES = SDK_ENDPOINT_VARIABLES
 SERVICE_NAME = "coach-stream"
 METRICS_NAMESPACE = "CoachStream"
@@ -214,12 +223,14 @@ class ApiStack(Stack):
         fn = self.functions[definition.name]
         if definition.uses_table:
             table = self.data.table
-            fn.add_to_role_policy(iam.PolicyStatement(actions=list(TABLE_ACTIONS), resources=[table.table_arn]))
+            actions = table_actions(definition)
+            fn.add_to_role_policy(iam.PolicyStatement(actions=actions, resources=[table.table_arn]))
             index_arns = [f"{table.table_arn}/index/{name}" for name in self.data.table_definition.indexes]
-            if index_arns:
-                fn.add_to_role_policy(iam.PolicyStatement(actions=list(INDEX_ACTIONS), resources=index_arns))
-        if definition.uses_models:
-            self._grant_models(fn)
+            index_actions = [a for a in actions if a in INDEX_ACTIONS]
+            if index_arns and index_actions:
+                fn.add_to_role_policy(iam.PolicyStatement(actions=index_actions, resources=index_arns))
+        for action, model_ids in self.model_grants(definition).items():
+            self._grant_models(fn, action, model_ids)
         if definition.reads_uploads:
             uploads_arn = Fn.import_value(self.data.uploads_arn_export)
             fn.add_to_role_policy(
@@ -246,15 +257,26 @@ class ApiStack(Stack):
                 )
             )
 
-    def _grant_models(self, fn: PythonCatalogFunction) -> None:
+    def model_grants(self, definition: FunctionDefinition) -> dict[str, list[str]]:
+        """Bedrock action -> the configured model ids the function calls that way (`model_calls`)."""
+        ids = {"reply": self.config.model_id_reply, "side": self.config.model_id_side}
+        grants: dict[str, list[str]] = {}
+        for model, call in definition.model_calls:
+            if model not in ids or call not in MODEL_CALL_ACTIONS:
+                raise CatalogError(
+                    f"{definition.name}: model call {(model, call)} is not (reply|side, converse|stream)"
+                )
+            grants.setdefault(MODEL_CALL_ACTIONS[call], [])
+            if ids[model] not in grants[MODEL_CALL_ACTIONS[call]]:
+                grants[MODEL_CALL_ACTIONS[call]].append(ids[model])
+        return grants
+
+    def _grant_models(self, fn: PythonCatalogFunction, action: str, model_ids: list[str]) -> None:
         resources = bedrock.model_resources(
-            [self.config.model_id_reply, self.config.model_id_side],
-            partition=Aws.PARTITION,
-            region=Aws.REGION,
-            account=Aws.ACCOUNT_ID,
+            model_ids, partition=Aws.PARTITION, region=Aws.REGION, account=Aws.ACCOUNT_ID
         )
         arns = resources.profiles + resources.foundation_models
-        fn.add_to_role_policy(iam.PolicyStatement(actions=list(bedrock.INVOKE_ACTIONS), resources=arns))
+        fn.add_to_role_policy(iam.PolicyStatement(actions=[action], resources=arns))
         for arn in resources.foundation_models:
             if ":*:" not in arn:
                 continue
@@ -373,6 +395,15 @@ class ApiStack(Stack):
         CfnOutput(self, "issuer", value=self.auth.issuer, description="JWT issuer (the user pool)")
         CfnOutput(self, "userPoolId", value=self.auth.user_pool.user_pool_id)
         CfnOutput(self, "userPoolClientId", value=self.auth.client.user_pool_client_id)
+
+
+def table_actions(definition: FunctionDefinition) -> list[str]:
+    """The catalog entry's DynamoDB actions, checked against the ones any function may have."""
+    actions = [f"dynamodb:{name}" for name in definition.table_actions]
+    unknown = sorted(set(actions) - set(TABLE_ACTIONS))
+    if unknown or not actions:
+        raise CatalogError(f"{definition.name}: table_actions must be some of {TABLE_ACTIONS}, not {unknown or '()'}")
+    return actions
 
 
 def _without_trailing_slash(url: str) -> str:

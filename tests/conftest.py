@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from functions.catalog import COACH_CONVERSATION_POST_TURN, FUNCTIONS, FunctionDefinition
+from functions.catalog import COACH_CONVERSATION_POST_TURN, FUNCTIONS, STREAM_COACH_CONVERSATION, FunctionDefinition
+from local.iam_report import iam_table
 from local.stack import LocalStack, StackPorts
 from shared.settings import ConversationTurnSettings, reset_settings
 
@@ -50,6 +51,8 @@ def _fresh_settings() -> Iterator[None]:
     reset_settings()
 
 
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+
 TEST_FUNCTION = FunctionDefinition(
     name="t-stream", folder="", streaming=True, handler="tests.fixtures.stream_handlers.dispatch"
 )
@@ -72,6 +75,8 @@ CONVERSATION_LIKE = {
     "handler": CONVERSATION_HANDLER,
     "settings": ConversationTurnSettings,
     "invokes": (COACH_CONVERSATION_POST_TURN.name,),
+    "table_actions": STREAM_COACH_CONVERSATION.table_actions,
+    "model_calls": STREAM_COACH_CONVERSATION.model_calls,
     "timeout_seconds": 300,
 }
 SHORT_BUDGET_CONVERSATION = FunctionDefinition(
@@ -126,7 +131,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory, gate_dir: Path) -> Iterator[
     )
     local.start()
     yield local
-    denied = [call for call in local.recorded_calls() if call.verdict == "denied"]
+    calls = local.recorded_calls()
+    denied = [call for call in calls if call.verdict == "denied"]
+    ARTIFACTS.mkdir(exist_ok=True)
+    (ARTIFACTS / "iam-table.md").write_text(iam_table(calls, local.role_policies(), local.definitions) + "\n")
     local.stop()
     assert denied == [], "calls the functions' synthesized roles would deny in AWS"
 

@@ -49,6 +49,8 @@ FAKE_FUNCTIONS: tuple[FunctionDefinition, ...] = (
         invokes=("t-worker",),
         url_output_key="tStreamUrl",
         settings=FakeTurnSettings,
+        table_actions=("GetItem", "Query", "PutItem", "UpdateItem"),
+        model_calls=(("reply", "stream"), ("side", "converse")),
     ),
     FunctionDefinition(
         name="t-fallback",
@@ -61,6 +63,8 @@ FAKE_FUNCTIONS: tuple[FunctionDefinition, ...] = (
         ),
         public_routes=("GET /config",),
         settings=FakeFallbackSettings,
+        table_actions=("GetItem", "Query", "PutItem", "UpdateItem"),
+        model_calls=(("reply", "stream"), ("reply", "converse"), ("side", "converse")),
     ),
     FunctionDefinition(
         name="t-worker",
@@ -69,6 +73,8 @@ FAKE_FUNCTIONS: tuple[FunctionDefinition, ...] = (
         timeout_seconds=60,
         extra_environment={"WORKER_MODE": "async"},
         settings=FakeWorkerSettings,
+        table_actions=("Query", "PutItem"),
+        model_calls=(("side", "converse"),),
     ),
     FunctionDefinition(name="t-plain", folder="t_plain_not_on_disk", streaming=False),
 )
