@@ -87,7 +87,10 @@ class ExecutionEnvironment:
             "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(self.spec.memory_mb),
             "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{self.spec.name}",
             "AWS_LAMBDA_LOG_STREAM_NAME": f"local/{id(self):x}",
+            "PYTHONNOUSERSITE": "1",  # Lambda's Python has no user site-packages; HOME's must not leak in
         }
+        if self.spec.task_root != REPO_ROOT:
+            env["PYTHONDONTWRITEBYTECODE"] = "1"  # an asset that may still be deployed stays as bundled
         if self.spec.streaming:
             env["AWS_LAMBDA_EXEC_WRAPPER"] = str(self.exec_wrapper)
         return env
