@@ -136,9 +136,10 @@ def turn(stack: LocalStack) -> Turn:
         collector = EventCollector(response)
         events = collector.join(timeout=60)
         status, content_type = response.status_code, response.headers.get("content-type", "")
-    name = stack.functions[FUNCTION.name].spec.name  # the deployed name its workers run under
+    # This stack's workers of the function (another stack of the session may run one by the same name).
+    runtime_apis = {environment.server.address for environment in stack.functions[FUNCTION.name].environments}
     workers = [
-        view for view in child_processes(os.getpid()) if view.environment.get("AWS_LAMBDA_FUNCTION_NAME") == name
+        view for view in child_processes(os.getpid()) if view.environment.get("AWS_LAMBDA_RUNTIME_API") in runtime_apis
     ]
     return Turn(status, content_type, events, [at for at, _ in collector.events], workers)
 
