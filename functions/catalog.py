@@ -39,6 +39,13 @@ class FunctionDefinition:
     # DynamoDB actions on the table, and per model ("reply", "side") the calls made with it.
     table_actions: tuple[str, ...] = ()
     model_calls: tuple[tuple[str, str], ...] = ()  # (model, "converse" | "stream")
+    # Time: the most requests one invocation sends to each client (`shared.aws_clients`: "dynamodb", "s3",
+    # "lambda", "jwks", and "model" for the model adapter). Checked against every invocation the
+    # integration tests record; summed at their worst case against the timeout (`infra/time_budget.py`).
+    sdk_calls: tuple[tuple[str, int], ...] = ()
+    # Of those, what a turn sends after its own deadline is set and that the deadline does not bound
+    # (claiming the turn, loading its context, storing the reply, the hand-off): the margin it keeps.
+    sdk_calls_after_deadline: tuple[tuple[str, int], ...] = ()
     invokes: tuple[str, ...] = ()  # names of functions it invokes asynchronously
     api_routes: tuple[str, ...] = ()  # "METHOD /path" on the HTTP API (JWT authorizer unless public)
     public_routes: tuple[str, ...] = ()  # "METHOD /path" without the authorizer
@@ -73,6 +80,15 @@ CONVERSATION_PATH = "/users/{userId}/coaches/{coachId}/conversations/{conversati
 
 # The reply streams, falls back to one converse call; the side model routes the turn.
 TURN_MODEL_CALLS = (("reply", "stream"), ("reply", "converse"), ("side", "converse"))
+# Before the deadline: the issuer's keys, the rate limit, conversation and coach, up to 5 images.
+# After it: the user message's transaction, history + memories + workouts, the reply's transaction.
+CONVERSATION_TURN_SDK_CALLS = (("jwks", 1), ("dynamodb", 10), ("s3", 5), ("model", 3), ("lambda", 1))
+CONVERSATION_TURN_AFTER_DEADLINE = (("dynamodb", 7), ("lambda", 1))
+# Before: keys, rate limit, the session. After: the claim, the answer, the coach build's marker.
+CREATOR_TURN_SDK_CALLS = (("jwks", 1), ("dynamodb", 5), ("model", 2), ("lambda", 1))
+CREATOR_TURN_AFTER_DEADLINE = (("dynamodb", 3), ("lambda", 1))
+# Side tasks answer small JSON documents: a shorter read and one retry keep three of them in budget.
+WORKER_MODEL_LIMITS = {"MODEL_READ_TIMEOUT_SECONDS": "30", "MODEL_MAX_ATTEMPTS": "2"}
 
 COACH_CONVERSATION_POST_TURN = FunctionDefinition(
     name="coach-conversation-post-turn",
@@ -81,7 +97,10 @@ COACH_CONVERSATION_POST_TURN = FunctionDefinition(
     model_calls=(("side", "converse"),),
     streaming=False,
     settings=ModelWorkerSettings,
-    timeout_seconds=120,
+    timeout_seconds=360,
+    extra_environment=WORKER_MODEL_LIMITS,
+    # workout (stored date, put), up to three memories, summary (conversation, history, update)
+    sdk_calls=(("dynamodb", 8), ("model", 3)),
     memory_mb=512,
 )
 
@@ -93,6 +112,8 @@ STREAM_COACH_CONVERSATION = FunctionDefinition(
     streaming=True,
     settings=ConversationTurnSettings,
     timeout_seconds=300,
+    sdk_calls=CONVERSATION_TURN_SDK_CALLS,
+    sdk_calls_after_deadline=CONVERSATION_TURN_AFTER_DEADLINE,
     invokes=(COACH_CONVERSATION_POST_TURN.name,),
     url_output_key="coachConversationStreamUrl",
     local_port=3001,
@@ -105,7 +126,9 @@ SEND_COACH_CONVERSATION_MESSAGE = FunctionDefinition(
     model_calls=TURN_MODEL_CALLS,
     streaming=False,
     settings=ConversationTurnSettings,
-    timeout_seconds=120,
+    timeout_seconds=300,
+    sdk_calls=CONVERSATION_TURN_SDK_CALLS,
+    sdk_calls_after_deadline=CONVERSATION_TURN_AFTER_DEADLINE,
     invokes=(COACH_CONVERSATION_POST_TURN.name,),
     api_routes=(f"POST {CONVERSATION_PATH}/send-message",),
 )
@@ -116,7 +139,8 @@ COACH_API = FunctionDefinition(
     table_actions=("GetItem", "Query", "PutItem"),
     streaming=False,
     settings=CoachApiSettings,
-    timeout_seconds=15,
+    timeout_seconds=29,  # API Gateway's HTTP API waits 30 s for an integration
+    sdk_calls=(("jwks", 1), ("dynamodb", 2)),
     memory_mb=512,
     api_routes=(
         "GET /users/{userId}/coaches",
@@ -136,7 +160,10 @@ BUILD_COACH_FROM_SESSION = FunctionDefinition(
     model_calls=(("reply", "converse"),),
     streaming=False,
     settings=ModelWorkerSettings,
-    timeout_seconds=120,
+    timeout_seconds=240,
+    extra_environment={"MODEL_MAX_ATTEMPTS": "2"},  # a coach configuration may take a minute to write
+    # the session, the coach, the session's link to it (or its failure marker)
+    sdk_calls=(("dynamodb", 5), ("model", 1)),
     memory_mb=512,
 )
 
@@ -148,6 +175,8 @@ STREAM_COACH_CREATOR_SESSION = FunctionDefinition(
     streaming=True,
     settings=CreatorTurnSettings,
     timeout_seconds=300,
+    sdk_calls=CREATOR_TURN_SDK_CALLS,
+    sdk_calls_after_deadline=CREATOR_TURN_AFTER_DEADLINE,
     invokes=(BUILD_COACH_FROM_SESSION.name,),
     url_output_key="coachCreatorStreamUrl",
     local_port=3002,
@@ -160,7 +189,9 @@ UPDATE_COACH_CREATOR_SESSION = FunctionDefinition(
     model_calls=(("reply", "stream"), ("reply", "converse")),
     streaming=False,
     settings=CreatorTurnSettings,
-    timeout_seconds=120,
+    timeout_seconds=300,
+    sdk_calls=CREATOR_TURN_SDK_CALLS,
+    sdk_calls_after_deadline=CREATOR_TURN_AFTER_DEADLINE,
     invokes=(BUILD_COACH_FROM_SESSION.name,),
     api_routes=("PUT /users/{userId}/coach-creator-sessions/{sessionId}",),
 )

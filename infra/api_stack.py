@@ -40,6 +40,7 @@ from infra.data_stack import UPLOADS_PREFIX, DataStack
 from infra.functions import PythonCatalogFunction, StreamingPythonFunction, function_code
 from infra.nag import acknowledge
 from infra.rest_streaming import REST_STREAM_OUTPUT_KEY, RestStreamingApi
+from infra.time_budget import TimeBudgetError, time_budget
 from shared.settings import SDK_ENDPOINT_VARIABLES
 from shared.store.schema import TABLE_NAME_ENV
 
@@ -131,7 +132,7 @@ class ApiStack(Stack):
             "STREAMING_ENABLED": "true" if config.streaming_enabled else "false",
             "STREAMING_PERCENTAGE": str(config.streaming_percentage),
             "RATE_LIMIT_PER_MINUTE": str(config.rate_limit_per_minute),
-            "STREAM_TIME_BUDGET_SECONDS": str(config.stream_budget_for(definition.timeout_seconds)),
+            **self._time_settings(definition),
             "ALLOWED_ORIGINS": ",".join(config.allowed_origins),
             "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
             "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
@@ -154,6 +155,20 @@ class ApiStack(Stack):
         env.update(definition.extra_environment)
         check_environment(definition, env)
         return env
+
+    def _time_settings(self, definition: FunctionDefinition) -> dict[str, str]:
+        """A turn's budget and deadline margin, from its worst case; any function that cannot fit its
+        timeout fails the synth (`infra/time_budget.py`)."""
+        try:
+            budget = time_budget(definition, definition.extra_environment, self.config.stream_time_budget_seconds)
+        except TimeBudgetError as exc:
+            raise CatalogError(str(exc)) from None
+        if budget.stream_budget_seconds is None or budget.deadline_margin_seconds is None:
+            return {}
+        return {
+            "STREAM_TIME_BUDGET_SECONDS": f"{budget.stream_budget_seconds:g}",
+            "STREAM_DEADLINE_MARGIN_SECONDS": f"{budget.deadline_margin_seconds:g}",
+        }
 
     def _stream_urls_for_buffered_functions(self) -> None:
         """The Function URLs, for the buffered functions (`GET /config` tells the client where to stream).

@@ -67,7 +67,7 @@ class InfraConfig:
     streaming_enabled: bool = True
     streaming_percentage: int = 100
     rate_limit_per_minute: int = 20
-    stream_time_budget_seconds: int = 240  # capped per function at its timeout minus a margin
+    stream_time_budget_seconds: int = 240  # capped per turn function by its deadline margin (infra/time_budget.py)
     log_retention_days: int = 30
     api_throttle_rate: int = 50  # per stage (HTTP API $default, REST streaming), requests per second
     api_throttle_burst: int = 100
@@ -111,11 +111,6 @@ class InfraConfig:
     @property
     def python_tag(self) -> str:
         return "cp" + self.python_version.replace(".", "")
-
-    def stream_budget_for(self, timeout_seconds: int) -> int:
-        """The configured budget, but always a margin before the function's deadline."""
-        margin = max(5, timeout_seconds // 10)
-        return max(1, min(self.stream_time_budget_seconds, timeout_seconds - margin))
 
     @classmethod
     def load(

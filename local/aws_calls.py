@@ -26,8 +26,9 @@ from __future__ import annotations
 
 import json
 import re
+import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from infra.bedrock import split_profile
@@ -64,6 +65,8 @@ class AwsRequest:
     service: str
     operation: str
     permissions: tuple[Permission, ...]
+    trace: str = ""  # the invocation's trace root: botocore sends `X-Amzn-Trace-Id` from `_X_AMZN_TRACE_ID`
+    request_id: str = field(default_factory=lambda: uuid.uuid4().hex)  # one per HTTP request
 
 
 def signature_of(authorization: str | None, query: str = "") -> Signature:
@@ -112,7 +115,17 @@ def describe(
     if mapped is None:
         mapped = UNMAPPED, [Permission(f"{name}:{UNMAPPED}", f"{method} {split.path}")]
     operation, permissions = mapped
-    return AwsRequest(signature.caller, region, name, operation, tuple(dict.fromkeys(permissions)))
+    trace = trace_root(headers.get("x-amzn-trace-id", ""))
+    return AwsRequest(signature.caller, region, name, operation, tuple(dict.fromkeys(permissions)), trace)
+
+
+def trace_root(header: str) -> str:
+    """`Root=1-...;Parent=...;Sampled=0` -> `1-...`: the same for every call of one invocation."""
+    for part in unquote(header).split(";"):
+        key, _, value = part.strip().partition("=")
+        if key == "Root":
+            return value
+    return ""
 
 
 # --- DynamoDB (JSON protocol: `X-Amz-Target: DynamoDB_20120810.<Operation>`) ----------------------

@@ -52,6 +52,8 @@ class AwsCall:
     resource: str
     verdict: Verdict
     operation: str = ""  # the API operation that needed it (`TransactWriteItems`, `ConverseStream`)
+    trace: str = ""  # the invocation that made it (its trace root), when the caller sent one
+    request_id: str = ""  # the HTTP request it belongs to (a transaction needs several permissions)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), separators=(",", ":"))
@@ -198,7 +200,14 @@ class IamGate:
                 if verdict == "denied" and explicit is None:
                     explicit = result == PermissionResult.DENIED
             call = AwsCall(
-                request.caller, request.service, permission.action, permission.resource, verdict, request.operation
+                request.caller,
+                request.service,
+                permission.action,
+                permission.resource,
+                verdict,
+                request.operation,
+                request.trace,
+                request.request_id,
             )
             calls.append(call)
         decision = Decision(request, tuple(calls), bool(explicit))

@@ -45,3 +45,16 @@ def iam_table(
             f"| {', '.join(sorted(granted - used)) or '-'} |"
         )
     return "\n".join(rows)
+
+
+def requests_per_invocation(calls: Iterable[AwsCall]) -> dict[str, dict[str, int]]:
+    """Per function, the most requests one invocation (one trace root) sent to each service."""
+    requests: dict[tuple[str, str, str], set[str]] = {}
+    for call in calls:
+        if call.trace:
+            requests.setdefault((call.caller, call.trace, call.service), set()).add(call.request_id)
+    most: dict[str, dict[str, int]] = {}
+    for (caller, _, service), ids in requests.items():
+        by_service = most.setdefault(caller, {})
+        by_service[service] = max(by_service.get(service, 0), len(ids))
+    return most

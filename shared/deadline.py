@@ -9,7 +9,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -51,3 +51,12 @@ def until_deadline(items: Iterator[T], deadline: float) -> Iterator[T]:
         if isinstance(item, BaseException):
             raise item
         yield item  # type: ignore[misc]
+
+
+def call_before_deadline(call: Callable[[], T], deadline: float) -> T:
+    """`call()`'s result, or `DeadlineExceeded` at `deadline`; a late call runs on, abandoned, in the background."""
+
+    def once() -> Iterator[T]:
+        yield call()
+
+    return next(until_deadline(once(), deadline))

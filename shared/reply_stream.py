@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
-from shared.deadline import DeadlineExceeded, until_deadline
+from shared.deadline import DeadlineExceeded, call_before_deadline, until_deadline
 from shared.models import (
     ModelError,
     ModelPort,
@@ -96,22 +96,27 @@ def stream_reply(
         yield from show(shown.finish())
     except ModelUnavailable as exc:
         logger.warning("reply stream failed before its first token (%s); trying the fallback", exc.cause)
-        yield from _fallback(model, request, outcome, shown, observe, show)
+        yield from _fallback(model, request, deadline, outcome, shown, observe, show)
     except ModelStreamInterrupted as exc:
         logger.warning("reply stream interrupted after %d characters (%s)", len(outcome.text), exc.cause)
         outcome.status = "interrupted"
         outcome.error = ErrorEvent(code="MODEL_STREAM_INTERRUPTED", message="the reply was cut off")
     except DeadlineExceeded:
-        outcome.status = "timeout"
-        outcome.error = ErrorEvent(code="TIMEOUT", message="the reply took too long and was stopped")
+        _timed_out(outcome)
     except BaseException:
         outcome.status = "interrupted"
         raise
 
 
+def _timed_out(outcome: ReplyOutcome) -> None:
+    outcome.status = "timeout"
+    outcome.error = ErrorEvent(code="TIMEOUT", message="the reply took too long and was stopped")
+
+
 def _fallback(
     model: ModelPort,
     request: ModelRequest,
+    deadline: float,
     outcome: ReplyOutcome,
     shown: TextFilter,
     observe: Callable[[str, float], None],
@@ -119,7 +124,12 @@ def _fallback(
 ) -> Iterator[ChunkEvent]:
     observe("Fallbacks", 1)
     try:
-        reply = model.converse(request)
+        # Bounded by the turn's deadline too: its attempts and read timeouts could outlast the function.
+        reply = call_before_deadline(lambda: model.converse(request), deadline)
+    except DeadlineExceeded:
+        logger.error("fallback call did not answer before the turn's deadline")
+        _timed_out(outcome)
+        return
     except ModelError as exc:
         logger.error("fallback call failed too (%s)", exc.cause)
         outcome.status = "interrupted"

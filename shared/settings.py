@@ -131,9 +131,11 @@ class RateLimitSettings(EnvSettings):
 
 
 class StreamSettings(EnvSettings):
-    """A turn's own time budget; the CDK stack sets it a margin below the function's timeout."""
+    """A turn's own deadline: at most the budget, and never later than the margin before Lambda's, which
+    covers what the turn still sends after it (`infra/time_budget.py` derives both)."""
 
     stream_time_budget_seconds: float = Field(alias="STREAM_TIME_BUDGET_SECONDS", gt=0)
+    stream_deadline_margin_seconds: float = Field(alias="STREAM_DEADLINE_MARGIN_SECONDS", gt=0)
 
 
 class SseSettings(EnvSettings):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -9,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from functions.catalog import COACH_CONVERSATION_POST_TURN, FUNCTIONS, STREAM_COACH_CONVERSATION, FunctionDefinition
-from local.iam_report import iam_table
+from local.iam_report import iam_table, requests_per_invocation
 from local.stack import LocalStack, StackPorts
 from shared.settings import ConversationTurnSettings, reset_settings
 
@@ -51,6 +52,7 @@ def _fresh_settings() -> Iterator[None]:
     reset_settings()
 
 
+SERVICE_CLIENTS = {"bedrock": "model"}  # signing name -> the client name of `sdk_calls`
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 
 TEST_FUNCTION = FunctionDefinition(
@@ -77,6 +79,8 @@ CONVERSATION_LIKE = {
     "invokes": (COACH_CONVERSATION_POST_TURN.name,),
     "table_actions": STREAM_COACH_CONVERSATION.table_actions,
     "model_calls": STREAM_COACH_CONVERSATION.model_calls,
+    "sdk_calls": STREAM_COACH_CONVERSATION.sdk_calls,
+    "sdk_calls_after_deadline": STREAM_COACH_CONVERSATION.sdk_calls_after_deadline,
     "timeout_seconds": 300,
 }
 SHORT_BUDGET_CONVERSATION = FunctionDefinition(
@@ -135,8 +139,16 @@ def stack(tmp_path_factory: pytest.TempPathFactory, gate_dir: Path) -> Iterator[
     denied = [call for call in calls if call.verdict == "denied"]
     ARTIFACTS.mkdir(exist_ok=True)
     (ARTIFACTS / "iam-table.md").write_text(iam_table(calls, local.role_policies(), local.definitions) + "\n")
+    observed = requests_per_invocation(calls)
+    (ARTIFACTS / "requests-per-invocation.json").write_text(json.dumps(observed, indent=1, sort_keys=True) + "\n")
     local.stop()
     assert denied == [], "calls the functions' synthesized roles would deny in AWS"
+    # The time budgets count each function's requests per invocation: none may send more than it declares.
+    for definition in local.definitions:
+        declared = dict(definition.sdk_calls)
+        seen = observed.get(local.functions[definition.name].spec.name, {})
+        over = {s: n for s, n in seen.items() if n > declared.get(SERVICE_CLIENTS.get(s, s), 0)}
+        assert not over, f"{definition.name} sent more requests in one invocation than its sdk_calls: {over}"
 
 
 @pytest.fixture

@@ -84,12 +84,17 @@ class ConversationTurn:
             return
         user_message = begun.user_message
         yield StartEvent(requestId=self.request_id)
-        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="turn") as pool:
+        pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="turn")
+        try:
             route_future = pool.submit(self._route, user_message.content)
             context_future = pool.submit(self._context)
             yield opening_line(user_message.content)
             route = self._result(route_future, DEFAULT_ROUTE)
             context = context_future.result()
+        finally:
+            # Not `with`: leaving it would wait for a router past its timeout, holding the reply back
+            # for as long as the side model's retries last.
+            pool.shutdown(wait=False)
         yield from route_lines(route)
         request = reply_request(
             self.deps.model_settings.reply_model_id,

@@ -21,8 +21,6 @@ from shared.store.memories import DynamoMemoryRepository, DynamoWorkoutRepositor
 from shared.store.rate_limit import RateLimiter
 from shared.store.uploads import S3ImageSource
 
-DEADLINE_MARGIN_SECONDS = 10.0
-
 
 @cache
 def turn_dependencies() -> TurnDependencies:
@@ -54,8 +52,9 @@ def _images() -> S3ImageSource:
 
 def stream_deadline(context: Any) -> float:
     """The turn's own time budget, always ending a margin before Lambda would kill the function."""
-    budget = settings(StreamSettings).stream_time_budget_seconds
-    remaining = context.get_remaining_time_in_millis() / 1000 - DEADLINE_MARGIN_SECONDS
+    stream = settings(StreamSettings)
+    budget = stream.stream_time_budget_seconds
+    remaining = context.get_remaining_time_in_millis() / 1000 - stream.stream_deadline_margin_seconds
     return time.monotonic() + max(1.0, min(budget, remaining))
 
 

@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 
 import jwt
 
+from shared.aws_clients import JWKS
 from shared.http.errors import Forbidden, Unauthorized
 from shared.settings import AuthSection, settings
 
@@ -88,7 +89,7 @@ def _check_jwks_url(url: str) -> None:
     raise ValueError(f"JWKS URL must be https (or http on loopback): {url}")
 
 
-def fetch_jwks(url: str, *, timeout: float = 3.0) -> Mapping[str, Any]:
+def fetch_jwks(url: str, *, timeout: float = JWKS.connect_timeout) -> Mapping[str, Any]:
     """One GET with a short timeout: a slow issuer must not eat the function's time budget."""
     _check_jwks_url(url)
     request = urllib.request.Request(url, headers={"Accept": "application/json"})  # noqa: S310 - checked above

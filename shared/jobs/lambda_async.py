@@ -13,13 +13,13 @@ from functools import cached_property
 from typing import Any
 
 import boto3
-from botocore.config import Config
 
+from shared.aws_clients import LAMBDA_ASYNC
 from shared.jobs.port import JobQueue
 
 logger = logging.getLogger(__name__)
 
-_CONFIG = Config(retries={"mode": "standard", "max_attempts": 4}, connect_timeout=2, read_timeout=5)
+_CONFIG = LAMBDA_ASYNC.botocore_config()
 
 
 class LambdaAsyncJobQueue(JobQueue):

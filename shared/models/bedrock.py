@@ -17,7 +17,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import boto3
-from botocore.config import Config
 from botocore.eventstream import ParserError
 from botocore.exceptions import BotoCoreError, ClientError
 from urllib3.exceptions import HTTPError as Urllib3Error
@@ -142,11 +141,7 @@ def _create_client(settings: ModelSettings) -> Any:
     `total_max_attempts`, not `max_attempts`: in a client `Config` the latter counts retries only,
     so `max_attempts: 3` would send four requests.
     """
-    config = Config(
-        connect_timeout=settings.connect_timeout,
-        read_timeout=settings.read_timeout,
-        retries={"mode": "standard", "total_max_attempts": settings.max_attempts},
-    )
+    config = settings.limits.botocore_config()
     return boto3.session.Session().client("bedrock-runtime", config=config)
 
 

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
+from shared.aws_clients import ClientLimits
 from shared.settings import ModelSection, SettingsError, settings
 
 Provider = Literal["bedrock", "openai"]
@@ -29,6 +30,10 @@ class ModelSettings:
     max_attempts: int = 3  # in total, the first attempt included
     openai_base_url: str = ""
     openai_api_key: str = ""
+
+    @property
+    def limits(self) -> ClientLimits:
+        return ClientLimits(self.connect_timeout, self.read_timeout, self.max_attempts)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ModelSettings:

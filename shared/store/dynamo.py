@@ -11,16 +11,11 @@ from functools import cache
 from typing import Any
 
 import boto3
-from botocore.config import Config
 
+from shared.aws_clients import DYNAMODB
 from shared.settings import TableSettings, settings
 
-CLIENT_CONFIG = Config(
-    retries={"mode": "standard", "max_attempts": 3},
-    connect_timeout=2,
-    read_timeout=5,
-    tcp_keepalive=True,
-)
+CLIENT_CONFIG = DYNAMODB.botocore_config(tcp_keepalive=True)
 
 
 @cache

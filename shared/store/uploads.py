@@ -12,8 +12,8 @@ from functools import cached_property
 from typing import Any
 
 import boto3
-from botocore.config import Config
 
+from shared.aws_clients import S3
 from shared.http.body import is_key_under_user_prefix
 from shared.http.errors import BadRequest, Forbidden
 from shared.models import Image
@@ -48,8 +48,7 @@ class S3ImageSource(ImageSource):
 
     @cached_property
     def _client(self) -> Any:
-        config = Config(retries={"mode": "standard"}, connect_timeout=2, read_timeout=5)
-        return boto3.client("s3", config=config)
+        return boto3.client("s3", config=S3.botocore_config())
 
     def load(self, user_id: str, keys: tuple[str, ...]) -> tuple[Image, ...]:
         return tuple(self._one(user_id, key) for key in keys)

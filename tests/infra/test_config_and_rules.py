@@ -55,13 +55,6 @@ def test_bad_settings_fail_with_the_key_named(key, value, message):
     assert key in str(caught.value)
 
 
-def test_stream_budget_keeps_a_margin_before_the_deadline():
-    config = InfraConfig(stream_time_budget_seconds=600)
-    assert config.stream_budget_for(300) == 270
-    assert config.stream_budget_for(30) == 25
-    assert InfraConfig(stream_time_budget_seconds=60).stream_budget_for(300) == 60
-
-
 def test_route_parsing_and_names():
     route = parse_route("PUT /users/{userId}/coach-creator-sessions/{sessionId}", "f", authorized=True)
     assert (route.method, route.path) == ("PUT", "/users/{userId}/coach-creator-sessions/{sessionId}")

@@ -11,11 +11,14 @@ import pytest
 from shared.coach_conversation.progress import opening_line, route_lines
 from shared.coach_conversation.prompts import TurnContext, history_messages, reply_request
 from shared.coach_conversation.router import DEFAULT_ROUTE, RouteDecision, first_json_object, parse_route
-from shared.deadline import DeadlineExceeded, until_deadline
+from shared.deadline import DeadlineExceeded, call_before_deadline, until_deadline
 from shared.fallback import StreamEndedInError, collect_complete
 from shared.flags import use_streaming, user_bucket
+from shared.models import Message, ModelRequest, ModelUnavailable
+from shared.reply_stream import ReplyOutcome, stream_reply
 from shared.sse import ChunkEvent, CompleteEvent, ErrorEvent, StartEvent
 from shared.store.records import ChatMessage, Coach, Conversation, Memory
+from tests.fixtures.fake_model import ScriptedModel
 
 
 @pytest.mark.parametrize(
@@ -137,6 +140,34 @@ def test_until_deadline_reraises_the_producers_error():
 
     with pytest.raises(ValueError, match="boom"):
         list(until_deadline(failing(), time.monotonic() + 1))
+
+
+def test_a_stalled_fallback_ends_the_reply_at_the_deadline_with_timeout():
+    """The non-streaming fallback is bounded by the turn's deadline too, not by the model's retries."""
+    release = threading.Event()
+
+    class StallingModel(ScriptedModel):
+        def stream(self, request):
+            raise ModelUnavailable("throttled before the first token")
+
+        def converse(self, request):
+            release.wait(5)
+            return super().converse(request)
+
+    outcome = ReplyOutcome()
+    request = ModelRequest("model-x", (Message("user", "hi"),))
+    started = time.monotonic()
+    chunks = list(stream_reply(StallingModel("late"), request, time.monotonic() + 0.3, outcome))
+    release.set()
+    assert chunks == []
+    assert (outcome.status, outcome.error.code if outcome.error else None) == ("timeout", "TIMEOUT")
+    assert time.monotonic() - started < 1.5
+
+
+def test_call_before_deadline_returns_or_gives_up():
+    assert call_before_deadline(lambda: 42, time.monotonic() + 1) == 42
+    with pytest.raises(DeadlineExceeded):
+        call_before_deadline(lambda: time.sleep(2), time.monotonic() + 0.1)
 
 
 def test_buckets_are_stable_and_percentages_only_add_users(set_setting):

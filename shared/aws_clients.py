@@ -1,0 +1,48 @@
+"""How long one AWS SDK call may take at worst, and the botocore configuration that keeps it so.
+
+Every function's time budget is checked against these figures (every attempt timing out, every backoff at
+its cap), so a stalled service ends an invocation with an answer, not with Lambda killing it mid-write.
+botocore's standard retry mode waits `rand(0, 1) * min(scale * 2**i, 20)` seconds before retry `i + 1`,
+with a scale of 1 s for throttling and less for other errors: the caps below assume throttling.
+In `Config(retries=...)`, `max_attempts` counts retries; `total_max_attempts` counts requests: we set
+the latter, so the figure here is the number of requests sent.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+_MAX_BACKOFF_SECONDS = 20.0
+
+
+@dataclass(frozen=True)
+class ClientLimits:
+    connect_timeout: float
+    read_timeout: float  # per socket read: for these small request/response calls, the whole answer
+    attempts: int  # requests sent in all, the first included
+
+    @property
+    def worst_case_seconds(self) -> float:
+        waits = sum(min(2.0**retry, _MAX_BACKOFF_SECONDS) for retry in range(self.attempts - 1))
+        return self.attempts * (self.connect_timeout + self.read_timeout) + waits
+
+    def botocore_config(self, **extra: Any) -> Any:
+        from botocore.config import Config  # botocore only where a client is made
+
+        return Config(
+            connect_timeout=self.connect_timeout,
+            read_timeout=self.read_timeout,
+            retries={"mode": "standard", "total_max_attempts": self.attempts},
+            **extra,
+        )
+
+
+# Single-digit-millisecond services: a read that takes seconds is a stall, better retried than awaited.
+DYNAMODB = ClientLimits(connect_timeout=1.0, read_timeout=1.5, attempts=3)
+# `InvocationType=Event` answers 202 once the event is queued.
+LAMBDA_ASYNC = ClientLimits(connect_timeout=1.0, read_timeout=3.0, attempts=3)
+# Images of at most a few megabytes from the same Region.
+S3 = ClientLimits(connect_timeout=1.0, read_timeout=3.0, attempts=3)
+# The issuer's JWKS document (`shared.http.auth.fetch_jwks`): one GET, no retry.
+JWKS = ClientLimits(connect_timeout=2.0, read_timeout=2.0, attempts=1)
