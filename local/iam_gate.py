@@ -42,6 +42,9 @@ _UNSUPPORTED_ELEMENTS = ("NotResource", "Condition", "Principal", "NotPrincipal"
 _BEDROCK_ERROR_SUFFIX = ":http://internal.amazon.com/coral/com.amazon.bedrock/"
 
 
+MISSING_KEY = " of a missing key"  # marks the `s3:ListBucket` denial behind a 403 for a missing key
+
+
 @dataclass(frozen=True)
 class AwsCall:
     """One permission one request needed, and whether the caller's policy grants it."""
@@ -54,6 +57,11 @@ class AwsCall:
     operation: str = ""  # the API operation that needed it (`TransactWriteItems`, `ConverseStream`)
     trace: str = ""  # the invocation that made it (its trace root), when the caller sent one
     request_id: str = ""  # the HTTP request it belongs to (a transaction needs several permissions)
+
+    @property
+    def hid_a_missing_key(self) -> bool:
+        """S3's answer to a read of a missing key without `s3:ListBucket`: AWS's rule, not a role defect."""
+        return self.operation.endswith(MISSING_KEY)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), separators=(",", ":"))
@@ -341,7 +349,7 @@ class _GatedWsgiApp:
             if close is not None:
                 close()
         if missing:
-            operation = f"{decision.request.operation} of a missing key"
+            operation = decision.request.operation + MISSING_KEY
             self.gate.record(
                 [AwsCall(decision.request.caller, "s3", listing.action, listing.resource, "denied", operation)]
             )

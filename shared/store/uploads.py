@@ -12,6 +12,7 @@ from functools import cached_property
 from typing import Any
 
 import boto3
+from botocore.exceptions import ClientError
 
 from shared.aws_clients import S3
 from shared.http.body import is_key_under_user_prefix
@@ -58,7 +59,11 @@ class S3ImageSource(ImageSource):
             raise Forbidden("image key outside your uploads")
         try:
             obj = self._client.get_object(Bucket=self.bucket, Key=key)
-        except self._client.exceptions.NoSuchKey as exc:
+        except ClientError as exc:
+            # Without `s3:ListBucket` (the role has none) S3 answers a missing key with 403 AccessDenied,
+            # not 404 NoSuchKey, so as not to disclose what exists: both mean "no such image" here.
+            if exc.response.get("Error", {}).get("Code") not in ("NoSuchKey", "AccessDenied"):
+                raise
             raise BadRequest(f"image not found: {key}") from exc
         if int(obj.get("ContentLength", 0)) > MAX_IMAGE_BYTES:
             obj["Body"].close()

@@ -287,6 +287,17 @@ def test_images_under_the_users_prefix_reach_the_model_as_image_blocks(stack, co
     assert images[0]["format"] == "png"
 
 
+def test_a_missing_image_is_refused_before_the_stream(stack, conversation, token, repository, model):
+    """In AWS the role cannot list the bucket, so S3 answers 403, not 404: the local gate answers the same."""
+    key = f"user-uploads/{DEMO_USER_ID}/never-uploaded.png"
+    response = post(stream_url(stack, conversation), token, {"userResponse": "look", "imageS3Keys": [key]})
+    assert response.status_code == 400
+    assert response.json()["error"] == {"code": "VALIDATION_ERROR", "message": f"image not found: {key}"}
+    assert stored(repository, conversation) == []
+    assert model_calls(stack) == 0
+    assert any(c.hid_a_missing_key and c.caller.endswith("stream-coach-conversation") for c in stack.recorded_calls())
+
+
 def test_a_file_that_is_not_an_image_is_refused_before_the_stream(stack, conversation, token, repository, model):
     s3 = stack.dynamodb.client("s3")
     key = f"user-uploads/{DEMO_USER_ID}/notes.txt"
