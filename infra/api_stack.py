@@ -58,7 +58,6 @@ TABLE_ACTIONS = (
 )
 INDEX_ACTIONS = ("dynamodb:Query",)
 MODEL_CALL_ACTIONS = {"converse": "bedrock:InvokeModel", "stream": "bedrock:InvokeModelWithResponseStream"}
-SAM_LOCAL_ENDPOINT_VARIABLES = SDK_ENDPOINT_VARIABLES
 SERVICE_NAME = "coach-stream"
 METRICS_NAMESPACE = "CoachStream"
 API_ALLOWED_HEADERS = ("authorization", "content-type")
@@ -148,7 +147,7 @@ class ApiStack(Stack):
         env = {name: value for name, value in offered.items() if name in wanted}
         if config.sam_local:
             # `sam local invoke --env-vars` only overrides variables the template declares.
-            env.update(dict.fromkeys(SAM_LOCAL_ENDPOINT_VARIABLES, ""))
+            env.update(dict.fromkeys(SDK_ENDPOINT_VARIABLES, ""))
             if definition.streaming:
                 # SAM's emulator does not stream: the wrapper hands over to the stock bootstrap (buffered).
                 env["STREAMING_ADAPTER"] = "off"

@@ -237,13 +237,14 @@ class LocalResolver:
         }
 
     def resolve(self, value: Any) -> Any:
-        if isinstance(value, str | int | float | bool) or value is None:
-            return value
         if isinstance(value, list):
             return [self.resolve(item) for item in value]
-        if not isinstance(value, dict) or len(value) != 1:
-            return {k: self.resolve(v) for k, v in value.items()} if isinstance(value, dict) else value
-        ((function, argument),) = value.items()
+        if not isinstance(value, dict):
+            return value
+        function = next(iter(value), "") if len(value) == 1 else ""
+        if function != "Ref" and not function.startswith("Fn::"):
+            return {k: self.resolve(v) for k, v in value.items()}  # a plain object, e.g. a policy statement
+        argument = value[function]
         if function == "Ref":
             if argument in self.PSEUDO:
                 return self.PSEUDO[argument]
@@ -265,9 +266,7 @@ class LocalResolver:
         if function == "Fn::Split":
             separator, text = argument
             return str(self.resolve(text)).split(separator)
-        if function.startswith("Fn::") or function == "Condition":
-            raise TemplateError(f"{function} is not resolved locally")
-        return {k: self.resolve(v) for k, v in value.items()}
+        raise TemplateError(f"{function} is not resolved locally")
 
     def _attribute(self, logical_id: str, attribute: str) -> str:
         resource = self.resources.get(logical_id)

@@ -31,6 +31,15 @@ STOCK_BOOTSTRAP = REPO_ROOT / "local" / "stock_bootstrap.py"
 
 
 @dataclass(frozen=True)
+class FunctionRuntime:
+    """Where a function's code lives and which Python runs it: the repository on the venv's Python by
+    default, or an unpacked asset from `cdk.out` on the deployed runtime's interpreter."""
+
+    task_root: Path = REPO_ROOT
+    python: str = sys.executable
+
+
+@dataclass(frozen=True)
 class FunctionSpec:
     name: str
     handler: str
@@ -39,20 +48,7 @@ class FunctionSpec:
     timeout_seconds: float = 120.0
     memory_mb: int = 1024
     concurrency: int = 3
-    task_root: Path = REPO_ROOT  # LAMBDA_TASK_ROOT: the repository, or an unpacked function asset
-    python: str = sys.executable  # the interpreter Lambda would run (the managed runtime's version)
-
-
-@dataclass(frozen=True)
-class FunctionRuntime:
-    """Where a function's code lives and which Python runs it: the repository on the venv's Python by
-    default, or an unpacked asset from `cdk.out` on the deployed runtime's interpreter."""
-
-    task_root: Path = REPO_ROOT
-    python: str = sys.executable
-
-    def spec_fields(self) -> dict[str, Any]:
-        return {"task_root": self.task_root, "python": self.python}
+    runtime: FunctionRuntime = FunctionRuntime()  # frozen: one shared default is safe
 
 
 class ExecutionEnvironment:
@@ -67,13 +63,13 @@ class ExecutionEnvironment:
         self._stopping = threading.Event()
 
     def command(self) -> list[str]:
-        stock = [self.spec.python, str(STOCK_BOOTSTRAP)]
+        stock = [self.spec.runtime.python, str(STOCK_BOOTSTRAP)]
         return [str(self.exec_wrapper), *stock] if self.spec.streaming else stock
 
     @property
     def exec_wrapper(self) -> Path:
         """The wrapper inside the task root, as `AWS_LAMBDA_EXEC_WRAPPER` names it in the template."""
-        return self.spec.task_root / EXEC_WRAPPER.relative_to(REPO_ROOT)
+        return self.spec.runtime.task_root / EXEC_WRAPPER.relative_to(REPO_ROOT)
 
     def environment(self) -> dict[str, str]:
         env = {
@@ -81,7 +77,7 @@ class ExecutionEnvironment:
             **self.spec.environment,
             "AWS_LAMBDA_RUNTIME_API": self.server.address,
             "_HANDLER": self.spec.handler,
-            "LAMBDA_TASK_ROOT": str(self.spec.task_root),
+            "LAMBDA_TASK_ROOT": str(self.spec.runtime.task_root),
             "AWS_LAMBDA_FUNCTION_NAME": self.spec.name,
             "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
             "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(self.spec.memory_mb),
@@ -89,7 +85,7 @@ class ExecutionEnvironment:
             "AWS_LAMBDA_LOG_STREAM_NAME": f"local/{id(self):x}",
             "PYTHONNOUSERSITE": "1",  # Lambda's Python has no user site-packages; HOME's must not leak in
         }
-        if self.spec.task_root != REPO_ROOT:
+        if self.spec.runtime.task_root != REPO_ROOT:
             env["PYTHONDONTWRITEBYTECODE"] = "1"  # an asset that may still be deployed stays as bundled
         if self.spec.streaming:
             env["AWS_LAMBDA_EXEC_WRAPPER"] = str(self.exec_wrapper)
@@ -104,7 +100,7 @@ class ExecutionEnvironment:
         self.server.init_error = None
         self.server.polled.clear()
         self._process = subprocess.Popen(
-            self.command(), env=self.environment(), cwd=self.spec.task_root, preexec_fn=die_with_parent
+            self.command(), env=self.environment(), cwd=self.spec.runtime.task_root, preexec_fn=die_with_parent
         )
 
     def _supervise(self) -> None:

@@ -128,7 +128,8 @@ class LocalStack:
             return f"Bedrock double (scripted coach replies, no AWS) at {self.bedrock.url}"
         if self.model == "bedrock":
             return "real Amazon Bedrock with your AWS credentials (COACH_LOCAL_MODEL=bedrock)"
-        return f"OpenAI-compatible endpoint {os.environ.get('OPENAI_BASE_URL', '?')} (COACH_LOCAL_MODEL=openai)"
+        endpoint = self.deploy_environ.get("OPENAI_BASE_URL", "?")
+        return f"OpenAI-compatible endpoint {endpoint} (COACH_LOCAL_MODEL=openai)"
 
     def allowed_origins(self) -> tuple[str, ...]:
         """The demo page is served by the API front door; browsers may call the Function URLs from it."""
@@ -153,7 +154,7 @@ class LocalStack:
         if self.bedrock is not None:
             env["AWS_ENDPOINT_URL_BEDROCK_RUNTIME"] = self.bedrock.url
         else:
-            env.update(_model_credentials(self.model))
+            env.update(_model_credentials(self.model, self.deploy_environ))
         return env
 
     def resource_values(self) -> dict[str, str]:
@@ -202,7 +203,7 @@ class LocalStack:
             **self.sdk_environment(deployed.name),
             **LOCAL_ONLY_ENVIRONMENT,
             **overrides,
-            **_model_overrides(self.model),
+            **_model_overrides(self.model, self.deploy_environ),
             **self.extra_environment,
         }
 
@@ -229,7 +230,7 @@ class LocalStack:
                 timeout_seconds=deployed.timeout_seconds,
                 memory_mb=deployed.memory_mb,
                 concurrency=self.concurrency if deployed.streaming else min(2, self.concurrency),
-                **self.runtimes.get(definition.name, FunctionRuntime()).spec_fields(),
+                runtime=self.runtimes.get(definition.name, FunctionRuntime()),
             )
             self.functions[definition.name] = LocalFunction(spec, inherited).start()
         by_deployed_name = {function.spec.name: function for function in self.functions.values()}
@@ -372,21 +373,21 @@ def _try_it(outputs: dict[str, Any]) -> str:
     )
 
 
-def _model_credentials(model: str) -> dict[str, str]:
+def _model_credentials(model: str, environ: Mapping[str, str]) -> dict[str, str]:
     """Real Bedrock: the developer's own credentials reach the functions (and every call then signs as
     the developer, not as the function)."""
     if model != "bedrock":
         return {}
     names = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_REGION")
-    return {name: os.environ[name] for name in names if name in os.environ}
+    return {name: environ[name] for name in names if name in environ}
 
 
-def _model_overrides(model: str) -> dict[str, str]:
+def _model_overrides(model: str, environ: Mapping[str, str]) -> dict[str, str]:
     """An OpenAI-compatible server answers instead of Bedrock: the adapter switch and its address."""
     if model != "openai":
         return {}
     names = ("OPENAI_BASE_URL", "OPENAI_API_KEY")
-    return {"MODEL_PROVIDER": "openai", **{name: os.environ[name] for name in names if name in os.environ}}
+    return {"MODEL_PROVIDER": "openai", **{name: environ[name] for name in names if name in environ}}
 
 
 def resource_variables(definitions: Sequence[FunctionDefinition]) -> tuple[str, ...]:

@@ -47,11 +47,16 @@ def url_variable(output_key: str) -> str:
 
 def _comma_list(value: Any) -> Any:
     if isinstance(value, str):
-        return tuple(part.strip().rstrip("/") for part in value.split(",") if part.strip())
+        return tuple(part.strip() for part in value.split(",") if part.strip())
     return value
 
 
+def _origins(value: Any) -> Any:
+    return tuple(origin.rstrip("/") for origin in _comma_list(value))
+
+
 CommaList = Annotated[tuple[str, ...], BeforeValidator(_comma_list)]
+Origins = Annotated[tuple[str, ...], BeforeValidator(_origins)]
 NonEmpty = Annotated[str, Field(min_length=1)]
 
 
@@ -118,7 +123,7 @@ class AuthSection(EnvSettings):
 class WebSettings(EnvSettings):
     """The browser side: which origins may call, for the responses the function writes itself."""
 
-    allowed_origins: CommaList = Field((), alias="ALLOWED_ORIGINS")
+    allowed_origins: Origins = Field((), alias="ALLOWED_ORIGINS")
 
 
 class FlagSettings(EnvSettings):

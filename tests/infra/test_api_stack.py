@@ -7,7 +7,7 @@ from pathlib import Path
 
 from aws_cdk.assertions import Match
 
-from infra.api_stack import ACCESS_LOG_FIELDS, SAM_LOCAL_ENDPOINT_VARIABLES
+from infra.api_stack import ACCESS_LOG_FIELDS
 from infra.catalog_rules import construct_id, target_env_var, url_env_var
 from infra.functions import EXEC_WRAPPER_PATH, TASK_ROOT
 from shared.settings import RUNTIME_VARIABLES, SDK_ENDPOINT_VARIABLES
@@ -132,7 +132,7 @@ def test_environment_is_exactly_what_the_settings_model_reads(synthesized):
             assert not url_vars & set(env), "a streaming function must not name Function URLs (cycle)"
         elif url_vars & set(wanted):
             assert url_vars <= set(env), "GET /config needs to know where to stream"
-        endpoints = set(SAM_LOCAL_ENDPOINT_VARIABLES)
+        endpoints = set(SDK_ENDPOINT_VARIABLES)
         if config.sam_local:
             assert all(env[v] == "" for v in endpoints)
             assert env.get("STREAMING_ADAPTER") == ("off" if definition.streaming else None)
