@@ -6,6 +6,7 @@ the stream opens, so "first chunk minus (router + first token)" is what our own 
 
 from __future__ import annotations
 
+import os
 import statistics
 import subprocess
 import sys
@@ -15,8 +16,10 @@ from pathlib import Path
 
 import httpx
 
+from functions.catalog import FUNCTIONS
 from local.bedrock_double import CoachResponder, Finish, RecordedRequest, Script, Text
 from local.demo import DEMO_COACH_ID, DEMO_USER_ID
+from local.deployed import synthesize
 from local.functions import REPO_ROOT
 from local.stack import TABLE_NAME, LocalStack, StackPorts
 from shared.store.conversations import DynamoConversationRepository
@@ -88,15 +91,19 @@ def measure_turns() -> None:
 def measure_imports() -> None:
     """Module import of each streaming handler in a fresh interpreter (DESIGN: well under 0.5 s)."""
     print("\nimport of a streaming handler module in a fresh interpreter (5 runs)")
-    for module in ("functions.stream_coach_conversation.handler", "functions.stream_coach_creator_session.handler"):
+    deployed = synthesize(FUNCTIONS, {})
+    for name in ("stream-coach-conversation", "stream-coach-creator-session"):
+        module = deployed.function(name).handler.rpartition(".")[0]
+        # The template's environment (resource references as placeholders): the import validates it.
+        template = deployed.function(name).environment
+        env = {**os.environ, **{k: v if isinstance(v, str) else "resource-id" for k, v in template.items()}}
         code = f"import time; t = time.perf_counter(); import {module}; print(time.perf_counter() - t)"
         times = [
             float(
                 subprocess.run(
-                    [sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, check=True
+                    [sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, check=True, env=env
                 ).stdout
             )
             for _ in range(5)
         ]
-        name = module.split(".")[1]
         print(f"  {name:34} median {statistics.median(times) * 1000:6.1f} ms  max {max(times) * 1000:6.1f} ms")
