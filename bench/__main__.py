@@ -18,7 +18,8 @@ from pathlib import Path
 import httpx
 
 from bench.conversation import measure_imports, measure_turns
-from functions.catalog import FunctionDefinition
+from functions.catalog import FUNCTIONS, FunctionDefinition
+from local.deployed import synthesize
 from local.functions import REPO_ROOT, FunctionSpec, LocalFunction
 from local.processes import die_with_parent, free_port
 from local.stack import LocalStack, StackPorts
@@ -100,21 +101,23 @@ def cold_start(label: str, spawn: Callable[[], Callable[[], bool]], runs: int = 
     print(f"  {'cold start ' + label:26} {summary(times)}")
 
 
-def adapter_cold_start(handler: str) -> None:
+def adapter_cold_start(handler: str, function_env: dict[str, str] | None = None) -> None:
     def spawn() -> Callable[[], bool]:
         function = LocalFunction(
-            FunctionSpec(
-                name="cold",
-                handler=handler,
-                concurrency=1,
-                environment={"JWT_ISSUER": "http://127.0.0.1:1/x"},
-            )
+            FunctionSpec(name="cold", handler=handler, concurrency=1, environment=dict(function_env or {}))
         )
         environment = function.environments[0]
         environment.server.start()
         environment._spawn()
         spawned.append(function)
-        return environment.server.polled.is_set
+        server = environment.server
+
+        def ready() -> bool:
+            if server.init_error is not None:  # init is over, but failed: no figure to report
+                raise RuntimeError(f"{handler} failed its init: {server.init_error[:300]!r}")
+            return server.polled.is_set()
+
+        return ready
 
     spawned: list[LocalFunction] = []
     cold_start(handler.rsplit(".", 2)[0], spawn)
@@ -192,9 +195,10 @@ def main() -> None:
         reference.wait()
     print("\ncold start: process start to ready for the first request")
     adapter_cold_start("bench.handlers.handler")
-    for folder in ("stream_coach_conversation", "stream_coach_creator_session"):
-        if (REPO_ROOT / "functions" / folder / "handler.py").exists():
-            adapter_cold_start(f"functions.{folder}.handler.handler")
+    deployed = synthesize(FUNCTIONS, {})
+    for name in ("stream-coach-conversation", "stream-coach-creator-session"):
+        function = deployed.function(name)
+        adapter_cold_start(function.handler, function.placeholder_environment())
     reference_cold_start(free_port())
     measure_imports()
     measure_turns()

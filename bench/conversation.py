@@ -94,9 +94,7 @@ def measure_imports() -> None:
     deployed = synthesize(FUNCTIONS, {})
     for name in ("stream-coach-conversation", "stream-coach-creator-session"):
         module = deployed.function(name).handler.rpartition(".")[0]
-        # The template's environment (resource references as placeholders): the import validates it.
-        template = deployed.function(name).environment
-        env = {**os.environ, **{k: v if isinstance(v, str) else "resource-id" for k, v in template.items()}}
+        env = {**os.environ, **deployed.function(name).placeholder_environment()}  # the import validates it
         code = f"import time; t = time.perf_counter(); import {module}; print(time.perf_counter() - t)"
         times = [
             float(

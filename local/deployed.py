@@ -56,6 +56,11 @@ class DeployedFunction:
     def streaming(self) -> bool:
         return "AWS_LAMBDA_EXEC_WRAPPER" in self.environment
 
+    def placeholder_environment(self, placeholder: str = "resource-id") -> dict[str, str]:
+        """The template's environment, each resource reference a placeholder: for runs that never reach
+        a resource (timing an import or a cold start) but must pass the settings' validation."""
+        return {name: value if isinstance(value, str) else placeholder for name, value in self.environment.items()}
+
 
 @dataclass(frozen=True)
 class DeployedApp:
