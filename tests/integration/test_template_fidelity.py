@@ -1,0 +1,120 @@
+"""Every local function runs with what `cdk synth` gives it: read from its worker process, compared with an
+independent synth of the same app.
+
+Each worker's environment, as the kernel holds it, must equal its function's template environment, key for
+key, with only resource references resolved to the local resources (and `/var/task` read as the task root),
+plus exactly what Lambda itself provides and the stack's declared local differences. Name, handler, timeout
+and memory are compared the same way.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from local.deployed import TASK_ROOT
+from local.stack import LOCAL_ONLY_ENVIRONMENT, LocalStack
+from shared.settings import SDK_ENDPOINT_VARIABLES
+from tests.fixtures.cdk_synth import Synthesized, synthesize
+from tests.fixtures.deployed_runtime import ProcessView, child_processes
+
+# What Lambda's runtime sets for a function itself (not the template), and what the local runtime adds for
+# the same purpose: the Region, the role's credentials, the Runtime API, the handler and the task root.
+PROVIDED_BY_LAMBDA = {
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_LAMBDA_RUNTIME_API",
+    "AWS_LAMBDA_FUNCTION_NAME",
+    "AWS_LAMBDA_FUNCTION_VERSION",
+    "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+    "AWS_LAMBDA_LOG_GROUP_NAME",
+    "AWS_LAMBDA_LOG_STREAM_NAME",
+    "_HANDLER",
+    "LAMBDA_TASK_ROOT",
+    "PYTHONNOUSERSITE",
+    "PATH",
+    "HOME",
+    "LANG",
+    "LC_ALL",
+    "TZ",
+    "TMPDIR",
+    "VIRTUAL_ENV",
+    "PYTHONPATH",  # the exec wrapper puts the task root first, as in Lambda
+    "PWD",
+    "OLDPWD",  # the exec wrapper is a shell script that changes to the task root
+    "SHLVL",
+    "_",
+}
+
+
+@pytest.fixture(scope="module")
+def synthesized(stack: LocalStack, tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
+    """The same app, synthesized the way the infra tests do, not through the local stack's own reader."""
+    return synthesize(tmp_path_factory.mktemp("fidelity"), stack.definitions, environ=stack.deploy_environ)
+
+
+def _workers(stack: LocalStack) -> dict[str, list[ProcessView]]:
+    addresses = {
+        environment.server.address: name
+        for name, function in stack.functions.items()
+        for environment in function.environments
+    }
+    found: dict[str, list[ProcessView]] = {}
+    for view in child_processes(os.getpid()):
+        name = addresses.get(view.environment.get("AWS_LAMBDA_RUNTIME_API", ""))
+        if name is not None:
+            found.setdefault(name, []).append(view)
+    return found
+
+
+def test_every_worker_runs_with_its_templates_name_handler_limits_and_environment(stack, synthesized):
+    resources = stack.resource_values()
+    workers = _workers(stack)
+    for definition in stack.definitions:
+        template = synthesized.function(definition.name)["Properties"]
+        if not workers.get(definition.name):
+            # Only a function whose init failed waits without a worker, until its next invocation.
+            environments = stack.functions[definition.name].environments
+            assert all(e.server.last_init_error for e in environments), f"{definition.name}: no live worker"
+            continue
+        for worker in workers[definition.name]:
+            env = worker.environment
+            assert env["AWS_LAMBDA_FUNCTION_NAME"] == template["FunctionName"]
+            assert env["_HANDLER"] == template["Handler"]
+            assert env["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"] == str(template["MemorySize"])
+            assert stack.functions[definition.name].spec.timeout_seconds == template["Timeout"]
+            task_root = env["LAMBDA_TASK_ROOT"]
+            expected = {}
+            for name, value in template["Environment"]["Variables"].items():
+                if isinstance(value, str):
+                    expected[name] = (
+                        value.replace(TASK_ROOT, task_root, 1) if value.startswith(TASK_ROOT + "/") else value
+                    )
+                else:
+                    expected[name] = resources[name]  # a resource reference: only these may be local
+            overrides = {k: v for k, v in stack.extra_environment.items()}
+            declared = set(SDK_ENDPOINT_VARIABLES) | set(LOCAL_ONLY_ENVIRONMENT) | PROVIDED_BY_LAMBDA
+            template_part = {k: v for k, v in env.items() if k in expected and k not in overrides}
+            assert template_part == {k: v for k, v in expected.items() if k not in overrides}, definition.name
+            extra = set(env) - set(expected) - declared - set(overrides)
+            assert extra == set(), f"{definition.name}: variables the template does not give: {sorted(extra)}"
+            assert {k: env[k] for k in overrides if k in env} == {k: v for k, v in overrides.items() if k in env}
+
+
+def test_the_local_stack_reads_the_same_templates_it_would_deploy(stack, synthesized):
+    """The stack's own reader and the infra tests' synth agree on every function: one truth, `cdk synth`."""
+    assert stack.deployed is not None
+    for definition in stack.definitions:
+        props = synthesized.function(definition.name)["Properties"]
+        deployed = stack.deployed.function(definition.name)
+        assert (deployed.name, deployed.handler, deployed.timeout_seconds, deployed.memory_mb) == (
+            props["FunctionName"],
+            props["Handler"],
+            props["Timeout"],
+            props["MemorySize"],
+        )
+        assert deployed.environment == props["Environment"]["Variables"]
+        assert deployed.runtime == props["Runtime"] == "python3.13"
