@@ -6,8 +6,8 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+from shared.events import ChunkEvent, CompleteEvent, SseEvent, StartEvent
 from shared.http.event import HttpRequest
-from shared.sse import ChunkEvent, CompleteEvent, SseEvent, StartEvent
 from shared.streaming import StreamingResponse, streaming_handler
 
 

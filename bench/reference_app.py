@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from fastapi.responses import StreamingResponse
 
 from bench.handlers import bench_events
-from shared.sse import SSE_HEADERS, encode
+from shared.http.sse import SSE_HEADERS, encode
 
 app = FastAPI()
 

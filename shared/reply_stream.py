@@ -12,9 +12,11 @@ import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Protocol
 
 from shared.deadline import DeadlineExceeded, call_before_deadline, until_deadline
+from shared.errors import CoachError, ReplyInterrupted, ReplyTimedOut, ReplyUnavailable
+from shared.events import ChunkEvent
 from shared.models import (
     ModelError,
     ModelPort,
@@ -24,11 +26,10 @@ from shared.models import (
     StreamEnd,
     TextDelta,
 )
-from shared.sse import ChunkEvent, ErrorEvent
+from shared.store.records import MessageStatus
 
 logger = logging.getLogger(__name__)
 
-ReplyStatus = Literal["complete", "interrupted", "timeout"]
 _FALLBACK_PIECE = re.compile(r"\S+\s*(?:\S+\s*){0,5}")
 
 
@@ -51,8 +52,8 @@ class PassThrough:
 @dataclass
 class ReplyOutcome:
     text: str = ""
-    status: ReplyStatus = "complete"
-    error: ErrorEvent | None = None
+    status: MessageStatus = "complete"
+    error: CoachError | None = None
     model_id: str = ""
     input_tokens: int = 0
     output_tokens: int = 0
@@ -100,7 +101,7 @@ def stream_reply(
     except ModelStreamInterrupted as exc:
         logger.warning("reply stream interrupted after %d characters (%s)", len(outcome.text), exc.cause)
         outcome.status = "interrupted"
-        outcome.error = ErrorEvent(code="MODEL_STREAM_INTERRUPTED", message="the reply was cut off")
+        outcome.error = ReplyInterrupted()
     except DeadlineExceeded:
         _timed_out(outcome)
     except BaseException:
@@ -110,7 +111,7 @@ def stream_reply(
 
 def _timed_out(outcome: ReplyOutcome) -> None:
     outcome.status = "timeout"
-    outcome.error = ErrorEvent(code="TIMEOUT", message="the reply took too long and was stopped")
+    outcome.error = ReplyTimedOut()
 
 
 def _fallback(
@@ -133,7 +134,7 @@ def _fallback(
     except ModelError as exc:
         logger.error("fallback call failed too (%s)", exc.cause)
         outcome.status = "interrupted"
-        outcome.error = ErrorEvent(code="MODEL_UNAVAILABLE", message="the coach is unavailable; please try again")
+        outcome.error = ReplyUnavailable()
         return
     outcome.fallback = True
     _record_usage(outcome, reply.model_id, reply.usage.input_tokens, reply.usage.output_tokens)

@@ -10,8 +10,8 @@ from typing import Any
 
 from functions.catalog import STREAM_COACH_CONVERSATION
 from shared.coach_conversation.wiring import open_conversation_turn
+from shared.errors import StreamingDisabled
 from shared.flags import streaming_enabled
-from shared.http.errors import StreamingDisabled
 from shared.http.event import HttpRequest
 from shared.http.routes import CONVERSATION_STREAM_ROUTE, Router
 from shared.observability import lambda_entry

@@ -10,8 +10,8 @@ from typing import Any
 
 from functions.catalog import STREAM_COACH_CREATOR_SESSION
 from shared.coach_creator.wiring import open_creator_turn
+from shared.errors import StreamingDisabled
 from shared.flags import streaming_enabled
-from shared.http.errors import StreamingDisabled
 from shared.http.event import HttpRequest
 from shared.http.routes import CREATOR_SESSION_STREAM_ROUTE, Router
 from shared.observability import lambda_entry

@@ -13,8 +13,9 @@ from typing import Annotated, Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError, model_validator
 
+from shared.errors import InvalidRequest
 from shared.http.body import MAX_BODY_BYTES, describe_validation_error
-from shared.http.errors import BadRequest, PayloadTooLarge
+from shared.http.errors import PayloadTooLarge
 
 MAX_TITLE_CHARS = 200
 
@@ -52,7 +53,7 @@ def body_bytes(body: str | None, is_base64_encoded: bool) -> bytes:
         try:
             data = base64.b64decode(body, validate=True)
         except (binascii.Error, ValueError):
-            raise BadRequest("request body is not valid base64") from None
+            raise InvalidRequest("request body is not valid base64") from None
     if len(data) > MAX_BODY_BYTES:
         raise PayloadTooLarge(f"request body is over {MAX_BODY_BYTES} bytes")
     return data
@@ -65,9 +66,9 @@ def parse_optional_body(model: type[M], data: bytes) -> M:
     try:
         value = json.loads(data.decode("utf-8"))
     except (ValueError, RecursionError):  # UnicodeDecodeError and JSONDecodeError are ValueErrors
-        raise BadRequest("request body is not valid JSON") from None
+        raise InvalidRequest("request body is not valid JSON") from None
     if not isinstance(value, dict):
-        raise BadRequest("request body must be a JSON object")
+        raise InvalidRequest("request body must be a JSON object")
     return _validate(model, value)
 
 
@@ -75,4 +76,4 @@ def _validate(model: type[M], payload: dict[str, Any]) -> M:
     try:
         return model.model_validate(payload)
     except ValidationError as exc:
-        raise BadRequest(describe_validation_error(exc)) from None
+        raise InvalidRequest(describe_validation_error(exc)) from None

@@ -19,7 +19,7 @@ from shared.api.paths import (
 )
 from shared.api.routing import current_event, endpoint
 from shared.api.services import Services
-from shared.http.errors import NotFound
+from shared.errors import NotFound
 
 router = Router()
 

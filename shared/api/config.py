@@ -14,8 +14,8 @@ from shared import flags
 from shared.api.paths import GET_CONFIG, NoParams
 from shared.api.routing import current_event, endpoint
 from shared.api.services import Services
+from shared.errors import NotAuthenticated
 from shared.http.auth import authenticate
-from shared.http.errors import Unauthorized
 from shared.observability import logger
 from shared.settings import EndpointSettings, settings
 
@@ -50,7 +50,7 @@ def _optional_user_id(headers: dict[str, str]) -> str | None:
         return None
     try:
         return authenticate(headers).user_id
-    except Unauthorized:
+    except NotAuthenticated:
         return None  # already logged by the verifier
     except ValueError:
         logger.exception("token verification is misconfigured; answering /config anonymously")

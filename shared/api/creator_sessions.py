@@ -16,7 +16,7 @@ from shared.api.paths import CREATE_CREATOR_SESSION, GET_CREATOR_SESSION, Creato
 from shared.api.routing import current_event, endpoint
 from shared.api.services import Services
 from shared.coach_creator.questions import Level, Question, next_question, progress, question_by_id
-from shared.http.errors import InternalError, NotFound
+from shared.errors import InternalError, NotFound
 from shared.store.records import CreatorSession
 
 router = Router()

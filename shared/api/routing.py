@@ -15,7 +15,7 @@ from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 
 from shared.api.paths import UserPath, powertools_rule
 from shared.api.services import CONTEXT_KEY, Services
-from shared.http.errors import Forbidden
+from shared.errors import Forbidden
 from shared.http.routes import PathParams, Route
 from shared.observability import logger
 from shared.settings import AuthSection, settings

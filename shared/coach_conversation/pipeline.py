@@ -19,13 +19,12 @@ from shared.coach_conversation.post_turn import PostTurnJob
 from shared.coach_conversation.progress import opening_line, route_lines
 from shared.coach_conversation.prompts import HISTORY_MESSAGES, TurnContext, reply_request
 from shared.coach_conversation.router import DEFAULT_ROUTE, RouteDecision, decide_route
-from shared.http.errors import error_metric_name
+from shared.events import ChunkEvent, CompleteEvent, StartEvent, TurnEvent, TurnFailed
 from shared.http.routes import ConversationStreamPath
 from shared.http.stream_request import StreamRequest
 from shared.jobs import JobQueue
 from shared.models import Image, ModelPort, ModelSettings
 from shared.reply_stream import ReplyOutcome, stream_reply
-from shared.sse import ChunkEvent, CompleteEvent, SseEvent, StartEvent
 from shared.store.conversations import ConversationRepository, new_id, now_iso
 from shared.store.memories import MemoryRepository, WorkoutRepository
 from shared.store.records import ChatMessage, Coach, Conversation, MessageMetadata
@@ -68,7 +67,7 @@ class ConversationTurn:
         self.request_id = request_id
         self.started = time.monotonic()
 
-    def events(self) -> Iterator[SseEvent]:
+    def events(self) -> Iterator[TurnEvent]:
         body = self.request.body
         user_message = ChatMessage(
             id=new_id(),
@@ -112,7 +111,7 @@ class ConversationTurn:
         finally:
             reply = self._store_reply(user_message, outcome)
         if outcome.error is not None:
-            yield outcome.error
+            yield TurnFailed(outcome.error)
             return
         yield self._complete(user_message, reply)
         self._hand_off(user_message, reply, route)
@@ -159,8 +158,6 @@ class ConversationTurn:
             self.deps.conversations.fail_turn(self.conversation, user_message)
         if outcome.first_token_at is not None:
             self.deps.observe("TimeToFirstToken", (outcome.first_token_at - self.started) * 1000)
-        if outcome.error is not None:
-            self.deps.observe(error_metric_name(outcome.error.code), 1)
         self.deps.observe("OutputTokens", outcome.output_tokens)
         self.deps.observe("StreamDuration", (time.monotonic() - self.started) * 1000)
         return reply
@@ -174,7 +171,7 @@ class ConversationTurn:
             aiMessage=reply.contract(),
         )
 
-    def _replay(self, user_message: ChatMessage, reply: ChatMessage) -> Iterator[SseEvent]:
+    def _replay(self, user_message: ChatMessage, reply: ChatMessage) -> Iterator[TurnEvent]:
         """A retried `clientMessageId` whose turn finished: the stored result, no model call."""
         yield StartEvent(requestId=self.request_id)
         if reply.content:

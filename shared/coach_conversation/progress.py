@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 
 from shared.coach_conversation.router import RouteDecision
-from shared.sse import ContextualEvent
+from shared.events import ContextualEvent
 
 _TOPICS: tuple[tuple[re.Pattern[str], str, str], ...] = (
     (

@@ -7,7 +7,7 @@ from functools import cache
 from typing import Any
 
 from shared.coach_conversation.pipeline import ConversationTurn, TurnDependencies
-from shared.http.errors import NotFound
+from shared.errors import NotFound
 from shared.http.event import HttpRequest
 from shared.http.routes import Router
 from shared.http.stream_request import open_stream_request
@@ -59,7 +59,7 @@ def stream_deadline(context: Any) -> float:
 
 
 def open_conversation_turn(request: HttpRequest, context: Any, router: Router) -> ConversationTurn:
-    """Every pre-stream step in the contract's order; each failure raises its `HttpError`."""
+    """Every pre-stream step in the contract's order; each failure raises its `CoachError`."""
     stream_request = open_stream_request(request, router)
     user_id = stream_request.user.user_id
     logger.append_keys(user_id=user_id)

@@ -18,13 +18,13 @@ from shared.coach_creator.coach_builder import BuildCoachJob
 from shared.coach_creator.prompts import interview_request
 from shared.coach_creator.questions import Level, Question, next_question, progress, question_by_id
 from shared.coach_creator.sophistication import MarkerFilter, combine, signals_level
-from shared.http.errors import Conflict
+from shared.errors import Conflict, InternalError
+from shared.events import CompleteEvent, ProgressEvent, StartEvent, TurnEvent, TurnFailed
 from shared.http.routes import CreatorSessionStreamPath
 from shared.http.stream_request import StreamRequest
 from shared.jobs import JobQueue
 from shared.models import ModelPort, ModelSettings
 from shared.reply_stream import ReplyOutcome, stream_reply
-from shared.sse import CompleteEvent, ErrorEvent, ProgressEvent, SseEvent, StartEvent
 from shared.store.conversations import now_iso
 from shared.store.creator_sessions import CreatorSessionRepository
 from shared.store.records import CreatorSession, QuestionAnswer
@@ -56,7 +56,7 @@ class CreatorTurn:
         self.deadline = deadline
         self.request_id = request_id
 
-    def events(self) -> Iterator[SseEvent]:
+    def events(self) -> Iterator[TurnEvent]:
         if self.session.is_complete or self.session.current_question_id is None:
             raise Conflict("coach creator session is already complete")
         until = int(time.time() + max(1.0, self.deadline - time.monotonic())) + 5
@@ -95,7 +95,7 @@ class CreatorTurn:
         details = progress(answered, level).contract()
         yield ProgressEvent(progressDetails=details)
         if outcome.error is not None or committed is None:
-            yield outcome.error or ErrorEvent(code="INTERNAL_ERROR", message="internal error")
+            yield TurnFailed(outcome.error or InternalError())
             return
         yield CompleteEvent(
             sessionId=committed.session_id,

@@ -7,7 +7,7 @@ from typing import Any
 
 from shared.coach_conversation.wiring import rate_limiter, stream_deadline
 from shared.coach_creator.pipeline import CreatorDependencies, CreatorTurn
-from shared.http.errors import NotFound
+from shared.errors import NotFound
 from shared.http.event import HttpRequest
 from shared.http.routes import Router
 from shared.http.stream_request import open_stream_request
@@ -30,7 +30,7 @@ def creator_dependencies() -> CreatorDependencies:
 
 
 def open_creator_turn(request: HttpRequest, context: Any, router: Router) -> CreatorTurn:
-    """Every pre-stream step in the contract's order; each failure raises its `HttpError`."""
+    """Every pre-stream step in the contract's order; each failure raises its `CoachError`."""
     stream_request = open_stream_request(request, router)
     user_id = stream_request.user.user_id
     logger.append_keys(user_id=user_id)

@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 import jwt
 
 from shared.aws_clients import JWKS
-from shared.http.errors import Forbidden, Unauthorized
+from shared.errors import Forbidden, NotAuthenticated
 from shared.settings import AuthSection, settings
 
 logger = logging.getLogger(__name__)
@@ -136,10 +136,10 @@ class JwksCache:
             if self._clock() >= self._next_fetch_at:
                 self._refresh()
             elif self._keys is None:
-                raise Unauthorized("unable to verify token")
+                raise NotAuthenticated("unable to verify token")
             key = (self._keys or {}).get(kid)
         if key is None:
-            raise Unauthorized("unknown signing key")
+            raise NotAuthenticated("unknown signing key")
         return key
 
     def _refresh(self) -> None:
@@ -148,7 +148,7 @@ class JwksCache:
         except Exception as exc:
             self._next_fetch_at = self._clock() + self._failure_backoff
             logger.warning("JWKS fetch from %s failed: %s: %s", self.url, type(exc).__name__, exc)
-            raise Unauthorized("unable to verify token") from exc
+            raise NotAuthenticated("unable to verify token") from exc
         self._keys = keys
         self._next_fetch_at = self._clock() + self._min_refresh_interval
         logger.info("JWKS loaded from %s: %d key(s)", self.url, len(keys))
@@ -204,7 +204,7 @@ _REFUSALS: tuple[tuple[type[jwt.PyJWTError], str], ...] = (
 
 
 class TokenVerifier:
-    """Turns a bearer token into an `AuthenticatedUser`, or raises `Unauthorized`."""
+    """Turns a bearer token into an `AuthenticatedUser`, or raises `NotAuthenticated`."""
 
     def __init__(self, settings: AuthSettings, keys: JwksCache | None = None) -> None:
         self.settings = settings
@@ -213,25 +213,25 @@ class TokenVerifier:
     def verify(self, token: str) -> AuthenticatedUser:
         try:
             return self._verify(token)
-        except Unauthorized as exc:
+        except NotAuthenticated as exc:
             logger.info("token refused: %s", exc.message)
             raise
 
     def _verify(self, token: str) -> AuthenticatedUser:
         if len(token) > MAX_TOKEN_LENGTH:
-            raise Unauthorized("malformed token")
+            raise NotAuthenticated("malformed token")
         header = _unverified_header(token)
         if header.get("alg") != ALGORITHM:
-            raise Unauthorized("unsupported algorithm")
+            raise NotAuthenticated("unsupported algorithm")
         kid = header.get("kid")
         if not isinstance(kid, str) or not kid:
-            raise Unauthorized("malformed token")
+            raise NotAuthenticated("malformed token")
         claims = self._decode(token, self.keys.key_for(kid))
         token_use = claims.get("token_use")
         if not isinstance(token_use, str) or token_use not in self.settings.token_uses:
-            raise Unauthorized("wrong token_use")
+            raise NotAuthenticated("wrong token_use")
         if not self._audience_ok(claims, token_use):
-            raise Unauthorized("wrong audience")
+            raise NotAuthenticated("wrong audience")
         return AuthenticatedUser(user_id=self._user_id(claims), token_use=token_use, claims=claims)
 
     def _decode(self, token: str, key: jwt.PyJWK) -> dict[str, Any]:
@@ -245,10 +245,10 @@ class TokenVerifier:
                 options={"require": ["exp", "iss"], "verify_aud": False, "enforce_minimum_key_length": True},
             )
         except jwt.MissingRequiredClaimError as exc:
-            raise Unauthorized(f"missing {exc.claim}") from exc
+            raise NotAuthenticated(f"missing {exc.claim}") from exc
         except jwt.PyJWTError as exc:
             message = next((text for kind, text in _REFUSALS if isinstance(exc, kind)), "invalid token")
-            raise Unauthorized(message) from exc
+            raise NotAuthenticated(message) from exc
 
     def _audience_ok(self, claims: Mapping[str, Any], token_use: str) -> bool:
         """ID tokens name the app client in `aud`; Cognito access tokens in `client_id`."""
@@ -266,7 +266,7 @@ class TokenVerifier:
             claim = "sub"
         value = claims.get(claim)
         if not isinstance(value, str) or not value.strip():
-            raise Unauthorized("missing user id")
+            raise NotAuthenticated("missing user id")
         return value
 
 
@@ -274,7 +274,7 @@ def _unverified_header(token: str) -> dict[str, Any]:
     try:
         return jwt.get_unverified_header(token)
     except jwt.PyJWTError as exc:
-        raise Unauthorized("malformed token") from exc
+        raise NotAuthenticated("malformed token") from exc
 
 
 def bearer_token(authorization: str | None) -> str:
@@ -283,9 +283,9 @@ def bearer_token(authorization: str | None) -> str:
     if parts and parts[0].lower() == "bearer":
         parts = parts[1:]
     if not parts:
-        raise Unauthorized("missing token")
+        raise NotAuthenticated("missing token")
     if len(parts) > 1:
-        raise Unauthorized("malformed token")
+        raise NotAuthenticated("malformed token")
     return parts[0]
 
 

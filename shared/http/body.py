@@ -2,7 +2,7 @@
 
 Order matters: size before decoding, decoding before JSON, JSON before the model, the model before
 the image prefix rule. Each step refuses cheaply what the next one should never have to see.
-Every failure is a typed `HttpError` whose message a person can read: no pydantic dump reaches
+Every failure is a typed `CoachError` whose message a person can read: no pydantic dump reaches
 the client.
 """
 
@@ -23,7 +23,8 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from shared.http.errors import BadRequest, Forbidden, PayloadTooLarge
+from shared.errors import Forbidden, InvalidRequest
+from shared.http.errors import PayloadTooLarge
 from shared.http.event import HttpRequest
 
 MAX_BODY_BYTES = 64 * 1024
@@ -130,15 +131,15 @@ def parse_stream_body(request: HttpRequest, user_id: str) -> StreamRequestBody:
 
 def _json_object(data: bytes) -> dict[str, Any]:
     if not data.strip():
-        raise BadRequest("request body is empty; expected a JSON object")
+        raise InvalidRequest("request body is empty; expected a JSON object")
     try:
         value = json.loads(data.decode("utf-8"), parse_constant=_refuse_constant)
     except UnicodeDecodeError:
-        raise BadRequest("request body is not valid UTF-8") from None
+        raise InvalidRequest("request body is not valid UTF-8") from None
     except (ValueError, RecursionError):
-        raise BadRequest("request body is not valid JSON") from None
+        raise InvalidRequest("request body is not valid JSON") from None
     if not isinstance(value, dict):
-        raise BadRequest(f"request body must be a JSON object, not {_json_kind(value)}")
+        raise InvalidRequest(f"request body must be a JSON object, not {_json_kind(value)}")
     return value
 
 
@@ -162,7 +163,7 @@ def _validate(payload: dict[str, Any]) -> StreamRequestBody:
     try:
         return StreamRequestBody.model_validate(payload)
     except ValidationError as exc:
-        raise BadRequest(describe_validation_error(exc)) from None
+        raise InvalidRequest(describe_validation_error(exc)) from None
 
 
 def describe_validation_error(exc: ValidationError) -> str:

@@ -1,26 +1,96 @@
-"""Typed HTTP errors, mapped one to one onto the status table of CONTRACT.md section 2.
+"""The one table from failures to the contract's statuses and codes (CONTRACT.md section 2).
 
-Raise one anywhere before the first byte of a response and the adapter answers with its status
-and the contract's JSON error body; nothing else needs to know about status codes.
+The domain raises `shared.errors` classes, which know nothing of HTTP; every exit (the streaming
+adapter, the fallbacks, the REST resolver, a turn's final `error` event) asks `Problem.of` what to
+say. Two failures exist only at the HTTP edge and are defined here.
 """
 
 from __future__ import annotations
 
 import json
-from typing import ClassVar
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+from shared.errors import (
+    CoachError,
+    Conflict,
+    Forbidden,
+    InternalError,
+    InvalidRequest,
+    NotAuthenticated,
+    NotFound,
+    RateLimited,
+    ReplyInterrupted,
+    ReplyTimedOut,
+    ReplyUnavailable,
+    StreamingDisabled,
+)
+from shared.events import ErrorEvent
 
 
-class HttpError(Exception):
-    """Base of every error that has a status and a stable code the client can switch on."""
+class MethodNotAllowed(CoachError):
+    default_message = "method not allowed"
 
-    status: ClassVar[int] = 500
-    code: ClassVar[str] = "INTERNAL_ERROR"
-    default_message: ClassVar[str] = "internal error"
+    def __init__(self, allowed: Iterable[str], message: str | None = None) -> None:
+        super().__init__(message)
+        self.allowed = sorted(allowed)
 
-    def __init__(self, message: str | None = None, *, headers: dict[str, str] | None = None) -> None:
-        self.message = message or self.default_message
-        self.headers = dict(headers or {})
-        super().__init__(self.message)
+
+class PayloadTooLarge(InvalidRequest):
+    default_message = "request body too large"
+
+
+@dataclass(frozen=True)
+class ErrorStatus:
+    status: int
+    code: str
+
+
+ERROR_STATUSES = MappingProxyType(
+    {
+        InvalidRequest: ErrorStatus(400, "VALIDATION_ERROR"),
+        NotAuthenticated: ErrorStatus(401, "UNAUTHORIZED"),
+        Forbidden: ErrorStatus(403, "FORBIDDEN"),
+        NotFound: ErrorStatus(404, "NOT_FOUND"),
+        MethodNotAllowed: ErrorStatus(405, "METHOD_NOT_ALLOWED"),
+        Conflict: ErrorStatus(409, "CONFLICT"),
+        PayloadTooLarge: ErrorStatus(413, "PAYLOAD_TOO_LARGE"),
+        RateLimited: ErrorStatus(429, "RATE_LIMITED"),
+        InternalError: ErrorStatus(500, "INTERNAL_ERROR"),
+        ReplyInterrupted: ErrorStatus(502, "MODEL_STREAM_INTERRUPTED"),
+        ReplyUnavailable: ErrorStatus(503, "MODEL_UNAVAILABLE"),
+        StreamingDisabled: ErrorStatus(503, "STREAMING_DISABLED"),
+        ReplyTimedOut: ErrorStatus(504, "TIMEOUT"),
+    }
+)
+"""Looked up along the class's MRO, so a subclass (a store's `RecordNotFound`) answers as its base."""
+
+
+def error_status(error: BaseException) -> ErrorStatus:
+    for cls in type(error).__mro__:
+        found = ERROR_STATUSES.get(cls)  # type: ignore[call-overload]
+        if found is not None:
+            return found
+    return ERROR_STATUSES[InternalError]
+
+
+@dataclass(frozen=True)
+class Problem:
+    """What the client is told about one failure: status, contract code, message, extra headers."""
+
+    status: int
+    code: str
+    message: str
+    headers: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, error: BaseException) -> Problem:
+        """Anything that is not a `CoachError`, and every `InternalError`, says only "internal error"."""
+        known = error_status(error)
+        if not isinstance(error, CoachError) or known.code == "INTERNAL_ERROR":
+            return cls(known.status, known.code, InternalError.default_message)
+        return cls(known.status, known.code, error.message, _headers(error))
 
     def body(self) -> dict[str, dict[str, str]]:
         return {"error": {"code": self.code, "message": self.message}}
@@ -28,51 +98,16 @@ class HttpError(Exception):
     def body_json(self) -> str:
         return json.dumps(self.body(), separators=(",", ":"), ensure_ascii=False)
 
-
-class BadRequest(HttpError):
-    status, code, default_message = 400, "VALIDATION_ERROR", "invalid request"
-
-
-class Unauthorized(HttpError):
-    status, code, default_message = 401, "UNAUTHORIZED", "authentication required"
+    def event(self) -> ErrorEvent:
+        return ErrorEvent(code=self.code, message=self.message)
 
 
-class Forbidden(HttpError):
-    status, code, default_message = 403, "FORBIDDEN", "forbidden"
-
-
-class NotFound(HttpError):
-    status, code, default_message = 404, "NOT_FOUND", "not found"
-
-
-class MethodNotAllowed(HttpError):
-    status, code, default_message = 405, "METHOD_NOT_ALLOWED", "method not allowed"
-
-    def __init__(self, allowed: list[str], message: str | None = None) -> None:
-        super().__init__(message, headers={"Allow": ", ".join(sorted(allowed))})
-
-
-class Conflict(HttpError):
-    status, code, default_message = 409, "CONFLICT", "conflict"
-
-
-class PayloadTooLarge(HttpError):
-    status, code, default_message = 413, "PAYLOAD_TOO_LARGE", "request body too large"
-
-
-class RateLimited(HttpError):
-    status, code, default_message = 429, "RATE_LIMITED", "too many requests"
-
-    def __init__(self, retry_after_seconds: int, message: str | None = None) -> None:
-        super().__init__(message, headers={"Retry-After": str(max(1, int(retry_after_seconds)))})
-
-
-class StreamingDisabled(HttpError):
-    status, code, default_message = 503, "STREAMING_DISABLED", "streaming is disabled; use the fallback API"
-
-
-class InternalError(HttpError):
-    """The only error whose message is fixed: internals never reach the client."""
+def _headers(error: CoachError) -> dict[str, str]:
+    if isinstance(error, RateLimited):
+        return {"Retry-After": str(error.retry_after_seconds)}
+    if isinstance(error, MethodNotAllowed):
+        return {"Allow": ", ".join(error.allowed)}
+    return {}
 
 
 def error_metric_name(code: str) -> str:

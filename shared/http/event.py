@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
 
-from shared.http.errors import BadRequest
+from shared.errors import InvalidRequest
 
 
 @dataclass(frozen=True)
@@ -43,7 +43,7 @@ class HttpRequest:
         try:
             return base64.b64decode(self.raw_body, validate=True)
         except (binascii.Error, ValueError) as exc:
-            raise BadRequest("body is not valid base64") from exc
+            raise InvalidRequest("body is not valid base64") from exc
 
 
 def is_http_event(event: Any) -> bool:

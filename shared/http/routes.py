@@ -22,7 +22,8 @@ from urllib.parse import unquote
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
-from shared.http.errors import MethodNotAllowed, NotFound
+from shared.errors import NotFound
+from shared.http.errors import MethodNotAllowed
 
 ID_PATTERN = r"^[A-Za-z0-9_-]+$"
 ID_MAX_LENGTH = 128

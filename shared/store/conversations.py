@@ -16,7 +16,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from shared.http.errors import Conflict, NotFound
+from shared.errors import Conflict, NotFound
 from shared.store import keys
 from shared.store.dynamo import coach_table, dynamo_safe
 from shared.store.records import ChatMessage, Conversation

@@ -11,7 +11,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from shared.http.errors import RateLimited
+from shared.errors import RateLimited
 from shared.settings import RateLimitSettings, settings
 from shared.store import keys
 from shared.store.dynamo import coach_table

@@ -15,8 +15,8 @@ import boto3
 from botocore.exceptions import ClientError
 
 from shared.aws_clients import S3
+from shared.errors import Forbidden, InvalidRequest
 from shared.http.body import is_key_under_user_prefix
-from shared.http.errors import BadRequest, Forbidden
 from shared.models import Image
 from shared.settings import UploadsSettings, settings
 
@@ -64,12 +64,12 @@ class S3ImageSource(ImageSource):
             # not 404 NoSuchKey, so as not to disclose what exists: both mean "no such image" here.
             if exc.response.get("Error", {}).get("Code") not in ("NoSuchKey", "AccessDenied"):
                 raise
-            raise BadRequest(f"image not found: {key}") from exc
+            raise InvalidRequest(f"image not found: {key}") from exc
         if int(obj.get("ContentLength", 0)) > MAX_IMAGE_BYTES:
             obj["Body"].close()
-            raise BadRequest(f"image too large: {key}")
+            raise InvalidRequest(f"image too large: {key}")
         data = obj["Body"].read(MAX_IMAGE_BYTES + 1)
         kind = image_format(data)
         if kind is None or len(data) > MAX_IMAGE_BYTES:
-            raise BadRequest(f"not a supported image (png, jpeg, gif, webp): {key}")
+            raise InvalidRequest(f"not a supported image (png, jpeg, gif, webp): {key}")
         return Image(data=data, format=kind)  # type: ignore[arg-type] - one of the four names above

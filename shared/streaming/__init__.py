@@ -1,6 +1,6 @@
 """The streaming adapter: one handler, streamed through the Runtime API or returned buffered."""
 
 from shared.streaming.handler import streaming_handler
-from shared.streaming.response import JsonResponse, StreamFailure, StreamingResponse
+from shared.streaming.response import JsonResponse, StreamingResponse
 
-__all__ = ["JsonResponse", "StreamFailure", "StreamingResponse", "streaming_handler"]
+__all__ = ["JsonResponse", "StreamingResponse", "streaming_handler"]

@@ -17,12 +17,12 @@ from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from typing import Any
 
+from shared.errors import CoachError, InvalidRequest
 from shared.http.cors import cors_headers
-from shared.http.errors import BadRequest, HttpError, InternalError
+from shared.http.errors import Problem
 from shared.http.event import HttpRequest, is_api_gateway_completion, is_http_event, parse_http_event
 from shared.settings import SseSettings, settings
-from shared.sse import ErrorEvent
-from shared.streaming.response import BodyItem, JsonResponse, StreamFailure, StreamingResponse, encode_item
+from shared.streaming.response import BodyItem, JsonResponse, StreamingResponse, encode_item
 from shared.streaming.sinks import BufferedSink, KeepAlive, ResponseSink
 
 logger = logging.getLogger(__name__)
@@ -48,7 +48,7 @@ def streaming_handler(fn: Handler) -> LambdaHandler:
             if is_api_gateway_completion(event):
                 logger.debug("API Gateway completion invocation acknowledged")
                 return {}
-            return _error_proxy(BadRequest("this function answers HTTP events only"))
+            return _error_proxy(Problem.of(InvalidRequest("this function answers HTTP events only")))
         request = parse_http_event(event)
         streaming_sink = current_sink.get()
         sink = streaming_sink or BufferedSink(request.payload_version)
@@ -73,24 +73,24 @@ def _open(fn: Handler, request: HttpRequest, context: Any) -> tuple[StreamingRes
             response = response.as_streaming()
         body = iter(response.body)
         return response, next(body, _END), body
-    except HttpError as exc:
-        response = _error_response(exc)
-    except Exception:
+    except CoachError as exc:
+        response = _error_response(Problem.of(exc))
+    except Exception as exc:
         logger.exception("handler failed before the response started")
-        response = _error_response(InternalError())
+        response = _error_response(Problem.of(exc))
     body = iter(response.body)
     return response, next(body), body
 
 
-def _error_response(exc: HttpError) -> StreamingResponse:
-    return JsonResponse(exc.body(), status=exc.status, headers=exc.headers).as_streaming()
+def _error_response(problem: Problem) -> StreamingResponse:
+    return JsonResponse(problem.body(), status=problem.status, headers=problem.headers).as_streaming()
 
 
-def _error_proxy(exc: HttpError) -> dict[str, Any]:
+def _error_proxy(problem: Problem) -> dict[str, Any]:
     return {
-        "statusCode": exc.status,
+        "statusCode": problem.status,
         "headers": {"Content-Type": "application/json"},
-        "body": exc.body_json(),
+        "body": problem.body_json(),
         "isBase64Encoded": False,
     }
 
@@ -105,10 +105,7 @@ def _pump(write: Callable[[bytes], None], first: object, rest: Iterator[BodyItem
     except Exception as exc:
         logger.exception("stream failed after it started")
         if sse:
-            code, message = (
-                (exc.code, exc.message) if isinstance(exc, StreamFailure) else ("INTERNAL_ERROR", "internal error")
-            )
-            write(encode_item(ErrorEvent(code=code, message=message)))
+            write(encode_item(Problem.of(exc).event()))
         return exc
     return None
 

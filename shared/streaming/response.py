@@ -6,9 +6,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from shared.sse import SSE_HEADERS, SseEvent, encode, encode_json
+from shared.events import SseEvent, TurnFailed
+from shared.http.sse import SSE_HEADERS, encode, encode_json
 
-BodyItem = SseEvent | bytes | str
+BodyItem = SseEvent | TurnFailed | bytes | str
 
 
 @dataclass
@@ -16,7 +17,7 @@ class StreamingResponse:
     """A response whose body is produced while it is being sent.
 
     The body is pulled lazily: work done before its first item (auth, loading, validation) may
-    still raise an `HttpError` and turn into a plain JSON error response with a real status.
+    still raise a `CoachError` and turn into a plain JSON error response with a real status.
     """
 
     body: Iterable[BodyItem]
@@ -44,18 +45,9 @@ class JsonResponse:
         )
 
 
-class StreamFailure(Exception):
-    """A failure after the stream started that the client should see by its contract code."""
-
-    def __init__(self, code: str, message: str) -> None:
-        self.code = code
-        self.message = message
-        super().__init__(f"{code}: {message}")
-
-
 def encode_item(item: BodyItem) -> bytes:
     """Bytes for one body item: events are SSE-encoded, text is UTF-8, bytes pass through."""
-    if isinstance(item, SseEvent):
+    if isinstance(item, SseEvent | TurnFailed):
         return encode(item)
     if isinstance(item, str):
         return item.encode("utf-8")

@@ -11,7 +11,7 @@ import time
 from abc import ABC, abstractmethod
 from typing import Any
 
-from shared.sse import KEEP_ALIVE
+from shared.http.sse import KEEP_ALIVE
 
 
 def response_metadata(status: int, headers: dict[str, str], cookies: list[str], payload_version: str) -> dict[str, Any]:

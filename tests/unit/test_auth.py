@@ -13,6 +13,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 from local.issuer import LOCAL_CLIENT_ID, LOCAL_ISSUER, LocalIssuer, local_sub
+from shared.errors import Forbidden, NotAuthenticated
 from shared.http import auth
 from shared.http.auth import (
     AuthenticatedUser,
@@ -23,7 +24,7 @@ from shared.http.auth import (
     bearer_token,
     require_path_user,
 )
-from shared.http.errors import Forbidden, Unauthorized
+from shared.http.errors import Problem
 from tests.fixtures.jwks_server import JwksServer, serving
 
 JWKS_URL = f"{LOCAL_ISSUER}/.well-known/jwks.json"
@@ -93,9 +94,9 @@ def verifier(make_verifier) -> TokenVerifier:
 
 
 def refused(verifier: TokenVerifier, token: str) -> str:
-    with pytest.raises(Unauthorized) as caught:
+    with pytest.raises(NotAuthenticated) as caught:
         verifier.verify(token)
-    assert caught.value.status == 401
+    assert Problem.of(caught.value).status == 401
     return caught.value.message
 
 
@@ -400,13 +401,13 @@ def test_header_name_case_does_not_matter(issuer, verifier):
 
 @pytest.mark.parametrize("headers", [{}, {"authorization": ""}, {"authorization": "Bearer"}, None, " "])
 def test_missing_token(verifier, headers):
-    with pytest.raises(Unauthorized, match="missing token"):
+    with pytest.raises(NotAuthenticated, match="missing token"):
         authenticate(headers, verifier)
 
 
 @pytest.mark.parametrize("value", ["Basic dXNlcjpwYXNz", "Bearer a b"])
 def test_other_schemes_are_malformed(value):
-    with pytest.raises(Unauthorized, match="malformed token"):
+    with pytest.raises(NotAuthenticated, match="malformed token"):
         bearer_token(value)
 
 
@@ -415,7 +416,7 @@ def test_require_path_user(issuer, verifier):
     require_path_user(user, "user-1")
     with pytest.raises(Forbidden) as caught:
         require_path_user(user, "user-2")
-    assert caught.value.status == 403
+    assert Problem.of(caught.value).status == 403
 
 
 # --- over real HTTP -----------------------------------------------------------------------------

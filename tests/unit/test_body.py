@@ -8,8 +8,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from shared.errors import Forbidden, InvalidRequest
 from shared.http.body import MAX_BODY_BYTES, StreamRequestBody, is_key_under_user_prefix, parse_stream_body
-from shared.http.errors import BadRequest, Forbidden, PayloadTooLarge
+from shared.http.errors import PayloadTooLarge, Problem
 from shared.http.event import HttpRequest, parse_http_event
 from tests.fixtures.events import function_url_event
 
@@ -130,7 +131,7 @@ def test_exactly_64_kib_is_accepted():
 def test_over_64_kib_is_413(make):
     with pytest.raises(PayloadTooLarge) as caught:
         parse_stream_body(make(), USER)
-    assert caught.value.status == 413
+    assert Problem.of(caught.value).status == 413
 
 
 def test_huge_base64_body_is_refused_without_decoding(monkeypatch):
@@ -159,20 +160,20 @@ def test_huge_base64_body_is_refused_without_decoding(monkeypatch):
     ],
 )
 def test_malformed_bodies_are_400(raw, message):
-    with pytest.raises(BadRequest) as caught:
+    with pytest.raises(InvalidRequest) as caught:
         parse_stream_body(request(raw), USER)
-    assert caught.value.status == 400
-    assert caught.value.code == "VALIDATION_ERROR"
+    assert Problem.of(caught.value).status == 400
+    assert Problem.of(caught.value).code == "VALIDATION_ERROR"
     assert caught.value.message == message
 
 
 def test_invalid_utf8_is_400():
-    with pytest.raises(BadRequest, match="not valid UTF-8"):
+    with pytest.raises(InvalidRequest, match="not valid UTF-8"):
         parse_stream_body(request(b64(b'{"userResponse": "\xff"}'), is_base64=True), USER)
 
 
 def test_broken_base64_is_400():
-    with pytest.raises(BadRequest, match="base64"):
+    with pytest.raises(InvalidRequest, match="base64"):
         parse_stream_body(request("%%%not-base64", is_base64=True), USER)
 
 
@@ -211,19 +212,19 @@ def test_broken_base64_is_400():
     ],
 )
 def test_invalid_fields_are_400_naming_the_field(extra, message):
-    with pytest.raises(BadRequest) as caught:
+    with pytest.raises(InvalidRequest) as caught:
         parse({"userResponse": "hi", **extra})
     assert caught.value.message == message
 
 
 def test_missing_user_response_is_400():
-    with pytest.raises(BadRequest) as caught:
+    with pytest.raises(InvalidRequest) as caught:
         parse({"clientMessageId": "m1"})
     assert caught.value.message == "userResponse: is required"
 
 
 def test_several_problems_are_reported_together_and_capped():
-    with pytest.raises(BadRequest) as caught:
+    with pytest.raises(InvalidRequest) as caught:
         parse({f"f{i}": i for i in range(20)})
     message = caught.value.message
     assert message.startswith("userResponse: is required; unknown field 'f0'")
@@ -261,7 +262,7 @@ def test_keys_outside_the_users_prefix_are_403(key):
     keys = [f"user-uploads/{USER}/ok.png", key]
     with pytest.raises(Forbidden) as caught:
         parse({"userResponse": "hi", "imageS3Keys": keys})
-    assert caught.value.status == 403
+    assert Problem.of(caught.value).status == 403
     assert caught.value.message.startswith("imageS3Keys[1]: must lie under 'user-uploads/u-1/'")
 
 
@@ -286,7 +287,7 @@ def test_prefix_rule_is_segment_by_segment(key, user_id, ok):
 
 
 def test_validation_errors_come_before_the_prefix_rule():
-    with pytest.raises(BadRequest):
+    with pytest.raises(InvalidRequest):
         parse({"userResponse": "", "imageS3Keys": ["user-uploads/u-2/a.png"]})
 
 

@@ -12,11 +12,13 @@ from shared.coach_conversation.progress import opening_line, route_lines
 from shared.coach_conversation.prompts import TurnContext, history_messages, reply_request
 from shared.coach_conversation.router import DEFAULT_ROUTE, RouteDecision, first_json_object, parse_route
 from shared.deadline import DeadlineExceeded, call_before_deadline, until_deadline
-from shared.fallback import StreamEndedInError, collect_complete
+from shared.errors import ReplyTimedOut
+from shared.events import ChunkEvent, CompleteEvent, StartEvent, TurnFailed
+from shared.fallback import collect_complete
 from shared.flags import use_streaming, user_bucket
+from shared.http.errors import Problem
 from shared.models import Message, ModelRequest, ModelUnavailable
 from shared.reply_stream import ReplyOutcome, stream_reply
-from shared.sse import ChunkEvent, CompleteEvent, ErrorEvent, StartEvent
 from shared.store.records import ChatMessage, Coach, Conversation, Memory
 from tests.fixtures.fake_model import ScriptedModel
 
@@ -160,7 +162,7 @@ def test_a_stalled_fallback_ends_the_reply_at_the_deadline_with_timeout():
     chunks = list(stream_reply(StallingModel("late"), request, time.monotonic() + 0.3, outcome))
     release.set()
     assert chunks == []
-    assert (outcome.status, outcome.error.code if outcome.error else None) == ("timeout", "TIMEOUT")
+    assert outcome.status == "timeout" and isinstance(outcome.error, ReplyTimedOut)
     assert time.monotonic() - started < 1.5
 
 
@@ -193,6 +195,6 @@ def test_collect_complete_returns_the_fields_or_the_stream_error():
         "conversationId": "c",
         "fullMessage": "hi",
     }
-    with pytest.raises(StreamEndedInError) as caught:
-        collect_complete([StartEvent(requestId="r"), ErrorEvent(code="TIMEOUT", message="slow")], ("x",))
-    assert (caught.value.status, caught.value.code) == (504, "TIMEOUT")
+    with pytest.raises(ReplyTimedOut) as caught:
+        collect_complete([StartEvent(requestId="r"), TurnFailed(ReplyTimedOut("slow"))], ("x",))
+    assert (Problem.of(caught.value).status, Problem.of(caught.value).code) == (504, "TIMEOUT")

@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from shared.http.errors import Conflict, NotFound
+from shared.errors import Conflict, NotFound
+from shared.http.errors import Problem
 from shared.store.creator_sessions import DynamoCreatorSessionRepository
 from shared.store.records import CreatorSession, QuestionAnswer
 
@@ -82,7 +83,7 @@ def test_ten_concurrent_claims_exactly_one_wins(repo: DynamoCreatorSessionReposi
         thread.join()
 
     assert (len(won), len(lost)) == (1, 9)
-    assert {exc.status for exc in lost} == {409}
+    assert {Problem.of(exc).status for exc in lost} == {409}
     repo.commit(won[0], qa(), "experience", "BEGINNER", is_complete=False)
     stored = repo.get_session(USER, session.session_id)
     assert stored is not None
@@ -161,7 +162,7 @@ def test_a_complete_session_refuses_claims(repo: DynamoCreatorSessionRepository)
     done = repo.commit(repo.claim(session, "req-1", LATER), qa(), None, "BEGINNER", is_complete=True)
     with pytest.raises(Conflict, match="already complete") as refused:
         repo.claim(done, "req-2", LATER)
-    assert refused.value.status == 409
+    assert Problem.of(refused.value).status == 409
     with pytest.raises(Conflict, match="already complete"):
         repo.claim(session, "req-3", LATER)  # a stale read that still says "not complete"
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from shared.http.errors import MethodNotAllowed, NotFound
+from shared.errors import NotFound
+from shared.http.errors import MethodNotAllowed, Problem
 from shared.http.event import parse_http_event
 from shared.http.routes import (
     CONVERSATION_STREAM_ROUTE,
@@ -79,7 +80,7 @@ def test_matches_the_raw_path_of_a_function_url_event(router):
 def test_unknown_paths_are_404(router, path, method):
     with pytest.raises(NotFound) as caught:
         router.match(method, path)
-    assert caught.value.status == 404
+    assert Problem.of(caught.value).status == 404
 
 
 @pytest.mark.parametrize(
@@ -123,8 +124,8 @@ def test_known_path_with_another_method_is_405_with_allow(router, method, path):
     with pytest.raises(MethodNotAllowed) as caught:
         router.match(method, path)
 
-    assert caught.value.status == 405
-    assert caught.value.headers == {"Allow": "POST"}
+    assert Problem.of(caught.value).status == 405
+    assert Problem.of(caught.value).headers == {"Allow": "POST"}
 
 
 def test_method_is_case_insensitive(router):
@@ -143,7 +144,7 @@ def test_allow_lists_every_method_of_the_path():
     assert router.match("PUT", "/users/u/coach-creator-sessions/s").route.method == "PUT"
     with pytest.raises(MethodNotAllowed) as caught:
         router.match("POST", "/users/u/coach-creator-sessions/s")
-    assert caught.value.headers["Allow"] == "GET, PUT"
+    assert Problem.of(caught.value).headers["Allow"] == "GET, PUT"
 
 
 def test_single_route_parse_raises_not_found():

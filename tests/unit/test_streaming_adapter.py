@@ -102,7 +102,7 @@ def test_contract_failure_mid_stream_keeps_its_code(runtime):
     assert chunk(sse({"type": "error", "code": "MODEL_STREAM_INTERRUPTED", "message": "the model stopped"})) in (
         request.raw_body
     )
-    assert b"Lambda-Runtime-Function-Error-Type: StreamFailure\r\n" in request.raw_body
+    assert b"Lambda-Runtime-Function-Error-Type: ReplyInterrupted\r\n" in request.raw_body
 
 
 def test_exception_escaping_before_first_byte_goes_to_error_endpoint(runtime):
