@@ -22,7 +22,7 @@ from local.demo import DEMO_COACH_ID, DEMO_USER_ID
 from local.deployed import synthesize
 from local.functions import REPO_ROOT
 from local.stack import TABLE_NAME, LocalStack, StackPorts
-from shared.store.conversations import DynamoConversationRepository
+from shared.store.dynamodb.conversations import DynamoConversationRepository
 
 ROUTER_S = 0.3
 FIRST_TOKEN_S = 0.3

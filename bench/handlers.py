@@ -8,7 +8,7 @@ from typing import Any
 
 from shared.events import ChunkEvent, CompleteEvent, SseEvent, StartEvent
 from shared.http.event import HttpRequest
-from shared.streaming import StreamingResponse, streaming_handler
+from shared.http.streaming import StreamingResponse, streaming_handler
 
 
 def bench_events(count: int, delay: float, request_id: str) -> Iterator[SseEvent]:

@@ -30,7 +30,7 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 REQUIREMENTS = "requirements.txt"
 SHARED = "shared"
-EXEC_WRAPPER = "shared/streaming/exec-wrapper"
+EXEC_WRAPPER = "shared/runtime/exec-wrapper"
 PACKAGE_FILES = ("functions/__init__.py", "functions/catalog.py")
 BUNDLING_FORMAT = "1"  # bump when the layout below changes, to invalidate every asset hash
 _SKIP_DIRS = {"__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache"}

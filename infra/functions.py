@@ -30,10 +30,10 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from functions.catalog import FunctionDefinition
-from infra.bundling import BundleSpec, asset_hash, bundle
+from infra.bundling import EXEC_WRAPPER, BundleSpec, asset_hash, bundle
 
 TASK_ROOT = "/var/task"
-EXEC_WRAPPER_PATH = f"{TASK_ROOT}/shared/streaming/exec-wrapper"
+EXEC_WRAPPER_PATH = f"{TASK_ROOT}/{EXEC_WRAPPER}"
 URL_ALLOWED_HEADERS = ("authorization", "content-type")
 URL_EXPOSED_HEADERS = ("retry-after",)  # a 429 tells the browser when to come back
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared.store.coaches import DynamoCoachRepository
-from shared.store.conversations import DynamoConversationRepository
+from shared.store.dynamodb.coaches import DynamoCoachRepository
+from shared.store.dynamodb.conversations import DynamoConversationRepository
 from shared.store.records import Coach
 
 DEMO_USER_ID = "demo-user"

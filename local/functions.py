@@ -20,13 +20,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from infra.bundling import EXEC_WRAPPER as WRAPPER_IN_TASK_ROOT
 from local.processes import die_with_parent
 from local.runtime_api import Invocation, Outcome, RuntimeApiServer
 
 logger = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-EXEC_WRAPPER = REPO_ROOT / "shared" / "streaming" / "exec-wrapper"
+EXEC_WRAPPER = REPO_ROOT / WRAPPER_IN_TASK_ROOT
 STOCK_BOOTSTRAP = REPO_ROOT / "local" / "stock_bootstrap.py"
 
 

@@ -12,6 +12,6 @@ import sys
 
 if __name__ == "__main__":
     sys.path[0] = os.environ.get("LAMBDA_TASK_ROOT", os.getcwd())  # not this script's folder
-    from shared.streaming.bootstrap import main
+    from shared.runtime.bootstrap import main
 
     main(streaming=False)

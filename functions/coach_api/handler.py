@@ -1,8 +1,8 @@
 """coach-api: the non-streaming REST routes of CONTRACT.md section 3 behind API Gateway's HTTP API.
 
 Coaches, conversations, coach creator sessions and `/config`. Thin on purpose: the routes live in
-`shared.api`; this file builds the DynamoDB repositories once per container and hands each event to
-the resolver.
+`shared.api`; this file builds the repositories once per container from its composition root and
+hands each event to the resolver.
 """
 
 from __future__ import annotations
@@ -14,21 +14,15 @@ from aws_lambda_powertools.logging import correlation_paths
 
 from functions.catalog import COACH_API
 from shared.api.app import app
-from shared.api.services import CONTEXT_KEY, Services
+from shared.api.services import CONTEXT_KEY
+from shared.composition.coach_api import coach_api_services
 from shared.observability import lambda_entry
 from shared.settings import load_settings
-from shared.store.coaches import DynamoCoachRepository
-from shared.store.conversations import DynamoConversationRepository
-from shared.store.creator_sessions import DynamoCreatorSessionRepository
 
 SETTINGS = load_settings(COACH_API.settings)
 """Validated at import, so at cold start: a missing or invalid variable fails the init, naming it."""
 
-SERVICES = Services(
-    coaches=DynamoCoachRepository(),
-    conversations=DynamoConversationRepository(),
-    sessions=DynamoCreatorSessionRepository(),
-)
+SERVICES = coach_api_services(SETTINGS)
 """Once per container; the table itself is opened on first use."""
 
 

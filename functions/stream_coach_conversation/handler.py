@@ -1,33 +1,19 @@
 """stream-coach-conversation: a coach's reply, streamed as SSE through a RESPONSE_STREAM Function URL.
 
-Thin on purpose: check the flag, open the turn (auth, validation, rate limit, loading), and hand
-the turn's events to the adapter. The same handler answers buffered under the stock runtime.
+Thin on purpose: the route, the settings, and the conversation's composition root; the turn handler
+factory does the rest (flag, opening in the contract's order, streaming). The same handler answers
+buffered under the stock runtime.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 from functions.catalog import STREAM_COACH_CONVERSATION
-from shared.coach_conversation.wiring import open_conversation_turn
-from shared.errors import StreamingDisabled
-from shared.flags import streaming_enabled
-from shared.http.event import HttpRequest
+from shared.composition.conversation import conversation_turns
+from shared.composition.turns import streaming_turn_handler
 from shared.http.routes import CONVERSATION_STREAM_ROUTE, Router
-from shared.observability import lambda_entry
 from shared.settings import load_settings
-from shared.streaming import StreamingResponse, streaming_handler
 
 SETTINGS = load_settings(STREAM_COACH_CONVERSATION.settings)
 """Validated at import, so at cold start: a missing or invalid variable fails the init, naming it."""
 
-router = Router([CONVERSATION_STREAM_ROUTE])
-
-
-@lambda_entry
-@streaming_handler
-def handler(request: HttpRequest, context: Any) -> StreamingResponse:
-    if not streaming_enabled():
-        raise StreamingDisabled()
-    turn = open_conversation_turn(request, context, router)
-    return StreamingResponse(turn.events())
+handler = streaming_turn_handler(Router([CONVERSATION_STREAM_ROUTE]), lambda: conversation_turns(SETTINGS))

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from shared.store.coaches import CoachRepository
-from shared.store.conversations import ConversationRepository
-from shared.store.creator_sessions import CreatorSessionRepository
+from shared.store.ports import CoachRepository, ConversationRepository, CreatorSessionRepository
 
 CONTEXT_KEY = "services"
 

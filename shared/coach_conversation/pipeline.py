@@ -1,9 +1,11 @@
-"""One conversation turn as one generator of events, for the streaming and the fallback handler.
+"""One conversation turn: `open_conversation_turn` (the whole pre-stream phase), then its events.
 
-Before the first event (errors here still get a real status): the user's message is stored, or a
-stored answer to the same `clientMessageId` is found. Then `start`; the router runs while the
-context loads; the reply streams; the reply is stored, whole or partial; `complete`; and only
-then is the post-turn work handed off, so it never delays `complete`.
+The opener does everything that may still refuse the turn with a status: the conversation and the
+coach are loaded (404), the images read (400/403), and the user's message stored, or a stored
+answer to the same `clientMessageId` found (409 while that turn is in flight). Once it returns,
+nothing refuses any more: `events()` says `start`; the router runs while the context loads; the
+reply streams; the reply is stored, whole or partial; `complete`; and only then is the post-turn
+work handed off, so it never delays `complete`.
 """
 
 from __future__ import annotations
@@ -15,18 +17,24 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from shared.clock import new_id, now_iso
 from shared.coach_conversation.post_turn import PostTurnJob
 from shared.coach_conversation.progress import opening_line, route_lines
 from shared.coach_conversation.prompts import HISTORY_MESSAGES, TurnContext, reply_request
 from shared.coach_conversation.router import DEFAULT_ROUTE, RouteDecision, decide_route
+from shared.errors import NotFound
 from shared.events import ChunkEvent, CompleteEvent, StartEvent, TurnEvent, TurnFailed
-from shared.http.routes import ConversationStreamPath
-from shared.http.stream_request import StreamRequest
 from shared.jobs import JobQueue
 from shared.models import Image, ModelPort, ModelSettings
 from shared.reply_stream import ReplyOutcome, stream_reply
-from shared.store.conversations import ConversationRepository, new_id, now_iso
-from shared.store.memories import MemoryRepository, WorkoutRepository
+from shared.store.ports import (
+    CoachRepository,
+    ConversationRepository,
+    ImageSource,
+    MemoryRepository,
+    TurnStart,
+    WorkoutRepository,
+)
 from shared.store.records import ChatMessage, Coach, Conversation, MessageMetadata
 
 logger = logging.getLogger(__name__)
@@ -41,47 +49,77 @@ class TurnDependencies:
     model: ModelPort
     model_settings: ModelSettings
     conversations: ConversationRepository
+    coaches: CoachRepository
+    images: ImageSource
     memories: MemoryRepository
     workouts: WorkoutRepository
     post_turn: JobQueue
     observe: Callable[[str, float], None] = field(default=lambda name, value: None)
 
 
+@dataclass(frozen=True)
+class ConversationMessage:
+    """What the user sent, authenticated and validated by the caller."""
+
+    user_id: str
+    coach_id: str
+    conversation_id: str
+    text: str
+    timestamp: str
+    client_message_id: str | None = None
+    image_keys: tuple[str, ...] = ()
+
+
+def open_conversation_turn(
+    deps: TurnDependencies, message: ConversationMessage, deadline: float, request_id: str
+) -> ConversationTurn:
+    """The turn's whole pre-stream phase; each refusal raises, and a refused turn has stored nothing."""
+    conversation = deps.conversations.get_conversation(message.user_id, message.coach_id, message.conversation_id)
+    if conversation is None:
+        raise NotFound("conversation not found")
+    coach = deps.coaches.get_coach(message.user_id, message.coach_id)
+    if coach is None:
+        raise NotFound("coach not found")
+    images = deps.images.load(message.user_id, message.image_keys) if message.image_keys else ()
+    user_message = ChatMessage(
+        id=new_id(),
+        role="user",
+        content=message.text,
+        timestamp=message.timestamp,
+        client_message_id=message.client_message_id,
+        image_s3_keys=message.image_keys or None,
+    )
+    begun = deps.conversations.begin_turn(conversation, user_message)
+    return ConversationTurn(conversation, coach, images, begun, deps, deadline, request_id)
+
+
 class ConversationTurn:
+    """A turn that may no longer be refused: its events always end in `complete` or `TurnFailed`."""
+
     def __init__(
         self,
-        request: StreamRequest[ConversationStreamPath],
         conversation: Conversation,
         coach: Coach,
         images: tuple[Image, ...],
+        begun: TurnStart,
         deps: TurnDependencies,
         deadline: float,
         request_id: str,
     ) -> None:
-        self.request = request
         self.conversation = conversation
         self.coach = coach
         self.images = images
+        self.begun = begun
         self.deps = deps
         self.deadline = deadline
         self.request_id = request_id
         self.started = time.monotonic()
 
     def events(self) -> Iterator[TurnEvent]:
-        body = self.request.body
-        user_message = ChatMessage(
-            id=new_id(),
-            role="user",
-            content=body.user_response,
-            timestamp=body.message_timestamp.isoformat(),
-            client_message_id=body.client_message_id,
-            image_s3_keys=body.image_s3_keys or None,
-        )
-        begun = self.deps.conversations.begin_turn(self.conversation, user_message)
-        if begun.replay is not None:
-            yield from self._replay(begun.user_message, begun.replay)
+        user_message = self.begun.user_message
+        if self.begun.replay is not None:
+            yield from self._replay(user_message, self.begun.replay)
             return
-        user_message = begun.user_message
         yield StartEvent(requestId=self.request_id)
         pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="turn")
         try:

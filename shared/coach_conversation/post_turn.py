@@ -6,6 +6,8 @@ the message ids), so a retried job writes the same items again.
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
 
@@ -15,7 +17,7 @@ SUMMARY_EVERY_MESSAGES = 10
 class PostTurnJob(BaseModel):
     model_config = ConfigDict(frozen=True, alias_generator=to_camel, populate_by_name=True)
 
-    kind: str = "coach-conversation-post-turn"
+    kind: Literal["coach-conversation-post-turn"] = "coach-conversation-post-turn"
     user_id: str
     coach_id: str
     conversation_id: str

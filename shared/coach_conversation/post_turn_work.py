@@ -19,10 +19,9 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 from pydantic.alias_generators import to_camel
 
 from shared.coach_conversation.post_turn import PostTurnJob
-from shared.coach_conversation.router import first_json_object
+from shared.json_text import first_json_object
 from shared.models import Message, ModelPort, ModelRequest, ModelSettings, SystemPrompt
-from shared.store.conversations import ConversationRepository
-from shared.store.memories import MemoryRepository, WorkoutRepository
+from shared.store.ports import ConversationRepository, MemoryRepository, WorkoutRepository
 from shared.store.records import ChatMessage, Conversation, Memory, Workout
 
 logger = logging.getLogger(__name__)

@@ -7,13 +7,13 @@ the default route: the reply still comes, only the extras are skipped.
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 from pydantic.alias_generators import to_camel
 
+from shared.json_text import first_json_object
 from shared.models import Message, ModelError, ModelPort, ModelRequest, SystemPrompt
 
 logger = logging.getLogger(__name__)
@@ -39,22 +39,6 @@ class RouteDecision(BaseModel):
 
 
 DEFAULT_ROUTE = RouteDecision(defaulted=True)
-
-
-def first_json_object(text: str) -> dict[str, object] | None:
-    """The first `{...}` in `text` that parses as a JSON object (models like to add prose or fences)."""
-    decoder = json.JSONDecoder()
-    start = text.find("{")
-    while start != -1:
-        try:
-            value, _ = decoder.raw_decode(text, start)
-        except ValueError:
-            start = text.find("{", start + 1)
-            continue
-        if isinstance(value, dict):
-            return value
-        start = text.find("{", start + 1)
-    return None
 
 
 def parse_route(text: str) -> RouteDecision:

@@ -18,11 +18,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 from pydantic.alias_generators import to_camel
 
-from shared.coach_conversation.router import first_json_object
+from shared.clock import now_iso
+from shared.json_text import first_json_object
 from shared.models import Message, ModelPort, ModelRequest, ModelSettings, SystemPrompt
-from shared.store.coaches import CoachRepository
-from shared.store.conversations import now_iso
-from shared.store.creator_sessions import CreatorSessionRepository
+from shared.store.ports import CoachRepository, CreatorSessionRepository
 from shared.store.records import Coach, CreatorSession, QuestionAnswer
 
 logger = logging.getLogger(__name__)

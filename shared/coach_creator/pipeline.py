@@ -1,10 +1,10 @@
-"""One interview answer as one generator of events, for the streaming and the fallback handler.
+"""One interview answer: `open_creator_turn` (the whole pre-stream phase), then its events.
 
-Before the first event the session is claimed with a conditional write: of concurrent answers to
-one session exactly one proceeds, the others get 409 while they can still get a status. Then
-`start`, the streamed reply (the sophistication marker filtered out, however the deltas split it),
-the answer recorded in the session, `progress`, `complete`; on the last answer the coach build is
-handed off after `complete`.
+The opener loads the session (404) and claims it with a conditional write: of concurrent answers to
+one session exactly one proceeds, the others get a conflict (409) while they can still get a
+status. Once it returns, nothing refuses any more: `start`, the streamed reply (the sophistication
+marker filtered out, however the deltas split it), the answer recorded in the session, `progress`,
+`complete`; on the last answer the coach build is handed off after `complete`.
 """
 
 from __future__ import annotations
@@ -14,19 +14,17 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
+from shared.clock import now_iso
 from shared.coach_creator.coach_builder import BuildCoachJob
 from shared.coach_creator.prompts import interview_request
 from shared.coach_creator.questions import Level, Question, next_question, progress, question_by_id
 from shared.coach_creator.sophistication import MarkerFilter, combine, signals_level
-from shared.errors import Conflict, InternalError
+from shared.errors import Conflict, InternalError, NotFound
 from shared.events import CompleteEvent, ProgressEvent, StartEvent, TurnEvent, TurnFailed
-from shared.http.routes import CreatorSessionStreamPath
-from shared.http.stream_request import StreamRequest
 from shared.jobs import JobQueue
 from shared.models import ModelPort, ModelSettings
 from shared.reply_stream import ReplyOutcome, stream_reply
-from shared.store.conversations import now_iso
-from shared.store.creator_sessions import CreatorSessionRepository
+from shared.store.ports import CreatorSessionRepository
 from shared.store.records import CreatorSession, QuestionAnswer
 
 logger = logging.getLogger(__name__)
@@ -41,27 +39,45 @@ class CreatorDependencies:
     observe: Callable[[str, float], None] = field(default=lambda name, value: None)
 
 
+@dataclass(frozen=True)
+class CreatorAnswer:
+    """The user's answer to the session's open question, authenticated and validated by the caller."""
+
+    user_id: str
+    session_id: str
+    text: str
+
+
+def open_creator_turn(
+    deps: CreatorDependencies, answer: CreatorAnswer, deadline: float, request_id: str
+) -> CreatorTurn:
+    """The answer's whole pre-stream phase; each refusal raises, and a refused answer has changed nothing."""
+    session = deps.sessions.get_session(answer.user_id, answer.session_id)
+    if session is None:
+        raise NotFound("coach creator session not found")
+    if session.is_complete or session.current_question_id is None:
+        raise Conflict("coach creator session is already complete")
+    # The claim outlives the turn's own deadline a little, never the function: a crash frees it.
+    until = int(time.time() + max(1.0, deadline - time.monotonic())) + 5
+    claimed = deps.sessions.claim(session, request_id, until)
+    return CreatorTurn(claimed, answer.text, deps, deadline, request_id)
+
+
 class CreatorTurn:
+    """An answer that may no longer be refused: its events end in `complete` or `TurnFailed`, and the
+    claim is either committed or released."""
+
     def __init__(
-        self,
-        request: StreamRequest[CreatorSessionStreamPath],
-        session: CreatorSession,
-        deps: CreatorDependencies,
-        deadline: float,
-        request_id: str,
+        self, claimed: CreatorSession, answer: str, deps: CreatorDependencies, deadline: float, request_id: str
     ) -> None:
-        self.request = request
-        self.session = session
+        self.claimed = claimed
+        self.answer = answer
         self.deps = deps
         self.deadline = deadline
         self.request_id = request_id
 
     def events(self) -> Iterator[TurnEvent]:
-        if self.session.is_complete or self.session.current_question_id is None:
-            raise Conflict("coach creator session is already complete")
-        until = int(time.time() + max(1.0, self.deadline - time.monotonic())) + 5
-        claimed = self.deps.sessions.claim(self.session, self.request_id, until)
-        answer = self.request.body.user_response
+        claimed, answer = self.claimed, self.answer
         question = question_by_id(claimed.current_question_id or "")
         answered = {qa.question_id for qa in claimed.history} | {question.id}
         level = combine(claimed.sophistication_level, None, signals_level(answer))

@@ -26,12 +26,12 @@ from pydantic_core import PydanticCustomError
 from shared.errors import Forbidden, InvalidRequest
 from shared.http.errors import PayloadTooLarge
 from shared.http.event import HttpRequest
+from shared.images import IMAGE_PREFIX, is_key_under_user_prefix
 
 MAX_BODY_BYTES = 64 * 1024
 MAX_USER_RESPONSE_CHARS = 10_000
 MAX_IMAGES = 5
 MAX_IMAGE_KEY_CHARS = 1024  # S3's own limit on a key
-IMAGE_PREFIX = "user-uploads"
 # Base64 of MAX_BODY_BYTES bytes; `b64decode(validate=True)` refuses whitespace, so nothing longer
 # can decode to an acceptable body.
 _MAX_BASE64_CHARS = 4 * -(-MAX_BODY_BYTES // 3)
@@ -93,22 +93,6 @@ class StreamRequestBody(BaseModel):
             if not is_key_under_user_prefix(key, user_id):
                 raise Forbidden(f"imageS3Keys[{index}]: must lie under '{IMAGE_PREFIX}/{user_id}/'")
         return self.image_s3_keys
-
-
-def is_key_under_user_prefix(key: str, user_id: str) -> bool:
-    """True only for `user-uploads/{user_id}/<name>[/...]` with no empty, `.` or `..` segment.
-
-    The key is judged segment by segment rather than by `startswith`, so `../`, a leading `/`,
-    `//` and a user id that is a prefix of another (`u1` vs `u10`) cannot slip through, whatever
-    a later consumer does to normalize the key. Backslashes and control characters are refused
-    too: some tools treat them as separators or mangle them.
-    """
-    if "\\" in key or any(ord(c) < 0x20 or ord(c) == 0x7F for c in key):
-        return False
-    segments = key.split("/")
-    if len(segments) < 3 or any(s in ("", ".", "..") for s in segments):
-        return False
-    return segments[0] == IMAGE_PREFIX and segments[1] == user_id
 
 
 def parse_stream_body(request: HttpRequest, user_id: str) -> StreamRequestBody:

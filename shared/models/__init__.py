@@ -1,12 +1,10 @@
 """The model port and the choice of its adapter.
 
 Only the port is imported eagerly; the chosen adapter (and boto3 with it) is imported on the first
-`get_model_port()`, so a function that never calls a model never pays for the import.
+`create_model_port()`, so a function that never calls a model never pays for the import.
 """
 
 from __future__ import annotations
-
-import functools
 
 from shared.models.port import (
     Image,
@@ -40,20 +38,12 @@ __all__ = [
     "SystemPrompt",
     "TextDelta",
     "Usage",
-    "get_model_port",
-    "get_model_settings",
+    "create_model_port",
 ]
 
 
-@functools.cache
-def get_model_settings() -> ModelSettings:
-    return ModelSettings.from_env()
-
-
-@functools.cache
-def get_model_port() -> ModelPort:
-    """The adapter `MODEL_PROVIDER` names, created once per container (its client is reused)."""
-    settings = get_model_settings()
+def create_model_port(settings: ModelSettings) -> ModelPort:
+    """The adapter `settings.provider` names; the composition roots keep one per container."""
     if settings.provider == "openai":
         from shared.models.openai_compat import OpenAICompatibleModel
 

@@ -38,7 +38,10 @@ class ModelSettings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ModelSettings:
         """From the function's settings (`shared.settings.ModelSection`), or from `environ` when given."""
-        section = settings(ModelSection) if environ is None else ModelSection.from_env(environ)
+        return cls.from_section(settings(ModelSection) if environ is None else ModelSection.from_env(environ))
+
+    @classmethod
+    def from_section(cls, section: ModelSection) -> ModelSettings:
         if section.model_provider == "openai" and not section.openai_base_url:
             raise SettingsError("MODEL_PROVIDER=openai needs OPENAI_BASE_URL")
         return cls(

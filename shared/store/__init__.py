@@ -1,1 +1,1 @@
-"""DynamoDB persistence: the table's shape and the repositories built on it."""
+"""Persistence: the ports the flows use (`ports`), the records they hold, and their adapters."""

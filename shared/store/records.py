@@ -104,7 +104,7 @@ class QuestionAnswer(Record):
 
 
 class CreatorSession(Record):
-    """A coach creator interview, one item (see `shared.store.creator_sessions` for its size budget).
+    """A coach creator interview, one item (see `shared.store.dynamodb.creator_sessions` for its size budget).
 
     `version` moves on every change, so a conditional write on it detects any concurrent change;
     `answering`/`answering_until` are the claim of the one request allowed to answer right now.

@@ -44,7 +44,7 @@ FAKE_ISSUER = "http://127.0.0.1:9/local-user-pool"  # loopback http is allowed; 
 def _tree(root: Path) -> Path:
     (root / "functions" / "a").mkdir(parents=True)
     (root / "functions" / "b").mkdir(parents=True)
-    (root / "shared" / "streaming").mkdir(parents=True)
+    (root / EXEC_WRAPPER).parent.mkdir(parents=True)
     (root / "requirements.txt").write_text("pydantic==2.14.3\n")
     (root / "functions" / "__init__.py").write_text("")
     (root / "functions" / "catalog.py").write_text("FUNCTIONS = ()\n")

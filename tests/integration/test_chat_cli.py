@@ -11,7 +11,7 @@ import pytest
 
 from local.demo import DEMO_COACH, DEMO_COACH_ID
 from local.stack import TABLE_NAME, LocalStack
-from shared.store.coaches import DynamoCoachRepository
+from shared.store.dynamodb.coaches import DynamoCoachRepository
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.integration

@@ -11,7 +11,7 @@ import pytest
 from local.bedrock_double import Finish, RecordedRequest, Script, Text
 from local.model_responders import local_coach_responder
 from local.stack import TABLE_NAME, LocalStack
-from shared.store.creator_sessions import DynamoCreatorSessionRepository
+from shared.store.dynamodb.creator_sessions import DynamoCreatorSessionRepository
 from tests.integration.sse_client import parse_body
 
 pytestmark = pytest.mark.integration

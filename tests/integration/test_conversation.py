@@ -13,7 +13,7 @@ import pytest
 from local.bedrock_double import Finish, Script, Stall, StreamException, Text
 from local.demo import DEMO_COACH_ID, DEMO_USER_ID
 from local.stack import TABLE_NAME, LocalStack
-from shared.store.conversations import DynamoConversationRepository
+from shared.store.dynamodb.conversations import DynamoConversationRepository
 from shared.store.records import ChatMessage, Conversation
 from tests.integration.model_script import TurnScript, pieces, router_reply
 from tests.integration.sse_client import EventCollector, parse_body

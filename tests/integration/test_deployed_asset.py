@@ -30,7 +30,7 @@ from infra.config import InfraConfig
 from infra.functions import TASK_ROOT
 from local.functions import FunctionRuntime
 from local.stack import TABLE_NAME, LocalStack, StackPorts
-from shared.store.conversations import DynamoConversationRepository
+from shared.store.dynamodb.conversations import DynamoConversationRepository
 from tests.fixtures.cdk_synth import BUNDLING_STACKS, Synthesized, synthesize
 from tests.fixtures.deployed_runtime import (
     ELF_MACHINES,
@@ -230,7 +230,7 @@ def test_every_worker_is_the_deployed_python_on_the_asset_through_its_exec_wrapp
     for worker in turn.workers:
         assert worker.executable.resolve() == deployed_python.executable
         # The wrapper's own exec line: it ran, and replaced itself with the interpreter on our loop.
-        assert worker.command_line == [str(deployed_python.executable), "-u", "-m", "shared.streaming.bootstrap"]
+        assert worker.command_line == [str(deployed_python.executable), "-u", "-m", "shared.runtime.bootstrap"]
         assert worker.cwd.resolve() == asset
         assert worker.environment["LAMBDA_TASK_ROOT"] == str(asset)
         assert worker.environment["AWS_LAMBDA_EXEC_WRAPPER"] == str(asset / EXEC_WRAPPER)

@@ -17,8 +17,8 @@ from functions.catalog import COACH_CONVERSATION_POST_TURN, STREAM_COACH_CONVERS
 from local.stack import TABLE_NAME, LocalStack
 from shared.coach_conversation.post_turn import SUMMARY_EVERY_MESSAGES
 from shared.coach_conversation.post_turn_work import memory_id_for, workout_id_for
-from shared.store.conversations import DynamoConversationRepository
-from shared.store.memories import DynamoMemoryRepository, DynamoWorkoutRepository
+from shared.store.dynamodb.conversations import DynamoConversationRepository
+from shared.store.dynamodb.memories import DynamoMemoryRepository, DynamoWorkoutRepository
 from tests.integration.sse_client import iter_events
 
 T = TypeVar("T")

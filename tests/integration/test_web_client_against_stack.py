@@ -12,8 +12,8 @@ import pytest
 
 from local.demo import DEMO_COACH, DEMO_COACH_ID
 from local.stack import TABLE_NAME, LocalStack
-from shared.store.coaches import DynamoCoachRepository
-from shared.store.conversations import DynamoConversationRepository
+from shared.store.dynamodb.coaches import DynamoCoachRepository
+from shared.store.dynamodb.conversations import DynamoConversationRepository
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "web" / "test" / "live-conversation.mjs"

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from tests.fixtures.aws import moto_coach_table
+from tests.fixtures.capture_runtime import CaptureRuntimeApi
 
 
 @pytest.fixture
@@ -15,3 +16,11 @@ def table(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """The coach table in moto's DynamoDB, with the environment the code under test reads."""
     with moto_coach_table(monkeypatch, "unit-test") as created:
         yield created
+
+
+@pytest.fixture
+def runtime() -> Iterator[CaptureRuntimeApi]:
+    """A Runtime API that serves queued events and records every request byte for byte."""
+    api = CaptureRuntimeApi()
+    yield api
+    api.close()

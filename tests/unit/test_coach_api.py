@@ -15,14 +15,14 @@ from local.issuer import LOCAL_CLIENT_ID, LocalIssuer
 from shared.flags import user_bucket
 from shared.http import auth
 from shared.observability import metrics
-from shared.store.coaches import DynamoCoachRepository
-from shared.store.conversations import DynamoConversationRepository
-from shared.store.dynamo import coach_table
+from shared.store.dynamodb.coaches import DynamoCoachRepository
+from shared.store.dynamodb.conversations import DynamoConversationRepository
+from shared.store.dynamodb.table import coach_table
 from shared.store.records import ChatMessage, Coach, MessageMetadata
 from tests.fixtures.aws import moto_coach_table
 from tests.fixtures.jwks_server import JwksServer, serving
 
-TABLE = "coach-api-test"
+TABLE = "unit-test"  # the name the handler module read from its settings when it was imported
 COACHES = "/users/{userId}/coaches"
 COACH = COACHES + "/{coachId}"
 CONVERSATIONS = COACH + "/conversations"

@@ -19,8 +19,8 @@ from shared.coach_creator.coach_builder import (
     parse_coach_draft,
 )
 from shared.models import ModelPort, ModelSettings, ModelUnavailable
-from shared.store.coaches import DynamoCoachRepository
-from shared.store.creator_sessions import DynamoCreatorSessionRepository
+from shared.store.dynamodb.coaches import DynamoCoachRepository
+from shared.store.dynamodb.creator_sessions import DynamoCreatorSessionRepository
 from shared.store.records import QuestionAnswer
 from tests.fixtures.fake_model import ScriptedModel
 

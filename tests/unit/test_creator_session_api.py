@@ -9,7 +9,7 @@ import boto3
 import pytest
 
 from shared.coach_creator.questions import QUESTIONS, next_question
-from shared.store.creator_sessions import DynamoCreatorSessionRepository
+from shared.store.dynamodb.creator_sessions import DynamoCreatorSessionRepository
 from shared.store.records import QuestionAnswer
 from tests.unit.test_coach_api import TABLE, api_event, assert_error, aws, call  # noqa: F401  (aws: autouse fixture)
 

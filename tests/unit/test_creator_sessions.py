@@ -10,7 +10,7 @@ import pytest
 
 from shared.errors import Conflict, NotFound
 from shared.http.errors import Problem
-from shared.store.creator_sessions import DynamoCreatorSessionRepository
+from shared.store.dynamodb.creator_sessions import DynamoCreatorSessionRepository
 from shared.store.records import CreatorSession, QuestionAnswer
 
 USER = "user-1"

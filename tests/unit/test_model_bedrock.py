@@ -9,7 +9,6 @@ from collections.abc import Iterator
 
 import pytest
 
-import shared.models
 from local.bedrock_double import (
     BedrockDouble,
     CoachResponder,
@@ -32,11 +31,11 @@ from shared.models import (
     SystemPrompt,
     TextDelta,
     Usage,
-    get_model_port,
+    create_model_port,
 )
 from shared.models.bedrock import BedrockModel
 from shared.models.settings import DEFAULT_REPLY_MODEL_ID, DEFAULT_SIDE_MODEL_ID
-from shared.settings import SettingsError, reset_settings
+from shared.settings import SettingsError
 
 REQUEST = ModelRequest(
     model_id=DEFAULT_REPLY_MODEL_ID,
@@ -262,21 +261,7 @@ def test_client_config_standard_retries_and_timeouts(double: BedrockDouble, mode
     assert model.client is model.client
 
 
-def test_get_model_port_chooses_once_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    def fresh() -> None:
-        reset_settings()
-        shared.models.get_model_settings.cache_clear()
-        get_model_port.cache_clear()
-
-    monkeypatch.delenv("MODEL_PROVIDER", raising=False)
-    fresh()
-    try:
-        port = get_model_port()
-        assert type(port).__name__ == "BedrockModel"
-        assert get_model_port() is port
-        monkeypatch.setenv("MODEL_PROVIDER", "openai")
-        monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9")
-        fresh()
-        assert type(get_model_port()).__name__ == "OpenAICompatibleModel"
-    finally:
-        fresh()
+def test_the_model_port_is_the_adapter_the_provider_names() -> None:
+    assert type(create_model_port(ModelSettings(provider="bedrock"))).__name__ == "BedrockModel"
+    openai = ModelSettings(provider="openai", openai_base_url="http://127.0.0.1:9")
+    assert type(create_model_port(openai)).__name__ == "OpenAICompatibleModel"

@@ -16,8 +16,8 @@ from shared.coach_conversation.post_turn_work import (
     workout_id_for,
 )
 from shared.models import ModelPort, ModelSettings, ModelUnavailable
-from shared.store.conversations import DynamoConversationRepository
-from shared.store.memories import DynamoMemoryRepository, DynamoWorkoutRepository
+from shared.store.dynamodb.conversations import DynamoConversationRepository
+from shared.store.dynamodb.memories import DynamoMemoryRepository, DynamoWorkoutRepository
 from shared.store.records import ChatMessage, Conversation
 from tests.fixtures.fake_model import ScriptedModel
 

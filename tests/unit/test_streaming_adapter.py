@@ -1,4 +1,4 @@
-"""Byte-exact Runtime API traffic of the adapter, and its buffered twin."""
+"""Byte-exact Runtime API traffic of `@streaming_handler` under the loop, and its buffered twin."""
 
 from __future__ import annotations
 
@@ -6,44 +6,22 @@ import base64
 import io
 import json
 import os
-import subprocess
-import sys
 import time
-from pathlib import Path
+from typing import Any
 
 import pytest
 
-from shared.streaming.bootstrap import load_handler, run_invocation
-from shared.streaming.context import LambdaContext
-from shared.streaming.runtime_api import RuntimeApiClient
+from shared.runtime.context import LambdaContext
+from shared.runtime.stream import ResponseStream, current_stream
 from tests.fixtures import stream_handlers
-from tests.fixtures.capture_runtime import CaptureRuntimeApi
+from tests.fixtures.capture_runtime import chunk, invoke
 from tests.fixtures.events import function_url_event, rest_v1_event
 
-REPO = Path(__file__).resolve().parents[2]
 NULS = b"\x00" * 8
-
-
-def chunk(data: bytes) -> bytes:
-    return b"%x\r\n%s\r\n" % (len(data), data)
 
 
 def sse(payload: dict) -> bytes:
     return b"data: " + json.dumps(payload, separators=(",", ":")).encode() + b"\n\n"
-
-
-@pytest.fixture
-def runtime():
-    api = CaptureRuntimeApi()
-    yield api
-    api.close()
-
-
-def invoke(runtime: CaptureRuntimeApi, handler, event, request_id="req-1", headers=None):
-    runtime.events.append((request_id, event, headers or {}))
-    client = RuntimeApiClient(runtime.address)
-    run_invocation(client, handler, client.next_invocation())
-    return runtime.requests[-1]
 
 
 def test_stream_headers_prelude_and_one_chunk_per_event(runtime):
@@ -105,16 +83,6 @@ def test_contract_failure_mid_stream_keeps_its_code(runtime):
     assert b"Lambda-Runtime-Function-Error-Type: ReplyInterrupted\r\n" in request.raw_body
 
 
-def test_exception_escaping_before_first_byte_goes_to_error_endpoint(runtime):
-    request = invoke(runtime, stream_handlers.plain_raises, function_url_event())
-    assert request.path == "/2018-06-01/runtime/invocation/req-1/error"
-    assert request.headers["Lambda-Runtime-Function-Error-Type"] == "ValueError"
-    document = json.loads(request.raw_body)
-    assert document["errorType"] == "ValueError"
-    assert document["errorMessage"] == "plain failure"
-    assert isinstance(document["stackTrace"], list)
-
-
 def test_empty_body_still_sends_the_prelude(runtime):
     request = invoke(runtime, stream_handlers.empty_body, function_url_event())
     prelude = json.dumps({"statusCode": 204, "headers": {}, "cookies": []}).encode()
@@ -139,14 +107,57 @@ def test_errors_before_the_first_event_are_json_with_a_real_status(runtime, hand
     assert b"hunter2" not in request.raw_body
 
 
-def test_rest_v1_event_gets_a_v1_prelude_with_multi_value_cookies(runtime):
-    request = invoke(runtime, stream_handlers.json_answer, rest_v1_event(body="hi"))
+V1_PRELUDE = {
+    "statusCode": 201,
+    "headers": {"Content-Type": "application/json"},
+    "multiValueHeaders": {"Set-Cookie": ["a=1"]},
+}
+V2_PRELUDE = {"statusCode": 201, "headers": {"Content-Type": "application/json"}, "cookies": ["a=1"]}
+PAYLOAD_VERSIONS = pytest.mark.parametrize(
+    ("event", "expected"),
+    [(rest_v1_event(body="hi"), V1_PRELUDE), (function_url_event(body="hi"), V2_PRELUDE)],
+    ids=["rest-v1", "function-url-v2"],
+)
+
+
+@PAYLOAD_VERSIONS
+def test_the_prelude_carries_cookies_as_the_payload_version_wants(runtime, event, expected):
+    request = invoke(runtime, stream_handlers.json_answer, event)
     prelude = json.loads(request.raw_body.split(b"\r\n", 1)[1].partition(NULS)[0])
-    assert prelude == {
-        "statusCode": 201,
-        "headers": {"Content-Type": "application/json"},
-        "multiValueHeaders": {"Set-Cookie": ["a=1"]},
-    }
+    assert prelude == expected
+
+
+class RecordingStream(ResponseStream):
+    """A stream with no loop and no Runtime API behind it: what the HTTP layer hands it, kept."""
+
+    def __init__(self) -> None:
+        self.prelude: Any = None
+        self.data = b""
+        self.error: BaseException | None = None
+
+    def start(self, prelude: Any = None) -> None:
+        self.started = True
+        self.prelude = prelude
+
+    def write(self, data: bytes) -> None:
+        self.data += data
+
+    def finish(self, error: BaseException | None = None) -> None:
+        self.error = error
+
+
+@PAYLOAD_VERSIONS
+def test_the_http_layer_builds_the_prelude_itself(event, expected):
+    stream = RecordingStream()
+    token = current_stream.set(stream)
+    try:
+        answer = stream_handlers.json_answer(event, LambdaContext.for_invocation("r", 0, "arn"))
+    finally:
+        current_stream.reset(token)
+    assert answer is None, "a streamed answer returns nothing to the loop"
+    assert stream.prelude == expected
+    assert json.loads(stream.data) == {"echo": "hi", "path": "/x"}
+    assert stream.error is None
 
 
 def test_completion_invocation_is_acknowledged_quietly(runtime):
@@ -202,11 +213,6 @@ def test_powertools_decorated_handler_runs_under_the_loop(runtime, monkeypatch):
     assert streamed[0]["step"] == "first"
 
 
-def test_context_remaining_time_follows_the_deadline():
-    context = LambdaContext.for_invocation("r", int(time.time() * 1000) + 5000, "arn")
-    assert 4000 < context.get_remaining_time_in_millis() <= 5000
-
-
 def test_buffered_delivery_returns_the_same_events():
     context = LambdaContext.for_invocation("buf-1", int(time.time() * 1000) + 60_000, "arn")
     answer = stream_handlers.events(function_url_event(query="count=2"), context)
@@ -233,33 +239,6 @@ def test_buffered_mid_stream_failure_ends_with_error_event():
     assert answer["body"].endswith(
         sse({"type": "error", "code": "INTERNAL_ERROR", "message": "internal error"}).decode()
     )
-
-
-def test_load_handler_accepts_slash_paths_and_names_missing_functions():
-    assert load_handler("tests/fixtures/stream_handlers.events") is stream_handlers.events
-    with pytest.raises(Exception, match="missing"):
-        load_handler("tests.fixtures.stream_handlers.nope")
-
-
-def test_init_error_is_posted_and_the_process_exits(runtime):
-    env = {
-        **os.environ,
-        "AWS_LAMBDA_RUNTIME_API": runtime.address,
-        "_HANDLER": "tests.fixtures.nope.handler",
-        "LAMBDA_TASK_ROOT": str(REPO),
-    }
-    result = subprocess.run(
-        [sys.executable, "-m", "shared.streaming.bootstrap"],
-        env=env,
-        cwd=REPO,
-        capture_output=True,
-        timeout=30,
-        check=False,
-    )
-    assert result.returncode == 1
-    request = runtime.requests[-1]
-    assert request.path == "/2018-06-01/runtime/init/error"
-    assert json.loads(request.raw_body)["errorType"] == "ModuleNotFoundError"
 
 
 def test_rest_responses_carry_cors_for_configured_origins(runtime, monkeypatch):

@@ -1,76 +1,28 @@
-"""Conversations and their messages: the port the domain uses, and its DynamoDB adapter.
+"""Conversations and their messages in the single table.
 
-A turn is two conditional transactions. `begin_turn` stores the user's message (and, with a
-`clientMessageId`, a marker that makes a retry idempotent) before any model call; `finish_turn`
-stores the reply, whole or partial, and completes the marker. A repeat of a finished turn is
-answered from the store; a repeat of a turn still in flight is a 409.
+A turn is two transactions. `begin_turn` stores the user's message (and, with a `clientMessageId`,
+a marker that makes a retry idempotent) before any model call; `finish_turn` stores the reply,
+whole or partial, and completes the marker. A repeat of a finished turn is answered from the
+store; a repeat of a turn still in flight is a `WriteConflict`.
 """
 
 from __future__ import annotations
 
-import uuid
-from abc import ABC, abstractmethod
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from botocore.exceptions import ClientError
 
-from shared.errors import Conflict, NotFound
-from shared.store import keys
-from shared.store.dynamo import coach_table, dynamo_safe
+from shared.clock import new_id, now_iso
+from shared.store.dynamodb import keys
+from shared.store.dynamodb.table import ConditionFailed, TableAdapter, conditional_write, dynamo_safe
+from shared.store.errors import RecordNotFound, WriteConflict
+from shared.store.ports import ConversationRepository, TurnStart
 from shared.store.records import ChatMessage, Conversation
 
-
-def now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+IN_FLIGHT = "this message is already being answered"
 
 
-def new_id() -> str:
-    return uuid.uuid4().hex
-
-
-@dataclass(frozen=True)
-class TurnStart:
-    """The stored user message; `replay` holds the stored reply when the turn already happened."""
-
-    user_message: ChatMessage
-    replay: ChatMessage | None = None
-
-
-class ConversationRepository(ABC):
-    @abstractmethod
-    def create_conversation(self, user_id: str, coach_id: str, title: str) -> Conversation: ...
-
-    @abstractmethod
-    def get_conversation(self, user_id: str, coach_id: str, conversation_id: str) -> Conversation | None: ...
-
-    @abstractmethod
-    def list_messages(self, user_id: str, conversation_id: str, limit: int | None = None) -> list[ChatMessage]:
-        """Oldest first; with `limit`, the most recent `limit` messages (still oldest first)."""
-
-    @abstractmethod
-    def begin_turn(self, conversation: Conversation, message: ChatMessage) -> TurnStart: ...
-
-    @abstractmethod
-    def finish_turn(self, conversation: Conversation, user_message: ChatMessage, reply: ChatMessage) -> None: ...
-
-    @abstractmethod
-    def fail_turn(self, conversation: Conversation, user_message: ChatMessage) -> None:
-        """No reply text at all: a retry with the same `clientMessageId` may answer again."""
-
-    @abstractmethod
-    def save_summary(self, conversation: Conversation, summary: str, through: int) -> None: ...
-
-
-class DynamoConversationRepository(ConversationRepository):
-    def __init__(self, table: Any | None = None) -> None:
-        self._table = table
-
-    @property
-    def table(self) -> Any:
-        return self._table or coach_table()
-
+class DynamoConversationRepository(TableAdapter, ConversationRepository):
     def create_conversation(self, user_id: str, coach_id: str, title: str) -> Conversation:
         created = now_iso()
         conversation = Conversation(
@@ -131,8 +83,8 @@ class DynamoConversationRepository(ConversationRepository):
                 raise
             reasons = [r.get("Code") for r in exc.response.get("CancellationReasons", [])]
             if len(reasons) > 1 and reasons[1] == "ConditionalCheckFailed":
-                raise NotFound("conversation not found") from exc
-            raise Conflict("this message is already being answered") from exc
+                raise RecordNotFound("conversation not found") from exc
+            raise WriteConflict(IN_FLIGHT) from exc
         return TurnStart(user_message=message)
 
     def finish_turn(self, conversation: Conversation, user_message: ChatMessage, reply: ChatMessage) -> None:
@@ -167,18 +119,17 @@ class DynamoConversationRepository(ConversationRepository):
         )
 
     def save_summary(self, conversation: Conversation, summary: str, through: int) -> None:
-        """Only ever moves forward: a late retry of an older summary cannot overwrite a newer one."""
         try:
-            self.table.update_item(
-                Key=self._key(conversation),
-                UpdateExpression="SET summary = :summary, summarized_through = :through",
-                ConditionExpression="attribute_exists(pk) AND (attribute_not_exists(summarized_through) "
-                "OR summarized_through < :through)",
-                ExpressionAttributeValues={":summary": summary, ":through": through},
-            )
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
-                raise
+            with conditional_write():
+                self.table.update_item(
+                    Key=self._key(conversation),
+                    UpdateExpression="SET summary = :summary, summarized_through = :through",
+                    ConditionExpression="attribute_exists(pk) AND (attribute_not_exists(summarized_through) "
+                    "OR summarized_through < :through)",
+                    ExpressionAttributeValues={":summary": summary, ":through": through},
+                )
+        except ConditionFailed:
+            pass  # gone, or a newer summary is stored already
 
     def _resume(self, conversation: Conversation, marker: dict[str, Any]) -> TurnStart:
         user_message = ChatMessage.model_validate(marker["userMessage"])
@@ -187,23 +138,22 @@ class DynamoConversationRepository(ConversationRepository):
         if marker.get("state") == "failed":
             self._claim_failed_marker(conversation, user_message)
             return TurnStart(user_message=user_message)  # answered before but failed: answer again
-        raise Conflict("this message is already being answered")
+        raise WriteConflict(IN_FLIGHT)
 
     def _claim_failed_marker(self, conversation: Conversation, user_message: ChatMessage) -> None:
         """One retry at a time may take over a failed turn; a concurrent one gets a 409."""
         assert user_message.client_message_id
         try:
-            self.table.update_item(
-                Key=self._marker_key(conversation, user_message.client_message_id),
-                UpdateExpression="SET #state = :pending",
-                ConditionExpression="#state = :failed",
-                ExpressionAttributeNames={"#state": "state"},
-                ExpressionAttributeValues={":pending": "pending", ":failed": "failed"},
-            )
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                raise Conflict("this message is already being answered") from exc
-            raise
+            with conditional_write():
+                self.table.update_item(
+                    Key=self._marker_key(conversation, user_message.client_message_id),
+                    UpdateExpression="SET #state = :pending",
+                    ConditionExpression="#state = :failed",
+                    ExpressionAttributeNames={"#state": "state"},
+                    ExpressionAttributeValues={":pending": "pending", ":failed": "failed"},
+                )
+        except ConditionFailed:
+            raise WriteConflict(IN_FLIGHT) from None
 
     def _marker(self, conversation: Conversation, client_message_id: str) -> dict[str, Any] | None:
         key = self._marker_key(conversation, client_message_id)

@@ -7,7 +7,6 @@ the bytes' signature, never the file name, for the format.
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
 from functools import cached_property
 from typing import Any
 
@@ -16,36 +15,16 @@ from botocore.exceptions import ClientError
 
 from shared.aws_clients import S3
 from shared.errors import Forbidden, InvalidRequest
-from shared.http.body import is_key_under_user_prefix
+from shared.images import image_format, is_key_under_user_prefix
 from shared.models import Image
-from shared.settings import UploadsSettings, settings
+from shared.store.ports import ImageSource
 
 MAX_IMAGE_BYTES = 3_750_000  # Bedrock's limit for one image
-_SIGNATURES: tuple[tuple[bytes, str], ...] = (
-    (b"\x89PNG\r\n\x1a\n", "png"),
-    (b"\xff\xd8\xff", "jpeg"),
-    (b"GIF87a", "gif"),
-    (b"GIF89a", "gif"),
-)
-
-
-def image_format(data: bytes) -> str | None:
-    for signature, name in _SIGNATURES:
-        if data.startswith(signature):
-            return name
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "webp"
-    return None
-
-
-class ImageSource(ABC):
-    @abstractmethod
-    def load(self, user_id: str, keys: tuple[str, ...]) -> tuple[Image, ...]: ...
 
 
 class S3ImageSource(ImageSource):
-    def __init__(self, bucket: str | None = None) -> None:
-        self.bucket = bucket or settings(UploadsSettings).uploads_bucket
+    def __init__(self, bucket: str) -> None:
+        self.bucket = bucket
 
     @cached_property
     def _client(self) -> Any:

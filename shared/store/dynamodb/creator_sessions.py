@@ -1,8 +1,9 @@
-"""Coach creator sessions: the port the interview uses, and its DynamoDB adapter.
+"""Coach creator sessions in the single table.
 
 An answer is two conditional writes on the session's single item. `claim` takes the session for one
 request before anything is streamed (version unchanged, not complete, no live claim), so of
-concurrent answers exactly one proceeds and the others get a 409 while they can still get a status;
+concurrent answers exactly one proceeds and the others get a `WriteConflict` while they can still
+get a status;
 `commit` records the answer only if that same claim still holds. Every write moves `version`, so a
 request working from a stale read always loses cleanly instead of overwriting someone's update.
 
@@ -18,74 +19,34 @@ from __future__ import annotations
 import contextlib
 import re
 import time
-import uuid
-from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Any
 
-from botocore.exceptions import ClientError
-
-from shared.errors import Conflict, NotFound
-from shared.store import keys
-from shared.store.conversations import now_iso
-from shared.store.dynamo import coach_table, dynamo_safe
+from shared.clock import new_id, now_iso
+from shared.store.dynamodb import keys
+from shared.store.dynamodb.table import ConditionFailed, TableAdapter, conditional_write, dynamo_safe
+from shared.store.errors import RecordNotFound, WriteConflict
+from shared.store.ports import CreatorSessionRepository
 from shared.store.records import CreatorSession, QuestionAnswer, SophisticationLevel
 
 CHANGED = "coach creator session changed; reload it"
 COMPLETE = "coach creator session is already complete"
 BUSY = "coach creator session is already being answered"
+NOT_FOUND = "coach creator session not found"
 
 
-class CreatorSessionRepository(ABC):
-    @abstractmethod
-    def create_session(self, user_id: str, first_question_id: str) -> CreatorSession: ...
-
-    @abstractmethod
-    def get_session(self, user_id: str, session_id: str) -> CreatorSession | None:
-        """A consistent read: what the next conditional write will be checked against."""
-
-    @abstractmethod
-    def claim(self, session: CreatorSession, request_id: str, until_epoch: int) -> CreatorSession:
-        """Takes the session for `request_id` until `until_epoch`; `Conflict` if it changed or is complete."""
-
-    @abstractmethod
-    def commit(
-        self,
-        claimed: CreatorSession,
-        qa: QuestionAnswer,
-        next_question_id: str | None,
-        level: SophisticationLevel,
-        is_complete: bool,
-    ) -> CreatorSession:
-        """Records the answer and ends the claim; `Conflict` if the claim was lost meanwhile."""
-
-    @abstractmethod
-    def release(self, claimed: CreatorSession) -> None:
-        """Ends the claim without recording anything; a claim already lost is left alone."""
-
-    @abstractmethod
-    def attach_coach(self, user_id: str, session_id: str, coach_id: str) -> None:
-        """The coach built from the session exists: status `ready` (idempotent)."""
-
-    @abstractmethod
-    def mark_coach_failed(self, user_id: str, session_id: str) -> None:
-        """Building the coach gave up: status `failed`, unless a coach is already attached."""
-
-
-class DynamoCreatorSessionRepository(CreatorSessionRepository):
-    def __init__(self, table: Any | None = None, clock: Callable[[], float] = time.time) -> None:
-        self._table = table
+class DynamoCreatorSessionRepository(TableAdapter, CreatorSessionRepository):
+    def __init__(
+        self, table: Any | None = None, clock: Callable[[], float] = time.time, *, table_name: str | None = None
+    ) -> None:
+        super().__init__(table, table_name=table_name)
         self._clock = clock
-
-    @property
-    def table(self) -> Any:
-        return self._table or coach_table()
 
     def create_session(self, user_id: str, first_question_id: str) -> CreatorSession:
         created = now_iso()
         session = CreatorSession(
             user_id=user_id,
-            session_id=uuid.uuid4().hex,
+            session_id=new_id(),
             version=0,
             created_at=created,
             updated_at=created,
@@ -104,7 +65,7 @@ class DynamoCreatorSessionRepository(CreatorSessionRepository):
 
     def claim(self, session: CreatorSession, request_id: str, until_epoch: int) -> CreatorSession:
         if session.is_complete:
-            raise Conflict(COMPLETE)
+            raise WriteConflict(COMPLETE)
         try:
             return self._update(
                 session,
@@ -121,7 +82,7 @@ class DynamoCreatorSessionRepository(CreatorSessionRepository):
                     ":epoch": int(self._clock()),
                 },
             )
-        except _LostRace:
+        except ConditionFailed:
             raise self._conflict(session) from None
 
     def commit(
@@ -167,14 +128,14 @@ class DynamoCreatorSessionRepository(CreatorSessionRepository):
                 "#version = :version AND #answering = :request",
                 values,
             )
-        except _LostRace:
+        except ConditionFailed:
             raise self._conflict(claimed) from None
 
     def release(self, claimed: CreatorSession) -> None:
         if claimed.answering is None:
             return
         # a lost condition means someone took over an expired claim: theirs now, nothing to give back
-        with contextlib.suppress(_LostRace):
+        with contextlib.suppress(ConditionFailed):
             self._update(
                 claimed,
                 "SET #version = :next, #updated_at = :now REMOVE #answering, #answering_until",
@@ -190,21 +151,21 @@ class DynamoCreatorSessionRepository(CreatorSessionRepository):
     def attach_coach(self, user_id: str, session_id: str, coach_id: str) -> None:
         update = "SET #coach_id = :coach, #coach_config_status = :ready, #updated_at = :now"
         try:
-            self.table.update_item(
-                Key=_key(user_id, session_id),
-                UpdateExpression=update,
-                ConditionExpression="attribute_exists(pk)",
-                ExpressionAttributeNames=_names(update),
-                ExpressionAttributeValues={":coach": coach_id, ":ready": "ready", ":now": now_iso()},
-            )
-        except ClientError as exc:
-            if not _is_condition_failure(exc):
-                raise
-            raise NotFound("coach creator session not found") from None
+            with conditional_write():
+                self.table.update_item(
+                    Key=_key(user_id, session_id),
+                    UpdateExpression=update,
+                    ConditionExpression="attribute_exists(pk)",
+                    ExpressionAttributeNames=_names(update),
+                    ExpressionAttributeValues={":coach": coach_id, ":ready": "ready", ":now": now_iso()},
+                )
+        except ConditionFailed:
+            raise RecordNotFound(NOT_FOUND) from None
 
     def mark_coach_failed(self, user_id: str, session_id: str) -> None:
         update = "SET #coach_config_status = :failed, #updated_at = :now"
-        try:
+        # a failed condition means gone, or a coach is attached already: nothing to mark
+        with contextlib.suppress(ConditionFailed), conditional_write():
             self.table.update_item(
                 Key=_key(user_id, session_id),
                 UpdateExpression=update,
@@ -212,13 +173,10 @@ class DynamoCreatorSessionRepository(CreatorSessionRepository):
                 ExpressionAttributeNames=_names(update),
                 ExpressionAttributeValues={":failed": "failed", ":ready": "ready", ":now": now_iso()},
             )
-        except ClientError as exc:
-            if not _is_condition_failure(exc):
-                raise  # otherwise gone, or a coach is attached already: nothing to mark
 
     def _update(self, session: CreatorSession, update: str, condition: str, values: dict[str, Any]) -> CreatorSession:
-        """One conditional update that returns the new item; `_LostRace` when the condition fails."""
-        try:
+        """One conditional update that returns the new item; `ConditionFailed` when the condition fails."""
+        with conditional_write():
             attributes = self.table.update_item(
                 Key=_key(session.user_id, session.session_id),
                 UpdateExpression=update,
@@ -227,27 +185,19 @@ class DynamoCreatorSessionRepository(CreatorSessionRepository):
                 ExpressionAttributeValues=dynamo_safe(values),
                 ReturnValues="ALL_NEW",
             )["Attributes"]
-        except ClientError as exc:
-            if _is_condition_failure(exc):
-                raise _LostRace from None
-            raise
         return CreatorSession.model_validate(attributes)
 
-    def _conflict(self, session: CreatorSession) -> Conflict | NotFound:
+    def _conflict(self, session: CreatorSession) -> WriteConflict | RecordNotFound:
         """The error a loser gets, chosen by what the session looks like now."""
         current = self.get_session(session.user_id, session.session_id)
         if current is None:
-            return NotFound("coach creator session not found")
+            return RecordNotFound(NOT_FOUND)
         if current.is_complete:
-            return Conflict(COMPLETE)
+            return WriteConflict(COMPLETE)
         live_claim = current.answering is not None and (current.answering_until or 0) >= int(self._clock())
         if current.version == session.version and live_claim:
-            return Conflict(BUSY)
-        return Conflict(CHANGED)
-
-
-class _LostRace(Exception):
-    """A conditional write's condition did not hold."""
+            return WriteConflict(BUSY)
+        return WriteConflict(CHANGED)
 
 
 def _key(user_id: str, session_id: str) -> dict[str, str]:
@@ -257,7 +207,3 @@ def _key(user_id: str, session_id: str) -> dict[str, str]:
 def _names(*expressions: str) -> dict[str, str]:
     """`#name` stands for the attribute `name` (some, like `version`, are reserved words)."""
     return {token: token[1:] for expression in expressions for token in re.findall(r"#\w+", expression)}
-
-
-def _is_condition_failure(exc: ClientError) -> bool:
-    return exc.response["Error"]["Code"] == "ConditionalCheckFailedException"

@@ -2,7 +2,8 @@
 
 It owns what `/var/runtime/bootstrap.py` did: `sys.path`, loading `_HANDLER`, init errors,
 `_X_AMZN_TRACE_ID`, the context object, and one invocation at a time, forever. What it adds is the
-streaming response: HTTP events are answered through a `StreamingResponseSink`.
+response stream offered in `current_stream`: a handler that starts it streams, whatever its prelude;
+one that returns instead is answered buffered, as the stock runtime would.
 """
 
 from __future__ import annotations
@@ -14,12 +15,11 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from shared.http.event import is_http_event
-from shared.streaming.context import LambdaContext
-from shared.streaming.handler import current_sink
-from shared.streaming.runtime_api import Invocation, RuntimeApiClient
+from shared.runtime.client import Invocation, RuntimeApiClient
+from shared.runtime.context import LambdaContext
+from shared.runtime.stream import current_stream
 
-logger = logging.getLogger("shared.streaming.bootstrap")
+logger = logging.getLogger("shared.runtime.bootstrap")
 
 LambdaHandler = Callable[[Any, Any], Any]
 
@@ -57,9 +57,9 @@ def load_handler(spec: str) -> LambdaHandler:
 def run_invocation(
     client: RuntimeApiClient, handler: LambdaHandler, invocation: Invocation, *, streaming: bool = True
 ) -> None:
-    """Call the handler once; streamed if it writes to the sink, posted buffered otherwise.
+    """Call the handler once; streamed if it starts the stream, posted buffered otherwise.
 
-    With `streaming=False` no sink is offered, which is exactly the stock runtime's behaviour.
+    With `streaming=False` no stream is offered, which is exactly the stock runtime's behaviour.
     """
     if invocation.trace_id:
         os.environ["_X_AMZN_TRACE_ID"] = invocation.trace_id
@@ -73,21 +73,20 @@ def run_invocation(
         invocation.cognito_identity,
         invocation.tenant_id,
     )
-    version = "1.0" if is_http_event(invocation.event) and "httpMethod" in invocation.event else "2.0"
-    sink = client.open_stream(invocation.request_id, version)
-    token = current_sink.set(sink if streaming else None)
+    stream = client.open_stream(invocation.request_id)
+    token = current_stream.set(stream if streaming else None)
     try:
         result = handler(invocation.event, context)
     except Exception as exc:
         logger.exception("invocation %s failed", invocation.request_id)
-        if sink.started:
-            sink.finish(exc)
+        if stream.started:
+            stream.finish(exc)
         else:
             client.post_error(invocation.request_id, exc)
         return
     finally:
-        current_sink.reset(token)
-    if not sink.started:
+        current_stream.reset(token)
+    if not stream.started:
         client.post_response(invocation.request_id, result)
 
 

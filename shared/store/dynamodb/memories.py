@@ -1,4 +1,4 @@
-"""What a coach remembers about a user, and the workouts the user logged: ports and DynamoDB adapters.
+"""Memories and logged workouts in the single table.
 
 Ids are derived from the message that produced them, so a retried post-turn job writes the same
 item again instead of a duplicate.
@@ -6,38 +6,15 @@ item again instead of a duplicate.
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
 from typing import Any
 
-from shared.store import keys
-from shared.store.dynamo import coach_table, dynamo_safe
+from shared.store.dynamodb import keys
+from shared.store.dynamodb.table import TableAdapter, dynamo_safe
+from shared.store.ports import MemoryRepository, WorkoutRepository
 from shared.store.records import Memory, Workout
 
 
-class MemoryRepository(ABC):
-    @abstractmethod
-    def recent_memories(self, user_id: str, coach_id: str, limit: int = 20) -> list[Memory]: ...
-
-    @abstractmethod
-    def save_memory(self, user_id: str, memory: Memory) -> None: ...
-
-
-class WorkoutRepository(ABC):
-    @abstractmethod
-    def recent_workouts(self, user_id: str, limit: int = 5) -> list[Workout]: ...
-
-    @abstractmethod
-    def save_workout(self, user_id: str, workout: Workout) -> None: ...
-
-
-class _DynamoRepository:
-    def __init__(self, table: Any | None = None) -> None:
-        self._table = table
-
-    @property
-    def table(self) -> Any:
-        return self._table or coach_table()
-
+class _NewestFirst(TableAdapter):
     def _newest(self, user_id: str, prefix: str, limit: int) -> list[dict[str, Any]]:
         page = self.table.query(
             KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
@@ -48,7 +25,7 @@ class _DynamoRepository:
         return page.get("Items", [])
 
 
-class DynamoMemoryRepository(_DynamoRepository, MemoryRepository):
+class DynamoMemoryRepository(_NewestFirst, MemoryRepository):
     def recent_memories(self, user_id: str, coach_id: str, limit: int = 20) -> list[Memory]:
         return [Memory.model_validate(i) for i in self._newest(user_id, keys.memory_prefix(coach_id), limit)]
 
@@ -58,7 +35,7 @@ class DynamoMemoryRepository(_DynamoRepository, MemoryRepository):
         self.table.put_item(Item={**key, "type": "memory", **memory.model_dump()})
 
 
-class DynamoWorkoutRepository(_DynamoRepository, WorkoutRepository):
+class DynamoWorkoutRepository(_NewestFirst, WorkoutRepository):
     def recent_workouts(self, user_id: str, limit: int = 5) -> list[Workout]:
         return [Workout.model_validate(i) for i in self._newest(user_id, "WORKOUT#", limit)]
 

@@ -1,8 +1,11 @@
 """`@streaming_handler`: one handler, two deliveries.
 
-Under our Runtime API loop the loop puts a streaming sink in `current_sink` and every event goes
-out the moment the body yields it. Under the stock runtime (`sam local invoke`, a plain Invoke, an
-HTTP API) there is no sink, so the same events are buffered into an ordinary proxy response.
+Under our Runtime API loop the loop offers a response stream in `current_stream` and every event
+goes out the moment the body yields it. Under the stock runtime (`sam local invoke`, a plain Invoke,
+an HTTP API) there is none, so the same events are buffered into an ordinary proxy response.
+
+This layer, not the runtime, speaks HTTP: it parses the event and builds the prelude for the
+request's payload version (v1 from REST APIs, 2.0 from Function URLs and HTTP APIs).
 
 Because the whole response is written inside the handler call, decorators stacked above this one
 (Powertools' `inject_lambda_context`, `log_metrics`, `capture_lambda_handler`) wrap the entire
@@ -14,20 +17,21 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Callable, Iterator
-from contextvars import ContextVar
 from typing import Any
 
 from shared.errors import CoachError, InvalidRequest
 from shared.http.cors import cors_headers
 from shared.http.errors import Problem
 from shared.http.event import HttpRequest, is_api_gateway_completion, is_http_event, parse_http_event
+from shared.http.keep_alive import KeepAlive
+from shared.http.proxy import BufferedProxyResponse, response_metadata
+from shared.http.responses import BodyItem, JsonResponse, StreamingResponse, encode_item
+from shared.runtime.stream import current_stream
 from shared.settings import SseSettings, settings
-from shared.streaming.response import BodyItem, JsonResponse, StreamingResponse, encode_item
-from shared.streaming.sinks import BufferedSink, KeepAlive, ResponseSink
+
+__all__ = ["JsonResponse", "StreamingResponse", "streaming_handler"]
 
 logger = logging.getLogger(__name__)
-
-current_sink: ContextVar[ResponseSink | None] = ContextVar("current_sink", default=None)
 
 Handler = Callable[[HttpRequest, Any], StreamingResponse | JsonResponse]
 LambdaHandler = Callable[[Any, Any], dict[str, Any] | None]
@@ -50,17 +54,19 @@ def streaming_handler(fn: Handler) -> LambdaHandler:
                 return {}
             return _error_proxy(Problem.of(InvalidRequest("this function answers HTTP events only")))
         request = parse_http_event(event)
-        streaming_sink = current_sink.get()
-        sink = streaming_sink or BufferedSink(request.payload_version)
+        runtime_stream = current_stream.get()
+        stream = runtime_stream or BufferedProxyResponse()
         response, first, rest = _open(fn, request, context)
-        sink.start(response.status, {**response.headers, **cors_headers(request)}, response.cookies)
-        if streaming_sink is not None and _is_event_stream(response):
-            with KeepAlive(sink, keep_alive_seconds()) as writer:
-                error = _pump(writer.write, first, rest, _is_event_stream(response))
+        headers = {**response.headers, **cors_headers(request)}
+        stream.start(response_metadata(response.status, headers, response.cookies, request.payload_version))
+        sse = _is_event_stream(response)
+        if runtime_stream is not None and sse:
+            with KeepAlive(stream, keep_alive_seconds()) as writer:
+                error = _pump(writer.write, first, rest, sse)
         else:
-            error = _pump(sink.write, first, rest, _is_event_stream(response))
-        sink.finish(error)
-        return sink.proxy_response() if isinstance(sink, BufferedSink) else None
+            error = _pump(stream.write, first, rest, sse)
+        stream.finish(error)
+        return stream.proxy_response() if isinstance(stream, BufferedProxyResponse) else None
 
     return lambda_handler
 

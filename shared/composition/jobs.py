@@ -1,0 +1,71 @@
+"""The composition roots of the two job workers: post-turn work and the coach build."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from shared.coach_conversation.post_turn import PostTurnJob
+from shared.coach_conversation.post_turn_work import PostTurnDependencies, run_post_turn
+from shared.coach_creator.coach_builder import BuildCoachJob, CoachBuilderDependencies, build_coach
+from shared.composition.workers import JobWorker
+from shared.models import ModelSettings, create_model_port
+from shared.observability import observe
+from shared.settings import ModelWorkerSettings
+from shared.store.dynamodb.coaches import DynamoCoachRepository
+from shared.store.dynamodb.conversations import DynamoConversationRepository
+from shared.store.dynamodb.creator_sessions import DynamoCreatorSessionRepository
+from shared.store.dynamodb.memories import DynamoMemoryRepository, DynamoWorkoutRepository
+
+
+def post_turn_dependencies(settings: ModelWorkerSettings) -> PostTurnDependencies:
+    model_settings = ModelSettings.from_section(settings)
+    return PostTurnDependencies(
+        model=create_model_port(model_settings),
+        model_settings=model_settings,
+        conversations=DynamoConversationRepository(table_name=settings.table_name),
+        memories=DynamoMemoryRepository(table_name=settings.table_name),
+        workouts=DynamoWorkoutRepository(table_name=settings.table_name),
+        observe=observe,
+    )
+
+
+def coach_builder_dependencies(settings: ModelWorkerSettings) -> CoachBuilderDependencies:
+    model_settings = ModelSettings.from_section(settings)
+    return CoachBuilderDependencies(
+        model=create_model_port(model_settings),
+        model_settings=model_settings,
+        sessions=DynamoCreatorSessionRepository(table_name=settings.table_name),
+        coaches=DynamoCoachRepository(table_name=settings.table_name),
+        observe=observe,
+    )
+
+
+def _run_post_turn(job: PostTurnJob, deps: PostTurnDependencies) -> dict[str, Any]:
+    return run_post_turn(job, deps).api()
+
+
+def _build_coach(job: BuildCoachJob, deps: CoachBuilderDependencies) -> dict[str, Any]:
+    coach = build_coach(job, deps)
+    return {"coachId": coach.coach_id if coach else None}
+
+
+def post_turn_worker(settings: ModelWorkerSettings) -> JobWorker[PostTurnJob, PostTurnDependencies]:
+    return JobWorker(
+        description="post-turn job",
+        job=PostTurnJob,
+        run=_run_post_turn,
+        compose=lambda: post_turn_dependencies(settings),
+        invalid_metric="PostTurnInvalidJobs",
+        log_keys=lambda job: {"user_id": job.user_id, "conversation_id": job.conversation_id},
+    )
+
+
+def coach_builder_worker(settings: ModelWorkerSettings) -> JobWorker[BuildCoachJob, CoachBuilderDependencies]:
+    return JobWorker(
+        description="build-coach job",
+        job=BuildCoachJob,
+        run=_build_coach,
+        compose=lambda: coach_builder_dependencies(settings),
+        invalid_metric="CoachBuildInvalidJobs",
+        log_keys=lambda job: {"user_id": job.user_id, "session_id": job.session_id},
+    )

@@ -1,0 +1,92 @@
+"""Turn handlers: the streaming function and its fallback, both made from one flow's `TurnEntry`.
+
+Every turn opens the same way, in the contract's order: route (404/405), token (401), path user
+(403), body (400/413/403), rate limit (429), then the flow's own opener (its whole pre-stream phase:
+loads, 404s, 409s, the first conditional write). Only after that does a response start, so every
+refusal still gets its status and changes nothing.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from functools import cache
+from typing import Any, Generic, Protocol, TypeVar
+
+from shared.errors import StreamingDisabled
+from shared.events import TurnEvent
+from shared.fallback import collect_complete
+from shared.flags import streaming_enabled
+from shared.http.event import HttpRequest
+from shared.http.routes import Router
+from shared.http.stream_request import StreamRequest, open_stream_request
+from shared.http.streaming import JsonResponse, StreamingResponse, streaming_handler
+from shared.observability import lambda_entry, logger
+from shared.settings import StreamSettings
+from shared.store.ports import RequestLimiter
+
+
+class Turn(Protocol):
+    def events(self) -> Iterator[TurnEvent]: ...
+
+
+Ask = TypeVar("Ask")
+T_co = TypeVar("T_co", bound=Turn, covariant=True)
+LambdaHandler = Callable[[Any, Any], Any]
+
+
+@dataclass(frozen=True)
+class TurnEntry(Generic[Ask, T_co]):
+    """How one flow is entered from HTTP: its view of the request, its opener, and the shared limits."""
+
+    read: Callable[[StreamRequest[Any]], Ask]
+    open: Callable[[Ask, float, str], T_co]  # (what was asked, deadline, request id) -> the opened turn
+    limiter: RequestLimiter
+    stream: StreamSettings
+
+
+def stream_deadline(context: Any, stream: StreamSettings) -> float:
+    """The turn's own time budget, always ending a margin before Lambda would stop the function."""
+    remaining = context.get_remaining_time_in_millis() / 1000 - stream.stream_deadline_margin_seconds
+    return time.monotonic() + max(1.0, min(stream.stream_time_budget_seconds, remaining))
+
+
+def open_turn(entry: TurnEntry[Any, Turn], request: HttpRequest, context: Any, router: Router) -> Turn:
+    stream_request = open_stream_request(request, router)
+    user_id = stream_request.user.user_id
+    logger.append_keys(user_id=user_id)
+    entry.limiter.hit(user_id)
+    return entry.open(entry.read(stream_request), stream_deadline(context, entry.stream), context.aws_request_id)
+
+
+def streaming_turn_handler(router: Router, compose: Callable[[], TurnEntry[Any, Turn]]) -> LambdaHandler:
+    """The Function URL's handler: SSE while the streaming flag is on, 503 `STREAMING_DISABLED` when off."""
+    entry = cache(compose)
+
+    @lambda_entry
+    @streaming_handler
+    def handler(request: HttpRequest, context: Any) -> StreamingResponse:
+        if not streaming_enabled():
+            raise StreamingDisabled()
+        return StreamingResponse(open_turn(entry(), request, context, router).events())
+
+    return handler
+
+
+def fallback_turn_handler(
+    router: Router, compose: Callable[[], TurnEntry[Any, Turn]], result_fields: tuple[str, ...]
+) -> LambdaHandler:
+    """The API Gateway fallback: the `complete` event's `result_fields` as JSON, or with `?stream=true`
+    the same events buffered into one `text/event-stream` body."""
+    entry = cache(compose)
+
+    @lambda_entry
+    @streaming_handler
+    def handler(request: HttpRequest, context: Any) -> StreamingResponse | JsonResponse:
+        turn = open_turn(entry(), request, context, router)
+        if request.query.get("stream") == "true":
+            return StreamingResponse(turn.events())
+        return JsonResponse(collect_complete(turn.events(), result_fields))
+
+    return handler

@@ -1,0 +1,1 @@
+"""The DynamoDB adapters of the store ports: one single table, keys in `keys`, idioms in `table`."""

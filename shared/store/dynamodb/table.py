@@ -1,0 +1,70 @@
+"""The table handle, and the two DynamoDB idioms every adapter here shares.
+
+The endpoint is never set in code: boto3 reads `AWS_ENDPOINT_URL_DYNAMODB`, which is how the local
+stack points the very same code at its local DynamoDB.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from decimal import Decimal
+from functools import cache
+from typing import Any
+
+import boto3
+from botocore.exceptions import ClientError
+
+from shared.aws_clients import DYNAMODB
+from shared.settings import TableSettings, settings
+
+CLIENT_CONFIG = DYNAMODB.botocore_config(tcp_keepalive=True)
+
+
+@cache
+def coach_table(table_name: str | None = None) -> Any:
+    """The table's boto3 `Table`, created on first use and kept for the container's life.
+
+    The composition roots name the table from their settings model; without a name, the function's
+    `COACH_TABLE_NAME` setting is used.
+    """
+    name = table_name or settings(TableSettings).table_name
+    return boto3.resource("dynamodb", config=CLIENT_CONFIG).Table(name)
+
+
+class TableAdapter:
+    """Base of the adapters: a boto3 `Table` handed in (tests), or the named table, opened on first use."""
+
+    def __init__(self, table: Any | None = None, *, table_name: str | None = None) -> None:
+        self._table = table
+        self._table_name = table_name
+
+    @property
+    def table(self) -> Any:
+        return self._table or coach_table(self._table_name)
+
+
+class ConditionFailed(Exception):
+    """A conditional write's condition did not hold; the adapter says what that means."""
+
+
+@contextmanager
+def conditional_write() -> Iterator[None]:
+    """Turns DynamoDB's `ConditionalCheckFailedException` into `ConditionFailed`; other errors pass."""
+    try:
+        yield
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+            raise ConditionFailed from None
+        raise
+
+
+def dynamo_safe(value: Any) -> Any:
+    """DynamoDB takes no floats: numbers become Decimals, all the way down."""
+    if isinstance(value, float):
+        return Decimal(str(value))
+    if isinstance(value, dict):
+        return {k: dynamo_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [dynamo_safe(v) for v in value]
+    return value

@@ -1,0 +1,147 @@
+"""The stores the flows talk to, as ports: abstract classes over the records, no SDK in sight.
+
+Adapters live beside them (`shared.store.dynamodb`, `shared.store.s3_images`); the composition
+roots pick one. Importing this module imports no botocore, so domain code and its tests stay light.
+Failures a caller must handle are `shared.store.errors` (or `shared.errors`) classes.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+from shared.models import Image
+from shared.store.records import (
+    ChatMessage,
+    Coach,
+    Conversation,
+    CreatorSession,
+    Memory,
+    QuestionAnswer,
+    SophisticationLevel,
+    Workout,
+)
+
+
+@dataclass(frozen=True)
+class TurnStart:
+    """The stored user message; `replay` holds the stored reply when the turn already happened."""
+
+    user_message: ChatMessage
+    replay: ChatMessage | None = None
+
+
+class CoachRepository(ABC):
+    @abstractmethod
+    def get_coach(self, user_id: str, coach_id: str) -> Coach | None: ...
+
+    @abstractmethod
+    def list_coaches(self, user_id: str) -> list[Coach]: ...
+
+    @abstractmethod
+    def create_coach(self, coach: Coach) -> bool:
+        """Stores the coach unless one with its id exists; True if this call created it."""
+
+
+class ConversationRepository(ABC):
+    """A turn is `begin_turn` (the user's message, before any model call) then `finish_turn` or `fail_turn`.
+
+    With a `clientMessageId`, `begin_turn` answers a repeat of a finished turn with its stored reply
+    (`TurnStart.replay`) and refuses a repeat of a turn still in flight (`WriteConflict`).
+    """
+
+    @abstractmethod
+    def create_conversation(self, user_id: str, coach_id: str, title: str) -> Conversation: ...
+
+    @abstractmethod
+    def get_conversation(self, user_id: str, coach_id: str, conversation_id: str) -> Conversation | None: ...
+
+    @abstractmethod
+    def list_messages(self, user_id: str, conversation_id: str, limit: int | None = None) -> list[ChatMessage]:
+        """Oldest first; with `limit`, the most recent `limit` messages (still oldest first)."""
+
+    @abstractmethod
+    def begin_turn(self, conversation: Conversation, message: ChatMessage) -> TurnStart:
+        """`RecordNotFound` if the conversation is gone, `WriteConflict` if the same message is in flight."""
+
+    @abstractmethod
+    def finish_turn(self, conversation: Conversation, user_message: ChatMessage, reply: ChatMessage) -> None: ...
+
+    @abstractmethod
+    def fail_turn(self, conversation: Conversation, user_message: ChatMessage) -> None:
+        """No reply text at all: a retry with the same `clientMessageId` may answer again."""
+
+    @abstractmethod
+    def save_summary(self, conversation: Conversation, summary: str, through: int) -> None:
+        """Only ever moves forward: a late retry of an older summary cannot overwrite a newer one."""
+
+
+class CreatorSessionRepository(ABC):
+    """An answer is `claim` (before anything is streamed) then `commit` or `release`.
+
+    Of concurrent claims on one session exactly one wins; the others get `WriteConflict`.
+    """
+
+    @abstractmethod
+    def create_session(self, user_id: str, first_question_id: str) -> CreatorSession: ...
+
+    @abstractmethod
+    def get_session(self, user_id: str, session_id: str) -> CreatorSession | None:
+        """A consistent read: what the next conditional write will be checked against."""
+
+    @abstractmethod
+    def claim(self, session: CreatorSession, request_id: str, until_epoch: int) -> CreatorSession:
+        """Takes the session for `request_id` until `until_epoch`; `WriteConflict` if it changed or is complete."""
+
+    @abstractmethod
+    def commit(
+        self,
+        claimed: CreatorSession,
+        qa: QuestionAnswer,
+        next_question_id: str | None,
+        level: SophisticationLevel,
+        is_complete: bool,
+    ) -> CreatorSession:
+        """Records the answer and ends the claim; `WriteConflict` if the claim was lost meanwhile."""
+
+    @abstractmethod
+    def release(self, claimed: CreatorSession) -> None:
+        """Ends the claim without recording anything; a claim already lost is left alone."""
+
+    @abstractmethod
+    def attach_coach(self, user_id: str, session_id: str, coach_id: str) -> None:
+        """The coach built from the session exists: status `ready` (idempotent); `RecordNotFound` if gone."""
+
+    @abstractmethod
+    def mark_coach_failed(self, user_id: str, session_id: str) -> None:
+        """Building the coach gave up: status `failed`, unless a coach is already attached."""
+
+
+class MemoryRepository(ABC):
+    @abstractmethod
+    def recent_memories(self, user_id: str, coach_id: str, limit: int = 20) -> list[Memory]: ...
+
+    @abstractmethod
+    def save_memory(self, user_id: str, memory: Memory) -> None:
+        """Idempotent: the same memory (same id) saved twice is one item."""
+
+
+class WorkoutRepository(ABC):
+    @abstractmethod
+    def recent_workouts(self, user_id: str, limit: int = 5) -> list[Workout]: ...
+
+    @abstractmethod
+    def save_workout(self, user_id: str, workout: Workout) -> None:
+        """Idempotent: the same workout (same id) saved twice is one item."""
+
+
+class RequestLimiter(ABC):
+    @abstractmethod
+    def hit(self, user_id: str) -> None:
+        """Counts one request; `shared.errors.RateLimited` (changing nothing) when over the limit."""
+
+
+class ImageSource(ABC):
+    @abstractmethod
+    def load(self, user_id: str, keys: tuple[str, ...]) -> tuple[Image, ...]:
+        """The images, in order; `Forbidden` outside the user's uploads, `InvalidRequest` if not an image."""
