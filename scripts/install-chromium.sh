@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs Debian's Chromium for the browser tests (tests/browser), unless it is already there.
+# Installs Debian's Chromium for the browser tests (tests/integration/browser), unless it is already there.
 #
 # Idempotent and quiet: exits 0 at once when /usr/bin/chromium exists. Needs root (or passwordless
 # sudo) and apt; exits 3 when it cannot install, so a test setup can skip with a clear reason.

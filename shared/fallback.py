@@ -9,15 +9,20 @@ from shared.events import CompleteEvent, TurnEvent, TurnFailed
 
 
 def collect_complete(events: Iterable[TurnEvent], fields: tuple[str, ...]) -> dict[str, Any]:
-    """Run the turn to its end and return `fields` of its `complete` event.
+    """Run the turn to its very end and return `fields` of its `complete` event.
 
-    A turn that ends failed raises its error, which the adapter answers with the table's status (a
-    timed-out reply is a 504, an unavailable model a 503), as a plain JSON error.
+    To the end, not to `complete`: what a turn does after `complete` (handing off the post-turn work,
+    the coach build) must happen for the fallback too. A turn that ends failed raises its error,
+    which the adapter answers with the table's status (a timed-out reply is a 504, an unavailable
+    model a 503), as a plain JSON error.
     """
+    result: dict[str, Any] | None = None
     for event in events:
         if isinstance(event, TurnFailed):
             raise event.error
         if isinstance(event, CompleteEvent):
             payload = event.to_dict()
-            return {name: payload[name] for name in fields if name in payload}
-    raise RuntimeError("the turn ended without a complete event")
+            result = {name: payload[name] for name in fields if name in payload}
+    if result is None:
+        raise RuntimeError("the turn ended without a complete event")
+    return result

@@ -177,7 +177,7 @@ class EndpointSettings(EnvSettings):
 # --- one model per function (functions/catalog.py names them) --------------------------------------
 
 
-class _TurnSettings(
+class TurnSettings(
     ObservabilitySettings,
     TableSettings,
     AuthSection,
@@ -191,11 +191,11 @@ class _TurnSettings(
     """What every turn (streamed or its fallback) needs before and while it talks to the model."""
 
 
-class ConversationTurnSettings(_TurnSettings, UploadsSettings):
+class ConversationTurnSettings(TurnSettings, UploadsSettings):
     post_turn_function_name: NonEmpty = Field(alias=function_name_variable("coach-conversation-post-turn"))
 
 
-class CreatorTurnSettings(_TurnSettings):
+class CreatorTurnSettings(TurnSettings):
     build_coach_function_name: NonEmpty = Field(alias=function_name_variable("build-coach-from-session"))
 
 

@@ -1,18 +1,13 @@
-"""The local stack the integration and browser tests share: real processes, real loopback HTTP, free ports."""
+"""Settings every test process starts from; the local stack's fixtures live in `tests/integration`."""
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from functions.catalog import COACH_CONVERSATION_POST_TURN, FUNCTIONS, STREAM_COACH_CONVERSATION, FunctionDefinition
-from local.iam_report import iam_table, requests_per_invocation
-from local.stack import LocalStack, StackPorts
-from shared.settings import ConversationTurnSettings, reset_settings
+from shared.settings import reset_settings
 
 # A complete configuration for code imported into the test process (handler modules validate theirs at
 # import): what a deployed function's template gives, with test values. Tests change it with monkeypatch.
@@ -50,110 +45,3 @@ def _fresh_settings() -> Iterator[None]:
     reset_settings()
     yield
     reset_settings()
-
-
-SERVICE_CLIENTS = {"bedrock": "model"}  # signing name -> the client name of `sdk_calls`
-ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
-
-TEST_FUNCTION = FunctionDefinition(
-    name="t-stream", folder="", streaming=True, handler="tests.fixtures.stream_handlers.dispatch"
-)
-SHORT_TIMEOUT_FUNCTION = FunctionDefinition(
-    name="t-short",
-    folder="",
-    streaming=True,
-    handler="tests.fixtures.stream_handlers.dispatch",
-    timeout_seconds=2,
-)
-BUFFERED_FUNCTION = FunctionDefinition(
-    name="t-buffered",
-    folder="",
-    streaming=False,
-    handler="tests.fixtures.stream_handlers.dispatch",
-    public_routes=("POST /events",),
-)
-CONVERSATION_HANDLER = "functions.stream_coach_conversation.handler.handler"
-CONVERSATION_LIKE = {
-    "handler": CONVERSATION_HANDLER,
-    "settings": ConversationTurnSettings,
-    "invokes": (COACH_CONVERSATION_POST_TURN.name,),
-    "table_actions": STREAM_COACH_CONVERSATION.table_actions,
-    "model_calls": STREAM_COACH_CONVERSATION.model_calls,
-    "sdk_calls": STREAM_COACH_CONVERSATION.sdk_calls,
-    "sdk_calls_after_deadline": STREAM_COACH_CONVERSATION.sdk_calls_after_deadline,
-    "timeout_seconds": 300,
-}
-SHORT_BUDGET_CONVERSATION = FunctionDefinition(
-    name="t-conversation-short-budget",
-    folder="",
-    streaming=True,
-    **CONVERSATION_LIKE,
-    extra_environment={"STREAM_TIME_BUDGET_SECONDS": "1.5"},
-)
-STREAMING_OFF_CONVERSATION = FunctionDefinition(
-    name="t-conversation-streaming-off",
-    folder="",
-    streaming=True,
-    **CONVERSATION_LIKE,
-    extra_environment={"STREAMING_ENABLED": "false"},
-)
-MISCONFIGURED_CONVERSATION = FunctionDefinition(
-    name="t-conversation-misconfigured",
-    folder="",
-    streaming=True,
-    **CONVERSATION_LIKE,
-    extra_environment={"JWT_AUDIENCE": ""},
-)
-TEST_FUNCTIONS = (
-    TEST_FUNCTION,
-    SHORT_TIMEOUT_FUNCTION,
-    BUFFERED_FUNCTION,
-    SHORT_BUDGET_CONVERSATION,
-    STREAMING_OFF_CONVERSATION,
-    MISCONFIGURED_CONVERSATION,
-)
-
-
-@pytest.fixture(scope="session")
-def gate_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("gates")
-
-
-@pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory, gate_dir: Path) -> Iterator[LocalStack]:
-    definitions = (*FUNCTIONS, *TEST_FUNCTIONS)
-    state = tmp_path_factory.mktemp("local-state")
-    local = LocalStack(
-        StackPorts.ephemeral(definitions),
-        state,
-        definitions,
-        concurrency=3,
-        extra_environment={"GATE_DIR": str(gate_dir), "RATE_LIMIT_PER_MINUTE": "30"},
-        model="double",
-        deploy_environ={},  # the developer's shell must not reach the templates under test
-        overrides_file=None,
-    )
-    local.start()
-    yield local
-    calls = local.recorded_calls()
-    denied = [call for call in calls if call.verdict == "denied" and not call.hid_a_missing_key]
-    ARTIFACTS.mkdir(exist_ok=True)
-    (ARTIFACTS / "iam-table.md").write_text(iam_table(calls, local.role_policies(), local.definitions) + "\n")
-    observed = requests_per_invocation(calls)
-    (ARTIFACTS / "requests-per-invocation.json").write_text(json.dumps(observed, indent=1, sort_keys=True) + "\n")
-    local.stop()
-    assert denied == [], "calls the functions' synthesized roles would deny in AWS"
-    # The time budgets count each function's requests per invocation: none may send more than it declares.
-    for definition in local.definitions:
-        declared = dict(definition.sdk_calls)
-        seen = observed.get(local.functions[definition.name].spec.name, {})
-        over = {s: n for s, n in seen.items() if n > declared.get(SERVICE_CLIENTS.get(s, s), 0)}
-        assert not over, f"{definition.name} sent more requests in one invocation than its sdk_calls: {over}"
-
-
-@pytest.fixture
-def url(stack: LocalStack):
-    def function_url(name: str) -> str:
-        return stack.function_urls[name].url
-
-    return function_url

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from shared.clock import new_id, now_iso
@@ -25,7 +25,7 @@ from shared.coach_conversation.router import DEFAULT_ROUTE, RouteDecision, decid
 from shared.errors import NotFound
 from shared.events import ChunkEvent, CompleteEvent, StartEvent, TurnEvent, TurnFailed
 from shared.jobs import JobQueue
-from shared.models import Image, ModelPort, ModelSettings
+from shared.models import Image, ModelDependencies
 from shared.reply_stream import ReplyOutcome, stream_reply
 from shared.store.ports import (
     CoachRepository,
@@ -42,19 +42,16 @@ logger = logging.getLogger(__name__)
 ROUTER_TIMEOUT_SECONDS = 4.0
 
 
-@dataclass(frozen=True)
-class TurnDependencies:
+@dataclass(frozen=True, kw_only=True)
+class TurnDependencies(ModelDependencies):
     """The ports a turn talks to; tests and the local stack swap adapters, never monkeypatch."""
 
-    model: ModelPort
-    model_settings: ModelSettings
     conversations: ConversationRepository
     coaches: CoachRepository
     images: ImageSource
     memories: MemoryRepository
     workouts: WorkoutRepository
     post_turn: JobQueue
-    observe: Callable[[str, float], None] = field(default=lambda name, value: None)
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from pydantic.alias_generators import to_camel
 
 from shared.coach_conversation.post_turn import PostTurnJob
 from shared.json_text import first_json_object
-from shared.models import Message, ModelPort, ModelRequest, ModelSettings, SystemPrompt
+from shared.models import Message, ModelDependencies, ModelRequest, SystemPrompt
 from shared.store.ports import ConversationRepository, MemoryRepository, WorkoutRepository
 from shared.store.records import ChatMessage, Conversation, Memory, Workout
 
@@ -57,16 +57,13 @@ Write at most {SUMMARY_MAX_WORDS} words of plain prose: the athlete's goals, sit
 agreed, and open questions. Build on the previous summary when one is given. No preamble."""
 
 
-@dataclass(frozen=True)
-class PostTurnDependencies:
+@dataclass(frozen=True, kw_only=True)
+class PostTurnDependencies(ModelDependencies):
     """The ports the job talks to; tests swap adapters, never monkeypatch."""
 
-    model: ModelPort
-    model_settings: ModelSettings
     conversations: ConversationRepository
     memories: MemoryRepository
     workouts: WorkoutRepository
-    observe: Callable[[str, float], None] = field(default=lambda name, value: None)
 
 
 @dataclass

@@ -11,8 +11,7 @@ is waiting for a coach to talk to.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
@@ -20,7 +19,7 @@ from pydantic.alias_generators import to_camel
 
 from shared.clock import now_iso
 from shared.json_text import first_json_object
-from shared.models import Message, ModelPort, ModelRequest, ModelSettings, SystemPrompt
+from shared.models import Message, ModelDependencies, ModelRequest, SystemPrompt
 from shared.store.ports import CoachRepository, CreatorSessionRepository
 from shared.store.records import Coach, CreatorSession, QuestionAnswer
 
@@ -57,15 +56,12 @@ class BuildCoachJob(BaseModel):
     session_id: str
 
 
-@dataclass(frozen=True)
-class CoachBuilderDependencies:
+@dataclass(frozen=True, kw_only=True)
+class CoachBuilderDependencies(ModelDependencies):
     """The ports the builder talks to; tests swap adapters, never monkeypatch."""
 
-    model: ModelPort
-    model_settings: ModelSettings
     sessions: CreatorSessionRepository
     coaches: CoachRepository
-    observe: Callable[[str, float], None] = field(default=lambda name, value: None)
 
 
 class CoachDraft(BaseModel):

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass
 
 from shared.clock import now_iso
 from shared.coach_creator.coach_builder import BuildCoachJob
@@ -22,7 +22,7 @@ from shared.coach_creator.sophistication import MarkerFilter, combine, signals_l
 from shared.errors import Conflict, InternalError, NotFound
 from shared.events import CompleteEvent, ProgressEvent, StartEvent, TurnEvent, TurnFailed
 from shared.jobs import JobQueue
-from shared.models import ModelPort, ModelSettings
+from shared.models import ModelDependencies
 from shared.reply_stream import ReplyOutcome, stream_reply
 from shared.store.ports import CreatorSessionRepository
 from shared.store.records import CreatorSession, QuestionAnswer
@@ -30,13 +30,10 @@ from shared.store.records import CreatorSession, QuestionAnswer
 logger = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class CreatorDependencies:
-    model: ModelPort
-    model_settings: ModelSettings
+@dataclass(frozen=True, kw_only=True)
+class CreatorDependencies(ModelDependencies):
     sessions: CreatorSessionRepository
     coach_builder: JobQueue
-    observe: Callable[[str, float], None] = field(default=lambda name, value: None)
 
 
 @dataclass(frozen=True)
@@ -102,6 +99,11 @@ class CreatorTurn:
             level = combine(level, marker.level, None)
             if outcome.text or outcome.error is None:
                 committed = self._record(claimed, question, answer, outcome, following, level)
+        except GeneratorExit:
+            if outcome.text:  # the client left mid-reply: its answer and what it was shown are kept
+                level = combine(level, marker.level, None)
+                committed = self._record(claimed, question, answer, outcome, following, level)
+            raise
         finally:
             if committed is None:  # nothing was said back: the same question stays open for a retry
                 self.deps.sessions.release(claimed)

@@ -2,39 +2,36 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 from shared.coach_conversation.pipeline import (
     ConversationMessage,
     ConversationTurn,
     TurnDependencies,
     open_conversation_turn,
 )
-from shared.composition.turns import TurnEntry
+from shared.composition.models import model_parts
+from shared.composition.turns import TurnEntry, turn_entry
 from shared.http.routes import ConversationStreamPath
 from shared.http.stream_request import StreamRequest
 from shared.jobs.lambda_async import LambdaAsyncJobQueue
-from shared.models import ModelSettings, create_model_port
-from shared.observability import observe
 from shared.settings import ConversationTurnSettings
 from shared.store.dynamodb.coaches import DynamoCoachRepository
 from shared.store.dynamodb.conversations import DynamoConversationRepository
 from shared.store.dynamodb.memories import DynamoMemoryRepository, DynamoWorkoutRepository
-from shared.store.dynamodb.rate_limit import DynamoRateLimiter
 from shared.store.s3_images import S3ImageSource
 
 
 def conversation_dependencies(settings: ConversationTurnSettings) -> TurnDependencies:
-    model_settings = ModelSettings.from_section(settings)
     table = settings.table_name
     return TurnDependencies(
-        model=create_model_port(model_settings),
-        model_settings=model_settings,
+        **model_parts(settings),
         conversations=DynamoConversationRepository(table_name=table),
         coaches=DynamoCoachRepository(table_name=table),
         images=S3ImageSource(settings.uploads_bucket),
         memories=DynamoMemoryRepository(table_name=table),
         workouts=DynamoWorkoutRepository(table_name=table),
         post_turn=LambdaAsyncJobQueue(settings.post_turn_function_name),
-        observe=observe,
     )
 
 
@@ -52,10 +49,6 @@ def conversation_message(request: StreamRequest[ConversationStreamPath]) -> Conv
 
 
 def conversation_turns(settings: ConversationTurnSettings) -> TurnEntry[ConversationMessage, ConversationTurn]:
-    deps = conversation_dependencies(settings)
-    return TurnEntry(
-        read=conversation_message,
-        open=lambda message, deadline, request_id: open_conversation_turn(deps, message, deadline, request_id),
-        limiter=DynamoRateLimiter(settings.rate_limit_per_minute, table_name=settings.table_name),
-        stream=settings,
+    return turn_entry(
+        settings, conversation_message, partial(open_conversation_turn, conversation_dependencies(settings))
     )

@@ -2,26 +2,23 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 from shared.coach_creator.pipeline import CreatorAnswer, CreatorDependencies, CreatorTurn, open_creator_turn
-from shared.composition.turns import TurnEntry
+from shared.composition.models import model_parts
+from shared.composition.turns import TurnEntry, turn_entry
 from shared.http.routes import CreatorSessionStreamPath
 from shared.http.stream_request import StreamRequest
 from shared.jobs.lambda_async import LambdaAsyncJobQueue
-from shared.models import ModelSettings, create_model_port
-from shared.observability import observe
 from shared.settings import CreatorTurnSettings
 from shared.store.dynamodb.creator_sessions import DynamoCreatorSessionRepository
-from shared.store.dynamodb.rate_limit import DynamoRateLimiter
 
 
 def creator_dependencies(settings: CreatorTurnSettings) -> CreatorDependencies:
-    model_settings = ModelSettings.from_section(settings)
     return CreatorDependencies(
-        model=create_model_port(model_settings),
-        model_settings=model_settings,
+        **model_parts(settings),
         sessions=DynamoCreatorSessionRepository(table_name=settings.table_name),
         coach_builder=LambdaAsyncJobQueue(settings.build_coach_function_name),
-        observe=observe,
     )
 
 
@@ -32,10 +29,4 @@ def creator_answer(request: StreamRequest[CreatorSessionStreamPath]) -> CreatorA
 
 
 def creator_turns(settings: CreatorTurnSettings) -> TurnEntry[CreatorAnswer, CreatorTurn]:
-    deps = creator_dependencies(settings)
-    return TurnEntry(
-        read=creator_answer,
-        open=lambda answer, deadline, request_id: open_creator_turn(deps, answer, deadline, request_id),
-        limiter=DynamoRateLimiter(settings.rate_limit_per_minute, table_name=settings.table_name),
-        stream=settings,
-    )
+    return turn_entry(settings, creator_answer, partial(open_creator_turn, creator_dependencies(settings)))

@@ -7,9 +7,8 @@ from typing import Any
 from shared.coach_conversation.post_turn import PostTurnJob
 from shared.coach_conversation.post_turn_work import PostTurnDependencies, run_post_turn
 from shared.coach_creator.coach_builder import BuildCoachJob, CoachBuilderDependencies, build_coach
+from shared.composition.models import model_parts
 from shared.composition.workers import JobWorker
-from shared.models import ModelSettings, create_model_port
-from shared.observability import observe
 from shared.settings import ModelWorkerSettings
 from shared.store.dynamodb.coaches import DynamoCoachRepository
 from shared.store.dynamodb.conversations import DynamoConversationRepository
@@ -18,25 +17,19 @@ from shared.store.dynamodb.memories import DynamoMemoryRepository, DynamoWorkout
 
 
 def post_turn_dependencies(settings: ModelWorkerSettings) -> PostTurnDependencies:
-    model_settings = ModelSettings.from_section(settings)
     return PostTurnDependencies(
-        model=create_model_port(model_settings),
-        model_settings=model_settings,
+        **model_parts(settings),
         conversations=DynamoConversationRepository(table_name=settings.table_name),
         memories=DynamoMemoryRepository(table_name=settings.table_name),
         workouts=DynamoWorkoutRepository(table_name=settings.table_name),
-        observe=observe,
     )
 
 
 def coach_builder_dependencies(settings: ModelWorkerSettings) -> CoachBuilderDependencies:
-    model_settings = ModelSettings.from_section(settings)
     return CoachBuilderDependencies(
-        model=create_model_port(model_settings),
-        model_settings=model_settings,
+        **model_parts(settings),
         sessions=DynamoCreatorSessionRepository(table_name=settings.table_name),
         coaches=DynamoCoachRepository(table_name=settings.table_name),
-        observe=observe,
     )
 
 

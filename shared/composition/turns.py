@@ -23,7 +23,8 @@ from shared.http.routes import Router
 from shared.http.stream_request import StreamRequest, open_stream_request
 from shared.http.streaming import JsonResponse, StreamingResponse, streaming_handler
 from shared.observability import lambda_entry, logger
-from shared.settings import StreamSettings
+from shared.settings import StreamSettings, TurnSettings
+from shared.store.dynamodb.rate_limit import DynamoRateLimiter
 from shared.store.ports import RequestLimiter
 
 
@@ -44,6 +45,18 @@ class TurnEntry(Generic[Ask, T_co]):
     open: Callable[[Ask, float, str], T_co]  # (what was asked, deadline, request id) -> the opened turn
     limiter: RequestLimiter
     stream: StreamSettings
+
+
+def turn_entry(
+    settings: TurnSettings, read: Callable[[StreamRequest[Any]], Ask], open_flow: Callable[[Ask, float, str], T_co]
+) -> TurnEntry[Ask, T_co]:
+    """A flow's entry with the limits every turn shares: the per-user rate limit in the flow's table."""
+    return TurnEntry(
+        read=read,
+        open=open_flow,
+        limiter=DynamoRateLimiter(settings.rate_limit_per_minute, table_name=settings.table_name),
+        stream=settings,
+    )
 
 
 def stream_deadline(context: Any, stream: StreamSettings) -> float:

@@ -6,6 +6,7 @@ Only the port is imported eagerly; the chosen adapter (and boto3 with it) is imp
 
 from __future__ import annotations
 
+from shared.models.dependencies import ModelDependencies
 from shared.models.port import (
     Image,
     Message,
@@ -26,6 +27,7 @@ from shared.models.settings import ModelSettings
 __all__ = [
     "Image",
     "Message",
+    "ModelDependencies",
     "ModelError",
     "ModelEvent",
     "ModelPort",

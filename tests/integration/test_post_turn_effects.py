@@ -8,15 +8,18 @@ names are the deployed ones: a name that exists only locally would find no funct
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import httpx
 
 from functions.catalog import COACH_CONVERSATION_POST_TURN, STREAM_COACH_CONVERSATION
+from local.demo import DEMO_COACH
 from local.stack import TABLE_NAME, LocalStack
 from shared.coach_conversation.post_turn import SUMMARY_EVERY_MESSAGES
 from shared.coach_conversation.post_turn_work import memory_id_for, workout_id_for
+from shared.store.dynamodb.coaches import DynamoCoachRepository
 from shared.store.dynamodb.conversations import DynamoConversationRepository
 from shared.store.dynamodb.memories import DynamoMemoryRepository, DynamoWorkoutRepository
 from tests.integration.sse_client import iter_events
@@ -48,8 +51,8 @@ def turn(stack: LocalStack, path: str, token: str, text: str) -> dict[str, Any]:
 def test_a_workout_a_memory_and_a_summary_are_stored_after_the_turns_that_call_for_them(stack):
     table = stack.dynamodb.resource().Table(TABLE_NAME)
     conversations = DynamoConversationRepository(table)
-    demo = stack.demo
-    user, coach = demo["userId"], demo["coachId"]
+    user, coach = f"post-turn-{uuid.uuid4().hex[:8]}", DEMO_COACH.coach_id  # its own per-minute rate limit
+    DynamoCoachRepository(table).create_coach(DEMO_COACH.model_copy(update={"user_id": user}))
     conversation = conversations.create_conversation(user, coach, "post-turn")
     path = f"/users/{user}/coaches/{coach}/conversations/{conversation.conversation_id}/stream"
     token = stack.issuer.mint(user)

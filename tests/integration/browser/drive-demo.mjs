@@ -1,7 +1,7 @@
 // Drives the demo page in headless Chromium (Debian's, through playwright-core) and reports what a
-// person would have seen, as one JSON object on stdout. tests/browser/test_demo_page.py runs it.
+// person would have seen, as one JSON object on stdout. tests/integration/browser/test_demo_page.py runs it.
 //
-//   node tests/browser/drive-demo.mjs '{"url": "http://127.0.0.1:3000/demo/", "flow": "chat",
+//   node tests/integration/browser/drive-demo.mjs '{"url": "http://127.0.0.1:3000/demo/", "flow": "chat",
 //                                       "message": "...", "screenshot": "test-artifacts/demo-page.png"}'
 //
 // flow "chat" (the default): sign in, send the message, and snapshot the last assistant message
