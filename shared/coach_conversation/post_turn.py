@@ -8,13 +8,15 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import ConfigDict
 from pydantic.alias_generators import to_camel
+
+from shared.jobs import JobMessage
 
 SUMMARY_EVERY_MESSAGES = 10
 
 
-class PostTurnJob(BaseModel):
+class PostTurnJob(JobMessage):
     model_config = ConfigDict(frozen=True, alias_generator=to_camel, populate_by_name=True)
 
     kind: Literal["coach-conversation-post-turn"] = "coach-conversation-post-turn"
@@ -29,6 +31,9 @@ class PostTurnJob(BaseModel):
     is_workout_log: bool
     has_memory_to_save: bool
     message_count: int
+
+    def log_keys(self) -> dict[str, str]:
+        return {"user_id": self.user_id, "conversation_id": self.conversation_id}
 
     @property
     def wants_summary(self) -> bool:

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 from pydantic.alias_generators import to_camel
 
 from shared.clock import now_iso
+from shared.jobs import JobMessage
 from shared.json_text import first_json_object
 from shared.models import Message, ModelDependencies, ModelRequest, SystemPrompt
 from shared.store.ports import CoachRepository, CreatorSessionRepository
@@ -46,7 +47,7 @@ around it; exactly "{NO_INJURIES}" if they reported none.
 Each field is plain prose of one to four sentences. Use only what the interview says."""
 
 
-class BuildCoachJob(BaseModel):
+class BuildCoachJob(JobMessage):
     """What the interview hands to the builder function (camelCase on the wire)."""
 
     model_config = ConfigDict(frozen=True, alias_generator=to_camel, populate_by_name=True)
@@ -54,6 +55,9 @@ class BuildCoachJob(BaseModel):
     kind: Literal["build-coach-from-session"] = JOB_KIND
     user_id: str
     session_id: str
+
+    def log_keys(self) -> dict[str, str]:
+        return {"user_id": self.user_id, "session_id": self.session_id}
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from shared.coach_conversation.post_turn import PostTurnJob
@@ -43,22 +44,10 @@ def _build_coach(job: BuildCoachJob, deps: CoachBuilderDependencies) -> dict[str
 
 
 def post_turn_worker(settings: ModelWorkerSettings) -> JobWorker[PostTurnJob, PostTurnDependencies]:
-    return JobWorker(
-        description="post-turn job",
-        job=PostTurnJob,
-        run=_run_post_turn,
-        compose=lambda: post_turn_dependencies(settings),
-        invalid_metric="PostTurnInvalidJobs",
-        log_keys=lambda job: {"user_id": job.user_id, "conversation_id": job.conversation_id},
-    )
+    compose = partial(post_turn_dependencies, settings)
+    return JobWorker("post-turn job", PostTurnJob, _run_post_turn, compose, "PostTurnInvalidJobs")
 
 
 def coach_builder_worker(settings: ModelWorkerSettings) -> JobWorker[BuildCoachJob, CoachBuilderDependencies]:
-    return JobWorker(
-        description="build-coach job",
-        job=BuildCoachJob,
-        run=_build_coach,
-        compose=lambda: coach_builder_dependencies(settings),
-        invalid_metric="CoachBuildInvalidJobs",
-        log_keys=lambda job: {"user_id": job.user_id, "session_id": job.session_id},
-    )
+    compose = partial(coach_builder_dependencies, settings)
+    return JobWorker("build-coach job", BuildCoachJob, _build_coach, compose, "CoachBuildInvalidJobs")

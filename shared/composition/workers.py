@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any, Generic, Protocol, TypeVar
 
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
+from shared.jobs import JobMessage
 from shared.observability import lambda_entry, logger, observe
 
 
@@ -21,7 +22,7 @@ class Observing(Protocol):
     observe: Callable[[str, float], None]
 
 
-Job = TypeVar("Job", bound=BaseModel)
+Job = TypeVar("Job", bound=JobMessage)
 Deps = TypeVar("Deps", bound=Observing)
 
 
@@ -34,7 +35,6 @@ class JobWorker(Generic[Job, Deps]):
     run: Callable[[Job, Deps], dict[str, Any]]  # the job's result fields
     compose: Callable[[], Deps]  # the composition root, called once per container
     invalid_metric: str
-    log_keys: Callable[[Job], dict[str, str]]
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "compose", cache(self.compose))
@@ -47,7 +47,7 @@ class JobWorker(Generic[Job, Deps]):
             logger.error(f"invalid {self.description}; dropped without retry", extra={"status": 400, "fields": fields})
             (deps.observe if deps else observe)(self.invalid_metric, 1)
             return {"statusCode": 400, "error": f"invalid {self.description}", "fields": fields}
-        logger.append_keys(**self.log_keys(job))
+        logger.append_keys(**job.log_keys())
         result = self.run(job, deps or self.compose())
         logger.info(f"{self.description} done", extra=result)
         return {"statusCode": 200, **result}

@@ -18,21 +18,22 @@ ROOT = Path(__file__).resolve().parents[2]
 SDK = ("boto3", "botocore", "aws_lambda_powertools")
 HTTP = ("shared.http", "shared.api", "shared.runtime", "shared.composition")
 ADAPTERS = ("shared.store.dynamodb", "shared.store.s3_images", "shared.jobs.lambda_async", "shared.models.bedrock")
+DOMAIN = (*SDK, *HTTP, *ADAPTERS, "shared.observability")  # what flows, ports and neutral modules never import
 
 # module globs -> import prefixes they must not use
 RULES: dict[str, tuple[str, ...]] = {
-    "shared/coach_conversation/*.py": SDK + HTTP + ADAPTERS,
-    "shared/coach_creator/*.py": SDK + HTTP + ADAPTERS,
-    "shared/reply_stream.py": SDK + HTTP + ADAPTERS,
-    "shared/deadline.py": SDK + HTTP + ADAPTERS,
-    "shared/errors.py": SDK + HTTP + ADAPTERS,
-    "shared/events.py": SDK + HTTP + ADAPTERS,
-    "shared/clock.py": SDK + HTTP + ADAPTERS,
-    "shared/json_text.py": SDK + HTTP + ADAPTERS,
-    "shared/images.py": SDK + HTTP + ADAPTERS,
-    "shared/store/ports.py": SDK + HTTP + ADAPTERS,
-    "shared/store/records.py": SDK + HTTP + ADAPTERS,
-    "shared/store/errors.py": SDK + HTTP + ADAPTERS,
+    "shared/coach_conversation/*.py": DOMAIN,
+    "shared/coach_creator/*.py": DOMAIN,
+    "shared/reply_stream.py": DOMAIN,
+    "shared/deadline.py": DOMAIN,
+    "shared/errors.py": DOMAIN,
+    "shared/events.py": DOMAIN,
+    "shared/clock.py": DOMAIN,
+    "shared/json_text.py": DOMAIN,
+    "shared/images.py": DOMAIN,
+    "shared/store/ports.py": DOMAIN,
+    "shared/store/records.py": DOMAIN,
+    "shared/store/errors.py": DOMAIN,
     "shared/store/dynamodb/*.py": HTTP,
     "shared/store/s3_images.py": HTTP,
     "shared/models/*.py": HTTP,
