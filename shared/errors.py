@@ -41,6 +41,12 @@ class Conflict(CoachError):
     default_message = "conflict"
 
 
+class IdempotencyMismatch(CoachError):
+    """A `clientMessageId` already used in this conversation or session with different content."""
+
+    default_message = "this clientMessageId was already used for a different message"
+
+
 class RateLimited(CoachError):
     default_message = "too many requests"
 

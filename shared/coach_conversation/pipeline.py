@@ -10,6 +10,8 @@ work handed off, so it never delays `complete`.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import time
 from collections.abc import Iterator
@@ -24,7 +26,6 @@ from shared.coach_conversation.prompts import HISTORY_MESSAGES, TurnContext, rep
 from shared.coach_conversation.router import DEFAULT_ROUTE, RouteDecision, decide_route
 from shared.errors import NotFound
 from shared.events import ChunkEvent, CompleteEvent, StartEvent, TurnEvent, TurnFailed
-from shared.jobs import JobQueue
 from shared.models import Image, ModelDependencies
 from shared.reply_stream import ReplyOutcome, stream_reply
 from shared.store.ports import (
@@ -51,7 +52,7 @@ class TurnDependencies(ModelDependencies):
     images: ImageSource
     memories: MemoryRepository
     workouts: WorkoutRepository
-    post_turn: JobQueue
+    in_progress_margin_seconds: float = 30.0  # how long after the turn's deadline its claim on a message lasts
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,11 @@ class ConversationMessage:
     timestamp: str
     client_message_id: str | None = None
     image_keys: tuple[str, ...] = ()
+
+    def digest(self) -> str:
+        """What a repeat of the same `clientMessageId` must match: the text and the images."""
+        content = json.dumps([self.text, list(self.image_keys)], ensure_ascii=False)
+        return hashlib.sha256(content.encode("utf-8")).hexdigest()
 
 
 def open_conversation_turn(
@@ -86,7 +92,10 @@ def open_conversation_turn(
         client_message_id=message.client_message_id,
         image_s3_keys=message.image_keys or None,
     )
-    begun = deps.conversations.begin_turn(conversation, user_message)
+    # A process that dies mid-turn leaves its claim behind; it lapses this long after the turn's own deadline
+    # (which is before the function's), so a retry then runs the turn again.
+    until = int(time.time() + max(0.0, deadline - time.monotonic()) + deps.in_progress_margin_seconds)
+    begun = deps.conversations.begin_turn(conversation, user_message, digest=message.digest(), until_epoch=until)
     return ConversationTurn(conversation, coach, images, begun, deps, deadline, request_id)
 
 
@@ -144,12 +153,11 @@ class ConversationTurn:
         try:
             yield from stream_reply(self.deps.model, request, self.deadline, outcome, observe=self.deps.observe)
         finally:
-            reply = self._store_reply(user_message, outcome)
+            reply = self._store_reply(outcome, route)
         if outcome.error is not None:
             yield TurnFailed(outcome.error)
             return
         yield self._complete(user_message, reply)
-        self._hand_off(user_message, reply, route)
 
     def _route(self, text: str) -> RouteDecision:
         return decide_route(self.deps.model, self.deps.model_settings.side_model_id, text)
@@ -171,8 +179,9 @@ class ConversationTurn:
             logger.warning("router did not answer in time; using the default route")
             return default
 
-    def _store_reply(self, user_message: ChatMessage, outcome: ReplyOutcome) -> ChatMessage:
-        """Stores whatever text exists, complete or not, even if the client has left."""
+    def _store_reply(self, outcome: ReplyOutcome, route: RouteDecision) -> ChatMessage:
+        """Stores whatever text exists, complete or not, even if the client has left; with a complete
+        reply, the post-turn job in the same write, so the work cannot be lost or done twice."""
         reply = ChatMessage(
             id=new_id(),
             role="assistant",
@@ -187,10 +196,17 @@ class ConversationTurn:
                 latency_ms=outcome.latency_ms,
             ),
         )
+        conversations, turn = self.deps.conversations, self.begun
         if outcome.text or outcome.status == "complete":
-            self.deps.conversations.finish_turn(self.conversation, user_message, reply)
+            job = self._post_turn_job(reply, route) if outcome.status == "complete" else None
+            try:
+                conversations.finish_turn(self.conversation, turn, reply, job)
+            except Exception:
+                # The reply is lost, the user's message is not: free it for a retry now, not at the claim's expiry.
+                self._fail_quietly()
+                raise
         else:
-            self.deps.conversations.fail_turn(self.conversation, user_message)
+            conversations.fail_turn(self.conversation, turn)
         if outcome.first_token_at is not None:
             self.deps.observe("TimeToFirstToken", (outcome.first_token_at - self.started) * 1000)
         self.deps.observe("OutputTokens", outcome.output_tokens)
@@ -213,7 +229,8 @@ class ConversationTurn:
             yield ChunkEvent(content=reply.content)
         yield self._complete(user_message, reply)
 
-    def _hand_off(self, user_message: ChatMessage, reply: ChatMessage, route: RouteDecision) -> None:
+    def _post_turn_job(self, reply: ChatMessage, route: RouteDecision) -> dict[str, object] | None:
+        user_message = self.begun.user_message
         job = PostTurnJob(
             user_id=self.conversation.user_id,
             coach_id=self.conversation.coach_id,
@@ -227,10 +244,10 @@ class ConversationTurn:
             has_memory_to_save=route.has_memory_to_save,
             message_count=self.conversation.message_count + 2,
         )
-        if not job.has_work:
-            return
+        return job.model_dump(by_alias=True) if job.has_work else None
+
+    def _fail_quietly(self) -> None:
         try:
-            self.deps.post_turn.submit(job.model_dump(by_alias=True))
+            self.deps.conversations.fail_turn(self.conversation, self.begun)
         except Exception:
-            logger.exception("post-turn job could not be handed off")
-            self.deps.observe("PostTurnHandoffFailures", 1)
+            logger.exception("the failed turn could not be marked; its claim lapses on its own")

@@ -14,12 +14,13 @@ from shared.composition.models import model_parts
 from shared.composition.turns import TurnEntry, turn_entry
 from shared.http.routes import ConversationStreamPath
 from shared.http.stream_request import StreamRequest
-from shared.jobs.lambda_async import LambdaAsyncJobQueue
 from shared.settings import ConversationTurnSettings
 from shared.store.dynamodb.coaches import DynamoCoachRepository
 from shared.store.dynamodb.conversations import DynamoConversationRepository
 from shared.store.dynamodb.memories import DynamoMemoryRepository, DynamoWorkoutRepository
 from shared.store.s3_images import S3ImageSource
+
+CLOCK_SLACK_SECONDS = 5.0  # functions' clocks may disagree this much about when a claim lapses
 
 
 def conversation_dependencies(settings: ConversationTurnSettings) -> TurnDependencies:
@@ -31,7 +32,8 @@ def conversation_dependencies(settings: ConversationTurnSettings) -> TurnDepende
         images=S3ImageSource(settings.uploads_bucket),
         memories=DynamoMemoryRepository(table_name=table),
         workouts=DynamoWorkoutRepository(table_name=table),
-        post_turn=LambdaAsyncJobQueue(settings.post_turn_function_name),
+        # a turn stores its reply at the latest this long after its deadline (the time budget checks it)
+        in_progress_margin_seconds=settings.stream_deadline_margin_seconds + CLOCK_SLACK_SECONDS,
     )
 
 

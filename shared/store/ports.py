@@ -8,7 +8,9 @@ Failures a caller must handle are `shared.store.errors` (or `shared.errors`) cla
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from shared.models import Image
 from shared.store.records import (
@@ -25,10 +27,18 @@ from shared.store.records import (
 
 @dataclass(frozen=True)
 class TurnStart:
-    """The stored user message; `replay` holds the stored reply when the turn already happened."""
+    """A turn that may proceed: its stored user message, or the stored reply to replay.
+
+    `attempt` counts the attempts at answering this message (a retry of a failed or abandoned turn
+    is attempt 2, ...); `position` is where the turn's messages sort in the conversation, opaque to
+    the flow and handed back to `finish_turn` / `fail_turn`.
+    """
 
     user_message: ChatMessage
     replay: ChatMessage | None = None
+    attempt: int = 1
+    position: str = ""
+    supersedes: str = ""  # where an earlier attempt's partial reply is, if it left one
 
 
 class CoachRepository(ABC):
@@ -47,7 +57,11 @@ class ConversationRepository(ABC):
     """A turn is `begin_turn` (the user's message, before any model call) then `finish_turn` or `fail_turn`.
 
     With a `clientMessageId`, `begin_turn` answers a repeat of a finished turn with its stored reply
-    (`TurnStart.replay`) and refuses a repeat of a turn still in flight (`WriteConflict`).
+    (`TurnStart.replay`), refuses a repeat of a turn still in flight (`WriteConflict`) or one with
+    different content (`IdempotencyMismatch`, judged by `digest`), and lets a retry take over a
+    failed turn, or one whose process died (its in-progress mark expired at `until_epoch`).
+    Every write is idempotent under the SDK's retries. A turn's messages sort together, in the
+    order the turns began, however turns overlap.
     """
 
     @abstractmethod
@@ -61,14 +75,28 @@ class ConversationRepository(ABC):
         """Oldest first; with `limit`, the most recent `limit` messages (still oldest first)."""
 
     @abstractmethod
-    def begin_turn(self, conversation: Conversation, message: ChatMessage) -> TurnStart:
+    def begin_turn(
+        self, conversation: Conversation, message: ChatMessage, *, digest: str, until_epoch: int
+    ) -> TurnStart:
         """`RecordNotFound` if the conversation is gone, `WriteConflict` if the same message is in flight."""
 
     @abstractmethod
-    def finish_turn(self, conversation: Conversation, user_message: ChatMessage, reply: ChatMessage) -> None: ...
+    def finish_turn(
+        self,
+        conversation: Conversation,
+        turn: TurnStart,
+        reply: ChatMessage,
+        post_turn_job: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Stores the reply (whole or partial), and the post-turn job in the same write (an outbox item).
+
+        A complete reply completes the turn (a repeat replays it); a partial one fails it (a retry may
+        answer again, and its reply supersedes this one). An earlier attempt's partial reply is
+        marked superseded.
+        """
 
     @abstractmethod
-    def fail_turn(self, conversation: Conversation, user_message: ChatMessage) -> None:
+    def fail_turn(self, conversation: Conversation, turn: TurnStart) -> None:
         """No reply text at all: a retry with the same `clientMessageId` may answer again."""
 
     @abstractmethod

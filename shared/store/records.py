@@ -50,6 +50,7 @@ class MessageMetadata(Record):
     fallback: bool = False
     status: MessageStatus = "complete"
     latency_ms: int | None = None
+    superseded: bool | None = None  # a failed attempt's partial reply, replaced by a retry's: kept, not shown
 
 
 class ChatMessage(Record):
@@ -101,6 +102,7 @@ class QuestionAnswer(Record):
     ai_response: str = ""
     answered_at: str = ""
     status: MessageStatus = "complete"
+    client_message_id: str | None = None  # a repeat of it replays this step instead of answering again
 
 
 class CreatorSession(Record):

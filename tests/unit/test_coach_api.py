@@ -250,9 +250,9 @@ def test_create_conversation_then_get_it_with_messages_oldest_first():
             client_message_id=None,
             metadata=MessageMetadata(model="m", output_tokens=3),
         )
-        repository.begin_turn(conversation, user_message)
+        turn = repository.begin_turn(conversation, user_message, digest=user_text, until_epoch=2**31)
         time.sleep(0.003)
-        repository.finish_turn(conversation, user_message, reply)
+        repository.finish_turn(conversation, turn, reply)
         time.sleep(0.003)
         sent += [user_message, reply]
 

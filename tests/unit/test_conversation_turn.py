@@ -18,7 +18,15 @@ from shared.coach_conversation.pipeline import (
     TurnDependencies,
     open_conversation_turn,
 )
-from shared.errors import Conflict, Forbidden, InvalidRequest, NotFound, ReplyInterrupted, ReplyTimedOut
+from shared.errors import (
+    Conflict,
+    Forbidden,
+    IdempotencyMismatch,
+    InvalidRequest,
+    NotFound,
+    ReplyInterrupted,
+    ReplyTimedOut,
+)
 from shared.events import CompleteEvent, ContextualEvent, StartEvent, TurnEvent
 from shared.fallback import collect_complete
 from shared.models import Image, ModelSettings
@@ -30,7 +38,6 @@ from tests.fakes import (
     InMemoryMemoryRepository,
     InMemoryWorkoutRepository,
     RecordedMetrics,
-    RecordingJobQueue,
     StreamingModel,
     interrupted_after,
     race,
@@ -49,7 +56,7 @@ SENT_AT = "2026-03-10T08:00:00-05:00"
 WORKOUT_AND_MEMORY = '{"isWorkoutLog": true, "hasMemoryToSave": true, "needsMemoryRetrieval": false}'
 NOTHING_TO_DO = '{"isWorkoutLog": false, "hasMemoryToSave": false}'
 SETTINGS = ModelSettings(reply_model_id=REPLY, side_model_id=SIDE)
-PORTS = ("model", "conversations", "coaches", "images", "memories", "workouts", "post_turn")
+PORTS = ("model", "conversations", "coaches", "images", "memories", "workouts")
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 16
 
 
@@ -64,7 +71,6 @@ class World:
     images: InMemoryImageSource = field(default_factory=InMemoryImageSource)
     memories: InMemoryMemoryRepository = field(default_factory=InMemoryMemoryRepository)
     workouts: InMemoryWorkoutRepository = field(default_factory=InMemoryWorkoutRepository)
-    post_turn: RecordingJobQueue = field(default_factory=RecordingJobQueue)
     model: StreamingModel = field(default_factory=StreamingModel)
     observed: RecordedMetrics = field(default_factory=RecordedMetrics)
 
@@ -99,6 +105,10 @@ class World:
 
     def stored(self, conversation_id: str | None = None) -> list[ChatMessage]:
         return self.conversations.list_messages(USER, conversation_id or self.conversation.conversation_id)
+
+    def jobs(self) -> list[dict[str, object]]:
+        """The post-turn jobs written beside the replies (the outbox the table's stream delivers)."""
+        return list(self.conversations.outbox.values())
 
     def count(self) -> int:
         current = self.conversations.get_conversation(USER, COACH, self.conversation.conversation_id)
@@ -166,7 +176,7 @@ def test_the_post_turn_job_carries_the_turn_and_what_the_route_asked_for(world: 
     events = world.run(world.message("Ran 5k in 25 minutes"))
     user, answer = world.stored()
     assert isinstance(events[-1], CompleteEvent)
-    assert world.post_turn.jobs == [
+    assert world.jobs() == [
         {
             "kind": "coach-conversation-post-turn",
             "userId": USER,
@@ -193,19 +203,20 @@ def test_a_turn_with_no_work_to_do_hands_nothing_off(world: World, route: str | 
     assert isinstance(events[-1], CompleteEvent)
     assert not any(isinstance(event, ContextualEvent) and event.updateType.endswith("_save") for event in events)
     assert [m.content for m in world.stored()] == ["How should I train today?", "Sure."]
-    assert world.post_turn.attempts == 0
+    assert world.jobs() == []
 
 
 def test_a_due_summary_is_handed_off_even_when_the_route_asks_nothing(world: World) -> None:
     for index in range(4):
         world.script(reply(f"answer {index}"))
         world.run(world.message(f"question {index}"))
-    assert world.post_turn.jobs == []
+        time.sleep(0.002)  # turns order by the millisecond they began in; one millisecond may hold two
+    assert world.jobs() == []
     world.conversation = world.conversations.get_conversation(USER, COACH, world.conversation.conversation_id)
     world.script(reply("answer 4"))
     world.run(world.message("question 4"))
-    assert [job["messageCount"] for job in world.post_turn.jobs] == [10]
-    assert (world.post_turn.jobs[0]["isWorkoutLog"], world.post_turn.jobs[0]["hasMemoryToSave"]) == (False, False)
+    assert [job["messageCount"] for job in world.jobs()] == [10]
+    assert (world.jobs()[0]["isWorkoutLog"], world.jobs()[0]["hasMemoryToSave"]) == (False, False)
     history = world.model.stream_requests[-1].messages
     assert [m.text for m in history[:2]] == ["question 0", "answer 0"], "earlier turns reach the prompt"
 
@@ -243,7 +254,7 @@ def image_never_uploaded(world: World) -> ConversationMessage:
 
 def repeat_in_flight(world: World) -> ConversationMessage:
     world.open(world.message(client_message_id="c-1"))  # opened, not answered yet
-    return world.message("the same, sent again", client_message_id="c-1")
+    return world.message(client_message_id="c-1")  # the same message, sent again
 
 
 @pytest.mark.parametrize(
@@ -282,14 +293,14 @@ def test_a_finished_message_sent_again_is_answered_from_the_store(world: World) 
     first = world.run(world.message(client_message_id="c-1"))
     calls = (len(world.model.stream_requests), len(world.model.converse_requests))
 
-    again = world.run(world.message("a resent copy", client_message_id="c-1"))
+    again = world.run(world.message(client_message_id="c-1"))
 
     assert kinds(again) == ["StartEvent", "ChunkEvent", "CompleteEvent"]
     assert chunks(again) == ["Rest today."]
     assert again[-1] == first[-1]
     assert (len(world.model.stream_requests), len(world.model.converse_requests)) == calls == (1, 1)
     assert [m.content for m in world.stored()] == ["How should I train today?", "Rest today."]
-    assert len(world.post_turn.jobs) == 1, "a replay hands nothing off again"
+    assert len(world.jobs()) == 1, "a replay writes no second job"
 
 
 # --- failures after `start` --------------------------------------------------------------------------
@@ -324,12 +335,13 @@ def test_a_stream_broken_after_text_stores_the_partial_and_ends_interrupted(worl
     partial = world.stored()[-1]
     assert partial.content == "Keep your back "
     assert partial.metadata is not None and partial.metadata.status == "interrupted"
-    assert world.post_turn.attempts == 0
+    assert world.jobs() == []
 
     world.script(reply("Keep your back straight."))
     retried = world.run(world.message(client_message_id="c-1"))
     assert isinstance(retried[-1], CompleteEvent), "an interrupted turn may be answered again"
-    assert [m.role for m in world.stored()] == ["user", "assistant", "assistant"]
+    assert [m.content for m in world.stored()] == ["How should I train today?", "Keep your back straight."]
+    assert world.count() == 3, "the partial reply stays stored, superseded"
 
 
 def test_a_stalled_stream_stops_at_the_deadline_with_the_partial_stored(world: World) -> None:
@@ -363,7 +375,7 @@ def test_what_was_streamed_is_stored_when_the_client_goes_away(world: World) -> 
 
     assert [m.content for m in world.stored()] == ["How should I train today?", "First "]
     assert world.stored()[-1].metadata.status == "interrupted"
-    assert world.post_turn.attempts == 0
+    assert world.jobs() == []
 
 
 @pytest.mark.xfail(
@@ -378,18 +390,39 @@ def test_closing_a_turn_closes_the_models_stream(world: World) -> None:
     assert (world.model.streams_closed, world.model.streams_finished) == (1, 0)
 
 
-def test_a_failing_hand_off_still_completes_the_turn_and_is_counted(world: World) -> None:
-    world.post_turn.failure = RuntimeError("queue unreachable")
+def test_a_failed_reply_write_frees_the_message_for_a_retry_at_once(world: World) -> None:
     world.script(reply("Noted."), route=WORKOUT_AND_MEMORY)
-    events = world.run()
-    assert isinstance(events[-1], CompleteEvent)
-    assert world.post_turn.attempts == 1
-    assert world.observed.values("PostTurnHandoffFailures") == [1]
-    assert [m.content for m in world.stored()] == ["How should I train today?", "Noted."]
+    finish = world.conversations.finish_turn
+
+    def unavailable(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("the table is unavailable")
+
+    world.conversations.finish_turn = unavailable  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError):
+        world.run(world.message(client_message_id="c-1"))
+    assert [m.role for m in world.stored()] == ["user"], "the user's message stays"
+    assert world.jobs() == []
+
+    world.conversations.finish_turn = finish  # type: ignore[method-assign]
+    world.script(reply("Noted, again."), route=WORKOUT_AND_MEMORY)
+    retried = world.run(world.message(client_message_id="c-1"))
+    assert isinstance(retried[-1], CompleteEvent), "no 409: the failed attempt released the message"
+    assert [m.content for m in world.stored()] == ["How should I train today?", "Noted, again."]
+    assert len(world.jobs()) == 1
+
+
+def test_a_repeat_with_other_text_is_refused_before_anything_happens(world: World) -> None:
+    world.script(reply("Noted."))
+    world.run(world.message(client_message_id="c-1"))
+    calls = len(world.model.stream_requests)
+    with pytest.raises(IdempotencyMismatch):
+        world.open(world.message("something else entirely", client_message_id="c-1"))
+    assert len(world.model.stream_requests) == calls
+    assert len(world.stored()) == 2
 
 
 def test_the_non_streaming_answer_hands_the_post_turn_job_off_too(world: World) -> None:
     world.script(reply("Logged."), route=WORKOUT_AND_MEMORY)
     answer = collect_complete(world.open().events(), ("fullMessage",))
     assert answer == {"fullMessage": "Logged."}
-    assert len(world.post_turn.jobs) == 1
+    assert len(world.jobs()) == 1

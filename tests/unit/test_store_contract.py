@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from shared.errors import RateLimited
+from shared.errors import IdempotencyMismatch, RateLimited
 from shared.store.dynamodb.coaches import DynamoCoachRepository
 from shared.store.dynamodb.conversations import DynamoConversationRepository
 from shared.store.dynamodb.creator_sessions import DynamoCreatorSessionRepository
@@ -82,8 +82,11 @@ def adapter(request: pytest.FixtureRequest) -> Callable[[Callable[[], Any], Call
 
 
 @pytest.fixture
-def conversations(adapter) -> ConversationRepository:
-    return adapter(InMemoryConversationRepository, DynamoConversationRepository)
+def conversations(adapter, clock: Clock) -> ConversationRepository:
+    return adapter(
+        lambda: InMemoryConversationRepository(clock=clock),
+        lambda table: DynamoConversationRepository(table, clock=clock),
+    )
 
 
 @pytest.fixture
@@ -134,13 +137,21 @@ def test_a_conversation_is_read_back_by_its_owner_only(conversations: Conversati
     assert conversations.get_conversation(USER, "coach-2", created.conversation_id) is None
 
 
+def begin(
+    conversations: ConversationRepository, conversation: Conversation, user: ChatMessage, digest: str = "same"
+) -> TurnStart:
+    """A turn's start as the flow makes it: `digest` stands for the request's content."""
+    return conversations.begin_turn(conversation, user, digest=digest, until_epoch=LATER)
+
+
 def test_a_turn_stores_both_messages_oldest_first_and_counts_them(
     conversations: ConversationRepository, conversation: Conversation
 ) -> None:
     user = message("m01")
-    assert conversations.begin_turn(conversation, user) == TurnStart(user_message=user)
+    turn = begin(conversations, conversation, user)
+    assert (turn.user_message, turn.replay, turn.attempt) == (user, None, 1)
     reply = message("m02", role="assistant")
-    conversations.finish_turn(conversation, user, reply)
+    conversations.finish_turn(conversation, turn, reply)
 
     assert_holds(conversations, conversation, user, reply)
     assert conversations.list_messages("user-2", conversation.conversation_id) == []
@@ -151,7 +162,7 @@ def test_limit_gives_the_most_recent_messages_still_oldest_first(
 ) -> None:
     sent = [message(f"m{index:02}") for index in range(5)]
     for each in sent:
-        conversations.begin_turn(conversation, each)
+        begin(conversations, conversation, each)
     listed = conversations.list_messages
     assert listed(USER, conversation.conversation_id, limit=2) == sent[-2:]
     assert listed(USER, conversation.conversation_id, limit=5) == sent
@@ -163,21 +174,43 @@ def test_without_a_client_message_id_every_message_is_new(
     conversations: ConversationRepository, conversation: Conversation
 ) -> None:
     first, second = message("m01"), message("m02")
-    assert conversations.begin_turn(conversation, first).replay is None
-    assert conversations.begin_turn(conversation, second).replay is None
-    conversations.fail_turn(conversation, second)  # nothing to mark
+    assert begin(conversations, conversation, first).replay is None
+    turn = begin(conversations, conversation, second)
+    assert turn.replay is None
+    conversations.fail_turn(conversation, turn)  # nothing to mark
     assert_holds(conversations, conversation, first, second)
+
+
+def test_overlapping_turns_are_stored_turn_by_turn(
+    conversations: ConversationRepository, conversation: Conversation
+) -> None:
+    first, second = message("m01"), message("m02")
+    first_turn = begin(conversations, conversation, first)
+    second_turn = begin(conversations, conversation, second)
+    second_reply, first_reply = message("m03", role="assistant"), message("m04", role="assistant")
+    conversations.finish_turn(conversation, second_turn, second_reply)  # the later turn answers first
+    conversations.finish_turn(conversation, first_turn, first_reply)
+    assert_holds(conversations, conversation, first, first_reply, second, second_reply)
 
 
 def test_a_finished_client_message_is_replayed_from_the_store(
     conversations: ConversationRepository, conversation: Conversation
 ) -> None:
     user, reply = message("m01", "c-1"), message("m02", role="assistant")
-    conversations.begin_turn(conversation, user)
-    conversations.finish_turn(conversation, user, reply)
+    conversations.finish_turn(conversation, begin(conversations, conversation, user), reply)
 
-    repeated = conversations.begin_turn(conversation, message("m03", "c-1"))
-    assert repeated == TurnStart(user_message=user, replay=reply)
+    repeated = begin(conversations, conversation, message("m03", "c-1"))
+    assert (repeated.user_message, repeated.replay) == (user, reply)
+    assert_holds(conversations, conversation, user, reply)
+
+
+def test_a_repeat_with_other_content_is_refused_and_changes_nothing(
+    conversations: ConversationRepository, conversation: Conversation
+) -> None:
+    user, reply = message("m01", "c-1"), message("m02", role="assistant")
+    conversations.finish_turn(conversation, begin(conversations, conversation, user), reply)
+    with pytest.raises(IdempotencyMismatch):
+        begin(conversations, conversation, message("m03", "c-1"), digest="other")
     assert_holds(conversations, conversation, user, reply)
 
 
@@ -185,16 +218,32 @@ def test_a_client_message_in_flight_is_a_conflict(
     conversations: ConversationRepository, conversation: Conversation
 ) -> None:
     user = message("m01", "c-1")
-    conversations.begin_turn(conversation, user)
+    begin(conversations, conversation, user)
     with pytest.raises(WriteConflict, match="already being answered"):
-        conversations.begin_turn(conversation, message("m02", "c-1"))
+        begin(conversations, conversation, message("m02", "c-1"))
     assert_holds(conversations, conversation, user)
+
+
+def test_a_turn_whose_process_died_is_taken_over_once_its_claim_lapses(
+    conversations: ConversationRepository, conversation: Conversation, clock: Clock
+) -> None:
+    user = message("m01", "c-1")
+    begin(conversations, conversation, user)  # and then nothing: the process died
+    clock.now = LATER  # not yet past the claim
+    with pytest.raises(WriteConflict):
+        begin(conversations, conversation, message("m02", "c-1"))
+    clock.now = LATER + 1
+    retry = begin(conversations, conversation, message("m03", "c-1"))
+    assert (retry.user_message, retry.replay, retry.attempt) == (user, None, 2)
+    reply = message("m04", role="assistant")
+    conversations.finish_turn(conversation, retry, reply)
+    assert_holds(conversations, conversation, user, reply)
 
 
 def test_concurrent_repeats_of_a_client_message_store_it_once(
     conversations: ConversationRepository, conversation: Conversation
 ) -> None:
-    won, lost = race(8, lambda index: conversations.begin_turn(conversation, message(f"m{index:02}", "c-1")))
+    won, lost = race(8, lambda index: begin(conversations, conversation, message(f"m{index:02}", "c-1")))
     assert (len(won), len(lost)) == (1, 7)
     assert all(isinstance(exc, WriteConflict) for exc in lost)
     assert_holds(conversations, conversation, won[0].user_message)
@@ -204,28 +253,43 @@ def test_a_failed_turn_is_taken_over_by_one_retry(
     conversations: ConversationRepository, conversation: Conversation
 ) -> None:
     user = message("m01", "c-1")
-    conversations.begin_turn(conversation, user)
-    conversations.fail_turn(conversation, user)
+    conversations.fail_turn(conversation, begin(conversations, conversation, user))
 
-    won, lost = race(5, lambda index: conversations.begin_turn(conversation, message(f"m1{index}", "c-1")))
-    assert won == [TurnStart(user_message=user)], "the retry answers the message first stored"
+    won, lost = race(5, lambda index: begin(conversations, conversation, message(f"m1{index}", "c-1")))
+    assert [(turn.user_message, turn.attempt) for turn in won] == [(user, 2)], "the retry answers the first message"
     assert len(lost) == 4 and all(isinstance(exc, WriteConflict) for exc in lost)
 
     reply = message("m02", role="assistant")
-    conversations.finish_turn(conversation, user, reply)
-    assert conversations.begin_turn(conversation, message("m03", "c-1")).replay == reply
+    conversations.finish_turn(conversation, won[0], reply)
+    assert begin(conversations, conversation, message("m03", "c-1")).replay == reply
     assert_holds(conversations, conversation, user, reply)
 
 
-def test_a_partial_reply_is_stored_and_leaves_the_message_retryable(
+def test_a_retry_supersedes_the_partial_reply_it_answers_again(
     conversations: ConversationRepository, conversation: Conversation
 ) -> None:
     user, partial = message("m01", "c-1"), message("m02", role="assistant", status="interrupted")
-    conversations.begin_turn(conversation, user)
-    conversations.finish_turn(conversation, user, partial)
+    conversations.finish_turn(conversation, begin(conversations, conversation, user), partial)
+    listed = conversations.list_messages(USER, conversation.conversation_id)
+    assert listed == [user, partial], "a partial reply is stored and shown until a retry answers"
 
-    assert_holds(conversations, conversation, user, partial)
-    assert conversations.begin_turn(conversation, message("m03", "c-1")) == TurnStart(user_message=user)
+    retry = begin(conversations, conversation, message("m03", "c-1"))
+    assert (retry.user_message, retry.attempt, retry.replay) == (user, 2, None)
+    reply = message("m04", role="assistant")
+    conversations.finish_turn(conversation, retry, reply)
+    assert conversations.list_messages(USER, conversation.conversation_id) == [user, reply]
+    current = conversations.get_conversation(USER, COACH, conversation.conversation_id)
+    assert current is not None and current.message_count == 3, "the partial stays stored, marked superseded"
+
+
+def test_a_late_cleanup_cannot_unsettle_a_stored_reply(
+    conversations: ConversationRepository, conversation: Conversation
+) -> None:
+    user, reply = message("m01", "c-1"), message("m02", role="assistant")
+    turn = begin(conversations, conversation, user)
+    conversations.finish_turn(conversation, turn, reply)
+    conversations.fail_turn(conversation, turn)  # e.g. after the reply's write reported an error it had applied
+    assert begin(conversations, conversation, message("m03", "c-1")).replay == reply
 
 
 def test_a_turn_in_a_missing_conversation_is_not_found_and_stores_nothing(
@@ -234,7 +298,7 @@ def test_a_turn_in_a_missing_conversation_is_not_found_and_stores_nothing(
     gone = Conversation(user_id=USER, coach_id=COACH, conversation_id="gone")
     for _ in range(2):  # the second is not found either: no marker was left behind
         with pytest.raises(RecordNotFound):
-            conversations.begin_turn(gone, message("m01", "c-1"))
+            begin(conversations, gone, message("m01", "c-1"))
     assert conversations.list_messages(USER, "gone") == []
     assert conversations.get_conversation(USER, COACH, "gone") is None
 

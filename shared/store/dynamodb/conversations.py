@@ -2,17 +2,28 @@
 
 A turn is two transactions. `begin_turn` stores the user's message (and, with a `clientMessageId`,
 a marker that makes a retry idempotent) before any model call; `finish_turn` stores the reply,
-whole or partial, and completes the marker. A repeat of a finished turn is answered from the
-store; a repeat of a turn still in flight is a `WriteConflict`.
+whole or partial, with the post-turn job (an outbox item the table's stream delivers), and settles
+the marker. The marker's rules mirror Powertools' idempotency records: a request digest (a repeat
+with other content is refused), an in-progress state that expires (`pendingUntil`, a bounded time
+after the function's own deadline, so a turn whose process died can be retried), and a completed
+state that is replayed.
+
+Both transactions carry a `ClientRequestToken` derived from the turn, so when a write was applied
+but its answer lost, botocore's retry of it is answered as a success instead of failing its own
+conditions. Single-item updates accept their own earlier write through their conditions.
 """
 
 from __future__ import annotations
 
+import time
+import uuid
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from shared.clock import new_id, now_iso
+from shared.errors import IdempotencyMismatch
 from shared.store.dynamodb import keys
 from shared.store.dynamodb.table import ConditionFailed, TableAdapter, conditional_write, dynamo_safe
 from shared.store.errors import RecordNotFound, WriteConflict
@@ -20,9 +31,22 @@ from shared.store.ports import ConversationRepository, TurnStart
 from shared.store.records import ChatMessage, Conversation
 
 IN_FLIGHT = "this message is already being answered"
+OUTBOX_TTL_SECONDS = 7 * 24 * 3600
+_TOKENS = uuid.UUID("5b1f0c3e-6d2a-4f59-9a51-3c1f2d8e7a40")  # namespace of the transactions' request tokens
+
+
+def request_token(*parts: str) -> str:
+    """A `ClientRequestToken` (at most 36 characters) that names one logical write, stable across retries."""
+    return str(uuid.uuid5(_TOKENS, "/".join(parts)))
 
 
 class DynamoConversationRepository(TableAdapter, ConversationRepository):
+    def __init__(
+        self, table: Any | None = None, clock: Callable[[], float] = time.time, *, table_name: str | None = None
+    ) -> None:
+        super().__init__(table, table_name=table_name)
+        self._clock = clock
+
     def create_conversation(self, user_id: str, coach_id: str, title: str) -> Conversation:
         created = now_iso()
         conversation = Conversation(
@@ -47,12 +71,12 @@ class DynamoConversationRepository(TableAdapter, ConversationRepository):
         return Conversation.model_validate(item) if item else None
 
     def list_messages(self, user_id: str, conversation_id: str, limit: int | None = None) -> list[ChatMessage]:
+        """Superseded partial replies stay stored but are not listed."""
         query: dict[str, Any] = {
             "KeyConditionExpression": "pk = :pk AND begins_with(sk, :msg)",
-            "ExpressionAttributeValues": {
-                ":pk": keys.conversation_pk(user_id, conversation_id),
-                ":msg": "MSG#",
-            },
+            "FilterExpression": "attribute_not_exists(#message.#metadata.#superseded)",
+            "ExpressionAttributeNames": {"#message": "message", "#metadata": "metadata", "#superseded": "superseded"},
+            "ExpressionAttributeValues": {":pk": keys.conversation_pk(user_id, conversation_id), ":msg": "MSG#"},
             "ScanIndexForward": limit is None,
         }
         items: list[dict[str, Any]] = []
@@ -65,58 +89,83 @@ class DynamoConversationRepository(TableAdapter, ConversationRepository):
                 break
             query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
         if limit is not None:
+            items = items[:limit]
             items.reverse()
         return [ChatMessage.model_validate(item["message"]) for item in items]
 
-    def begin_turn(self, conversation: Conversation, message: ChatMessage) -> TurnStart:
-        if message.client_message_id:
-            marker = self._marker(conversation, message.client_message_id)
+    def begin_turn(
+        self, conversation: Conversation, message: ChatMessage, *, digest: str, until_epoch: int
+    ) -> TurnStart:
+        client_id = message.client_message_id
+        if client_id:
+            marker = self._marker(conversation, client_id)
             if marker is not None:
-                return self._resume(conversation, marker)
-        transaction = [self._put_message(conversation, message), self._count_message(conversation)]
-        if message.client_message_id:
-            transaction.append(self._put_marker(conversation, message))
+                return self._resume(conversation, marker, message, digest, until_epoch)
+        position = keys.message_sk(now_iso(), message.id)
+        transaction = [self._put_new(self._message_item(conversation, position, message)), self._count(conversation)]
+        if client_id:
+            transaction.append(self._put_new(self._marker_item(conversation, message, digest, position, until_epoch)))
         try:
-            self.table.meta.client.transact_write_items(TransactItems=transaction)
+            self._transact(transaction, request_token(conversation.conversation_id, message.id, "begin"))
         except ClientError as exc:
-            if exc.response["Error"]["Code"] != "TransactionCanceledException":
-                raise
-            reasons = [r.get("Code") for r in exc.response.get("CancellationReasons", [])]
+            reasons = _cancellation_reasons(exc)
             if len(reasons) > 1 and reasons[1] == "ConditionalCheckFailed":
                 raise RecordNotFound("conversation not found") from exc
-            raise WriteConflict(IN_FLIGHT) from exc
-        return TurnStart(user_message=message)
+            if client_id and len(reasons) > 2 and reasons[2] == "ConditionalCheckFailed":
+                marker = self._marker(conversation, client_id)  # a concurrent request began it first
+                if marker is not None:
+                    return self._resume(conversation, marker, message, digest, until_epoch)
+            raise
+        return TurnStart(user_message=message, position=position)
 
-    def finish_turn(self, conversation: Conversation, user_message: ChatMessage, reply: ChatMessage) -> None:
-        transaction = [self._put_message(conversation, reply), self._count_message(conversation)]
+    def finish_turn(
+        self,
+        conversation: Conversation,
+        turn: TurnStart,
+        reply: ChatMessage,
+        post_turn_job: Mapping[str, Any] | None = None,
+    ) -> None:
+        user_message = turn.user_message
+        reply_position = keys.reply_sk(turn.position, turn.attempt)
+        transaction = [
+            self._put_new(self._message_item(conversation, reply_position, reply)),
+            self._count(conversation),
+        ]
+        if turn.supersedes:
+            transaction.append(self._supersede(conversation, turn.supersedes))
         if user_message.client_message_id:
+            complete = _is_complete(reply)
+            transaction.append(
+                self._settle(
+                    conversation,
+                    turn,
+                    "complete" if complete else "failed",
+                    {":reply": reply.model_dump(by_alias=True, exclude_none=True), ":partial": reply_position},
+                    "replyMessage = :reply" + ("" if complete else ", partialReply = :partial"),
+                )
+            )
+        if post_turn_job is not None:
             transaction.append(
                 {
-                    "Update": {
+                    "Put": {
                         "TableName": self.table.name,
-                        "Key": _av(self._marker_key(conversation, user_message.client_message_id)),
-                        "UpdateExpression": "SET #state = :state, replyMessage = :reply",
-                        "ExpressionAttributeNames": {"#state": "state"},
-                        "ExpressionAttributeValues": _av(
-                            {
-                                ":state": "complete" if _is_complete(reply) else "failed",
-                                ":reply": reply.model_dump(by_alias=True, exclude_none=True),
-                            }
-                        ),
+                        "Item": _av(self._outbox_item(conversation, turn, post_turn_job)),
                     }
                 }
             )
-        self.table.meta.client.transact_write_items(TransactItems=transaction)
-
-    def fail_turn(self, conversation: Conversation, user_message: ChatMessage) -> None:
-        if not user_message.client_message_id:
-            return
-        self.table.update_item(
-            Key=self._marker_key(conversation, user_message.client_message_id),
-            UpdateExpression="SET #state = :failed",
-            ExpressionAttributeNames={"#state": "state"},
-            ExpressionAttributeValues={":failed": "failed"},
+        self._transact(
+            transaction, request_token(conversation.conversation_id, user_message.id, "finish", str(turn.attempt))
         )
+
+    def fail_turn(self, conversation: Conversation, turn: TurnStart) -> None:
+        if not turn.user_message.client_message_id:
+            return
+        token = request_token(conversation.conversation_id, turn.user_message.id, "fail", str(turn.attempt))
+        try:
+            self._transact([self._settle(conversation, turn, "failed", {}, "")], token)
+        except ClientError as exc:
+            if _cancellation_reasons(exc) != ["ConditionalCheckFailed"]:
+                raise  # otherwise settled already, or taken over: nothing left to mark
 
     def save_summary(self, conversation: Conversation, summary: str, through: int) -> None:
         try:
@@ -129,31 +178,57 @@ class DynamoConversationRepository(TableAdapter, ConversationRepository):
                     ExpressionAttributeValues={":summary": summary, ":through": through},
                 )
         except ConditionFailed:
-            pass  # gone, or a newer summary is stored already
+            pass  # gone, or this summary or a newer one is stored already
 
-    def _resume(self, conversation: Conversation, marker: dict[str, Any]) -> TurnStart:
+    def _resume(
+        self, conversation: Conversation, marker: dict[str, Any], message: ChatMessage, digest: str, until_epoch: int
+    ) -> TurnStart:
+        if marker.get("digest", digest) != digest:
+            raise IdempotencyMismatch()
         user_message = ChatMessage.model_validate(marker["userMessage"])
-        if marker.get("state") == "complete":
-            return TurnStart(user_message=user_message, replay=ChatMessage.model_validate(marker["replyMessage"]))
-        if marker.get("state") == "failed":
-            self._claim_failed_marker(conversation, user_message)
-            return TurnStart(user_message=user_message)  # answered before but failed: answer again
-        raise WriteConflict(IN_FLIGHT)
-
-    def _claim_failed_marker(self, conversation: Conversation, user_message: ChatMessage) -> None:
-        """One retry at a time may take over a failed turn; a concurrent one gets a 409."""
-        assert user_message.client_message_id
+        position = str(marker.get("position", ""))
+        attempt = int(marker.get("attempt", 1))
+        state = marker.get("state")
+        if state == "complete":
+            return TurnStart(
+                user_message=user_message,
+                replay=ChatMessage.model_validate(marker["replyMessage"]),
+                attempt=attempt,
+                position=position,
+            )
+        abandoned = state == "pending" and int(marker.get("pendingUntil", 0)) < int(self._clock())
+        if state != "failed" and not abandoned:
+            raise WriteConflict(IN_FLIGHT)
+        claim = new_id()
         try:
             with conditional_write():
                 self.table.update_item(
-                    Key=self._marker_key(conversation, user_message.client_message_id),
-                    UpdateExpression="SET #state = :pending",
-                    ConditionExpression="#state = :failed",
-                    ExpressionAttributeNames={"#state": "state"},
-                    ExpressionAttributeValues={":pending": "pending", ":failed": "failed"},
+                    Key=self._marker_key(conversation, message.client_message_id or ""),
+                    UpdateExpression="SET #state = :pending, #attempt = :next, pendingUntil = :until, claim = :claim",
+                    ConditionExpression="#attempt = :attempt AND (#state = :failed OR "
+                    "(#state = :pending AND pendingUntil < :now)) OR claim = :claim",
+                    ExpressionAttributeNames={"#state": "state", "#attempt": "attempt"},
+                    ExpressionAttributeValues={
+                        ":pending": "pending",
+                        ":failed": "failed",
+                        ":attempt": attempt,
+                        ":next": attempt + 1,
+                        ":until": until_epoch,
+                        ":now": int(self._clock()),
+                        ":claim": claim,
+                    },
                 )
         except ConditionFailed:
-            raise WriteConflict(IN_FLIGHT) from None
+            raise WriteConflict(IN_FLIGHT) from None  # another retry took it over first
+        return TurnStart(
+            user_message=user_message,
+            attempt=attempt + 1,
+            position=position,
+            supersedes=str(marker.get("partialReply", "")),
+        )
+
+    def _transact(self, items: list[dict[str, Any]], token: str) -> None:
+        self.table.meta.client.transact_write_items(TransactItems=items, ClientRequestToken=token)
 
     def _marker(self, conversation: Conversation, client_message_id: str) -> dict[str, Any] | None:
         key = self._marker_key(conversation, client_message_id)
@@ -171,14 +246,36 @@ class DynamoConversationRepository(TableAdapter, ConversationRepository):
             "sk": keys.client_message_sk(client_message_id),
         }
 
-    def _put_message(self, conversation: Conversation, message: ChatMessage) -> dict[str, Any]:
-        item = {
+    def _message_item(self, conversation: Conversation, position: str, message: ChatMessage) -> dict[str, Any]:
+        return {
             "pk": keys.conversation_pk(conversation.user_id, conversation.conversation_id),
-            "sk": keys.message_sk(now_iso(), message.id),
+            "sk": position,
             "type": "message",
             "message": message.model_dump(by_alias=True, exclude_none=True),
         }
-        return self._put_new(item)
+
+    def _marker_item(
+        self, conversation: Conversation, message: ChatMessage, digest: str, position: str, until_epoch: int
+    ) -> dict[str, Any]:
+        return {
+            **self._marker_key(conversation, message.client_message_id or ""),
+            "type": "client-message",
+            "state": "pending",
+            "attempt": 1,
+            "digest": digest,
+            "position": position,
+            "pendingUntil": until_epoch,
+            "userMessage": message.model_dump(by_alias=True, exclude_none=True),
+        }
+
+    def _outbox_item(self, conversation: Conversation, turn: TurnStart, job: Mapping[str, Any]) -> dict[str, Any]:
+        return {
+            "pk": keys.conversation_pk(conversation.user_id, conversation.conversation_id),
+            "sk": keys.post_turn_sk(turn.user_message.id),
+            "type": "post-turn-job",
+            "job": dict(job),
+            "expiresAt": int(self._clock()) + OUTBOX_TTL_SECONDS,
+        }
 
     def _put_new(self, item: dict[str, Any]) -> dict[str, Any]:
         """A transaction step that writes `item` only if it does not exist yet."""
@@ -186,7 +283,7 @@ class DynamoConversationRepository(TableAdapter, ConversationRepository):
             "Put": {"TableName": self.table.name, "Item": _av(item), "ConditionExpression": "attribute_not_exists(pk)"}
         }
 
-    def _count_message(self, conversation: Conversation) -> dict[str, Any]:
+    def _count(self, conversation: Conversation) -> dict[str, Any]:
         """Counts the message and proves the conversation still exists, in the same transaction."""
         return {
             "Update": {
@@ -198,15 +295,47 @@ class DynamoConversationRepository(TableAdapter, ConversationRepository):
             }
         }
 
-    def _put_marker(self, conversation: Conversation, message: ChatMessage) -> dict[str, Any]:
-        assert message.client_message_id
-        item = {
-            **self._marker_key(conversation, message.client_message_id),
-            "type": "client-message",
-            "state": "pending",
-            "userMessage": message.model_dump(by_alias=True, exclude_none=True),
+    def _settle(
+        self, conversation: Conversation, turn: TurnStart, state: str, values: dict[str, Any], sets: str
+    ) -> dict[str, Any]:
+        """Ends this attempt's marker, once: only the attempt that holds it, and only while it is pending
+        (a reply that was stored cannot then be marked failed by a late cleanup)."""
+        return {
+            "Update": {
+                "TableName": self.table.name,
+                "Key": _av(self._marker_key(conversation, turn.user_message.client_message_id or "")),
+                "UpdateExpression": "SET #state = :state" + (f", {sets}" if sets else ""),
+                "ConditionExpression": "#attempt = :attempt AND #state = :pending",
+                "ExpressionAttributeNames": {"#state": "state", "#attempt": "attempt"},
+                "ExpressionAttributeValues": _av(
+                    {":state": state, ":attempt": turn.attempt, ":pending": "pending", **values}
+                ),
+            }
         }
-        return self._put_new(item)
+
+    def _supersede(self, conversation: Conversation, position: str) -> dict[str, Any]:
+        return {
+            "Update": {
+                "TableName": self.table.name,
+                "Key": _av(
+                    {"pk": keys.conversation_pk(conversation.user_id, conversation.conversation_id), "sk": position}
+                ),
+                "UpdateExpression": "SET #message.#metadata.#superseded = :true",
+                "ConditionExpression": "attribute_exists(pk)",
+                "ExpressionAttributeNames": {
+                    "#message": "message",
+                    "#metadata": "metadata",
+                    "#superseded": "superseded",
+                },
+                "ExpressionAttributeValues": _av({":true": True}),
+            }
+        }
+
+
+def _cancellation_reasons(exc: ClientError) -> list[str | None]:
+    if exc.response.get("Error", {}).get("Code") != "TransactionCanceledException":
+        return []
+    return [reason.get("Code") for reason in exc.response.get("CancellationReasons", [])]
 
 
 def _is_complete(reply: ChatMessage) -> bool:

@@ -33,8 +33,19 @@ def message_sk(created_at: str, message_id: str) -> str:
     return f"MSG#{created_at}#{message_id}"
 
 
+def reply_sk(user_message_sk: str, attempt: int) -> str:
+    """Right after its user message, whenever it is stored: turns never interleave, and a retry's
+    reply sorts after the partial one it supersedes."""
+    return f"{user_message_sk}#R{attempt:03d}"
+
+
 def client_message_sk(client_message_id: str) -> str:
     return f"CLIENT#{client_message_id}"
+
+
+def post_turn_sk(user_message_id: str) -> str:
+    """The post-turn job of one turn (the outbox item), beside the turn's messages."""
+    return f"POSTTURN#{user_message_id}"
 
 
 def memory_prefix(coach_id: str) -> str:
