@@ -23,7 +23,9 @@ class DeadlineExceeded(Exception):
 def until_deadline(items: Iterator[T], deadline: float) -> Iterator[T]:
     """Yield `items` until exhausted; raise `DeadlineExceeded` at `deadline` (a `time.monotonic()` value).
 
-    Exceptions raised by `items` are re-raised here, in the consumer's thread.
+    Exceptions raised by `items` are re-raised here, in the consumer's thread. When the consumer stops
+    early (the deadline, or closing this generator), `items` is closed as soon as its producer thread
+    gets its next item, so a model stream nobody reads is not read to its end.
     """
     handoff: queue.Queue[object] = queue.Queue()
     abandoned = threading.Event()
@@ -37,20 +39,31 @@ def until_deadline(items: Iterator[T], deadline: float) -> Iterator[T]:
         except BaseException as exc:
             handoff.put(exc)
             return
+        finally:
+            if abandoned.is_set():
+                _close(items)  # nobody reads on: release what `items` holds (the model's connection)
         handoff.put(_DONE)
 
     threading.Thread(target=produce, name="until-deadline", daemon=True).start()
-    while True:
-        try:
-            item = handoff.get(timeout=max(0.0, deadline - time.monotonic()))
-        except queue.Empty:
-            abandoned.set()
-            raise DeadlineExceeded from None
-        if item is _DONE:
-            return
-        if isinstance(item, BaseException):
-            raise item
-        yield item  # type: ignore[misc]
+    try:
+        while True:
+            try:
+                item = handoff.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                raise DeadlineExceeded from None
+            if item is _DONE:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item  # type: ignore[misc]
+    finally:
+        abandoned.set()  # past the deadline, or the consumer closed this generator: stop at the next item
+
+
+def _close(items: Iterator[object]) -> None:
+    close = getattr(items, "close", None)
+    if close is not None:
+        close()
 
 
 def call_before_deadline(call: Callable[[], T], deadline: float) -> T:

@@ -378,11 +378,6 @@ def test_what_was_streamed_is_stored_when_the_client_goes_away(world: World) -> 
     assert world.jobs() == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: stream_reply drops the deadline iterator without telling its producer thread, which reads "
-    "the model stream to its end, so closing a turn never closes (releases) the model's stream",
-)
 def test_closing_a_turn_closes_the_models_stream(world: World) -> None:
     world.script(reply(*["word "] * 10, delay=0.03))
     leave_after_first_chunk(world.open().events())
