@@ -6,6 +6,7 @@ item can time out even while the producer is blocked inside a socket read.
 
 from __future__ import annotations
 
+import math
 import queue
 import threading
 import time
@@ -73,3 +74,16 @@ def call_before_deadline(call: Callable[[], T], deadline: float) -> T:
         yield call()
 
     return next(until_deadline(once(), deadline))
+
+
+def claim_until(now: float, seconds_to_deadline: float, margin_seconds: float) -> int:
+    """The epoch second a claim taken at `now` expires (inclusive), for a turn `seconds_to_deadline` from
+    its deadline.
+
+    A turn streams until its deadline at the latest; after it, it only stores what it has, in writes
+    that fit the deadline margin the function keeps before Lambda's own deadline. With that margin
+    (and some slack for clocks) in `margin_seconds`, a claim never lapses while its turn can still
+    legitimately write, and a crashed turn's claim frees the session no later than the function's
+    deadline plus the slack. Until then another answer is refused (409); after it, it takes over.
+    """
+    return math.ceil(now + max(0.0, seconds_to_deadline) + margin_seconds)

@@ -9,29 +9,49 @@
 //   2. the API's buffered SSE           {apiUrl}/...?stream=true                 (same parser)
 //   3. the API's plain JSON             {apiUrl}/...                             (turned into events)
 // A network error, a 5xx, or a body that ends before its first event moves on to the next step.
-// A 4xx never does: it throws a CoachStreamError. Once an event has been yielded nothing is retried:
-// a failed turn ends with the stream's own `error` event, or, if the connection itself breaks, with
-// a thrown CoachStreamError (code STREAM_INTERRUPTED or STREAM_INCOMPLETE).
+// A 4xx never does: it throws a CoachStreamError. Once an event has been yielded the message is
+// never sent again: a failed turn ends with the stream's own `error` event, and a connection that
+// breaks (STREAM_INTERRUPTED) or a body that stops (STREAM_INCOMPLETE) is recovered from the store.
 // `onTransport(transport)` says which step answered, just before the first event is yielded.
+//
+// Recovery: the server runs the turn on after the client is gone and stores the reply when the
+// turn ends. The client reads it back through the API (the conversation's or session's GET), with
+// backoff, for at most `recovery.timeoutMs` (default 150 s, a turn's budget), and yields it as one
+// `complete` event flagged `recovered: true` (with `replyStatus`: "complete", "interrupted" or
+// "timeout"); its `fullMessage`/`aiResponse` is the whole reply and replaces the text of the chunks
+// seen so far. A reply that never appears throws a CoachStreamError REPLY_NOT_RECOVERED.
+// Every turn carries a `clientMessageId` (generated unless the caller gives one); a conversation
+// turn also its `messageTimestamp`, by which the stored user message is found (the API's messages
+// do not show `clientMessageId`). `recovery: false`, or no `apiUrl`, throws the stream's error
+// instead, as before.
 //
 // Cancelling: abort the `signal`. The body is cancelled (the connection is released) and the
 // iterator THROWS `signal.reason`, a DOMException named "AbortError" unless you aborted with your
-// own reason. Leaving a `for await` loop early (break/return) also cancels the body, silently.
+// own reason; an abort also stops a recovery. Leaving a `for await` loop early (break/return) also
+// cancels the body, silently.
 
 /** @typedef {{type: "start"|"contextual"|"chunk"|"progress"|"complete"|"error", [field: string]: any}} CoachEvent */
 /** @typedef {"stream"|"buffered"|"json"} Transport */
+/**
+ * How long and how often a broken turn's stored reply is looked for; `false` turns recovery off.
+ * @typedef {false|{timeoutMs?: number, firstDelayMs?: number, maxDelayMs?: number}} RecoveryOptions
+ */
 
 const TERMINAL_TYPES = new Set(["complete", "error"]);
 const FALLS_BACK = Symbol("falls back"); // marks a failure before the first event that may try the next transport
+const BROKE_AFTER_START = new Set(["STREAM_INTERRUPTED", "STREAM_INCOMPLETE"]);
+const RECOVERY_DEFAULTS = { timeoutMs: 150_000, firstDelayMs: 500, maxDelayMs: 5_000 };
 
 /**
  * A failed request: an HTTP error answered before the stream (status and the contract's code), a
- * network failure (`status` 0, code "NETWORK_ERROR"), or a stream that broke or ended too early
- * after its first event (code "STREAM_INTERRUPTED" or "STREAM_INCOMPLETE").
+ * network failure (`status` 0, code "NETWORK_ERROR"), a stream that broke or ended too early
+ * after its first event (code "STREAM_INTERRUPTED" or "STREAM_INCOMPLETE", thrown only when it
+ * cannot be recovered), or a recovery that found no stored reply in time ("REPLY_NOT_RECOVERED",
+ * its `cause` the stream's error). Errors of the recovery's own reads have `transport` "recovery".
  */
 export class CoachStreamError extends Error {
   /**
-   * @param {{status?: number, code: string, message: string, retryAfter?: number|null, transport?: Transport|null, cause?: unknown}} details
+   * @param {{status?: number, code: string, message: string, retryAfter?: number|null, transport?: Transport|"recovery"|null, cause?: unknown}} details
    */
   constructor({ status = 0, code, message, retryAfter = null, transport = null, cause }) {
     super(message, cause === undefined ? undefined : { cause });
@@ -174,23 +194,16 @@ export function createSseParser(onEvent, { parse = JSON.parse } = {}) {
  *   endpoints: Record<string, string|null>, useStreaming?: boolean}>}
  */
 export async function fetchConfig({ apiUrl, token, fetch = globalThis.fetch, signal }) {
-  const headers = { Accept: "application/json" };
-  if (token) headers.Authorization = `Bearer ${token}`;
-  let response;
-  try {
-    response = await fetch(`${trimSlash(apiUrl)}/config`, { headers, signal });
-  } catch (error) {
-    throw networkError(error, signal, null);
-  }
-  if (!response.ok) throw await httpError(response, null);
-  return response.json();
+  return getJson(`${trimSlash(apiUrl)}/config`, { token, fetch, signal, transport: null });
 }
 
 /**
  * Streams one conversation turn: yields `start`, `contextual`…, `chunk`…, then `complete` or `error`.
  *
  * A `clientMessageId` is added to `body` when it has none, so a fallback retry after a network
- * error replays the stored turn instead of answering twice.
+ * error replays the stored turn instead of answering twice; so is a `messageTimestamp`, by which a
+ * recovery finds the turn in the conversation. A stream that breaks after its first event ends
+ * with the stored reply, read back from the conversation (see "Recovery" above).
  *
  * @param {object} options
  * @param {string} [options.streamUrl] the Function URL (outputs' coachConversationStreamUrl)
@@ -205,34 +218,32 @@ export async function fetchConfig({ apiUrl, token, fetch = globalThis.fetch, sig
  * @param {typeof globalThis.fetch} [options.fetch] defaults to globalThis.fetch
  * @param {(transport: Transport) => void} [options.onTransport] called once, before the first event
  * @param {(info: {from: Transport, to: Transport, error: CoachStreamError}) => void} [options.onFallback]
+ * @param {RecoveryOptions} [options.recovery] how long to look for the stored reply of a broken stream
+ * @param {(info: {error: CoachStreamError, clientMessageId: string}) => void} [options.onRecovering]
+ *   called once when a stream broke after its first event and its stored reply is being looked for
  * @returns {AsyncGenerator<CoachEvent, void, undefined>}
  */
 export async function* streamCoachConversation(options) {
-  const { userId, coachId, conversationId, body } = options;
+  const { userId, coachId, conversationId } = options;
   const path = `/users/${seg(userId)}/coaches/${seg(coachId)}/conversations/${seg(conversationId)}`;
-  const withId = { ...body, clientMessageId: body?.clientMessageId ?? newClientMessageId() };
+  const messageTimestamp = options.body?.messageTimestamp ?? new Date().toISOString();
+  const body = { ...withClientMessageId(options.body), messageTimestamp };
   yield* runTurn(options, {
     streamPath: `${path}/stream`,
     apiMethod: "POST",
     apiPath: `${path}/send-message`,
-    body: withId,
-    fromJson: (json) => ({
-      text: json.fullMessage,
-      complete: {
-        type: "complete",
-        status: "finished",
-        conversationId: json.conversationId,
-        messageId: json.aiMessage?.id,
-        fullMessage: json.fullMessage,
-        userMessage: json.userMessage,
-        aiMessage: json.aiMessage,
-      },
-    }),
+    recoveryPath: path,
+    body,
+    fromJson: (json) => ({ text: json.fullMessage, complete: conversationComplete(json) }),
+    recovered: (json) => storedConversationReply(json, body, conversationId),
   });
 }
 
 /**
  * Streams one coach creator answer: yields `start`, `chunk`…, `progress`?, then `complete` or `error`.
+ *
+ * A `clientMessageId` is added to `body` when it has none; a stream that breaks after its first
+ * event ends with the answer's stored reply, read back from the session (see "Recovery" above).
  *
  * @param {object} options
  * @param {string} [options.streamUrl] the Function URL (outputs' coachCreatorStreamUrl)
@@ -240,22 +251,28 @@ export async function* streamCoachConversation(options) {
  * @param {string} options.userId
  * @param {string} options.sessionId
  * @param {string} options.token
- * @param {{userResponse: string, messageTimestamp?: string, imageS3Keys?: string[]}} options.body
+ * @param {{userResponse: string, messageTimestamp?: string, clientMessageId?: string, imageS3Keys?: string[]}} options.body
  * @param {AbortSignal} [options.signal]
  * @param {boolean} [options.useStreaming]
  * @param {typeof globalThis.fetch} [options.fetch]
  * @param {(transport: Transport) => void} [options.onTransport]
  * @param {(info: {from: Transport, to: Transport, error: CoachStreamError}) => void} [options.onFallback]
+ * @param {RecoveryOptions} [options.recovery]
+ * @param {(info: {error: CoachStreamError, clientMessageId: string}) => void} [options.onRecovering]
  * @returns {AsyncGenerator<CoachEvent, void, undefined>}
  */
 export async function* streamCoachCreatorSession(options) {
   const path = `/users/${seg(options.userId)}/coach-creator-sessions/${seg(options.sessionId)}`;
+  const body = withClientMessageId(options.body);
+  const sentAt = Date.now();
   yield* runTurn(options, {
     streamPath: `${path}/stream`,
     apiMethod: "PUT",
     apiPath: path,
-    body: options.body,
+    recoveryPath: path,
+    body,
     fromJson: (json) => ({ text: json.aiResponse, complete: { type: "complete", status: "finished", ...json } }),
+    recovered: (session) => storedCreatorReply(session, body, sentAt),
   });
 }
 
@@ -304,7 +321,11 @@ async function* runTurn(options, route) {
       }
       return;
     } catch (error) {
-      if (!error?.[FALLS_BACK]) throw error;
+      if (!error?.[FALLS_BACK]) {
+        if (!recoverable(error, options)) throw error;
+        yield await recoverTurn(options, route, error);
+        return;
+      }
       delete error[FALLS_BACK];
       failure = error;
     }
@@ -381,7 +402,176 @@ async function* jsonEvents(response, route, attempt) {
   yield complete;
 }
 
+// --- recovery: the stored reply of a turn whose stream broke ----------------------------------
+
+function recoverable(error, options) {
+  return (
+    error instanceof CoachStreamError &&
+    BROKE_AFTER_START.has(error.code) &&
+    options.recovery !== false &&
+    Boolean(options.apiUrl)
+  );
+}
+
+/**
+ * Reads the turn back with backoff until `route.recovered` finds its stored reply, or the time is
+ * up. The message itself is never sent again.
+ */
+async function recoverTurn(options, route, broken) {
+  const { timeoutMs, firstDelayMs, maxDelayMs } = { ...RECOVERY_DEFAULTS, ...options.recovery };
+  const { token, signal } = options;
+  const read = { token, signal, fetch: options.fetch ?? globalThis.fetch, transport: "recovery" };
+  const url = trimSlash(options.apiUrl) + route.recoveryPath;
+  options.onRecovering?.({ error: broken, clientMessageId: route.body.clientMessageId });
+  const deadline = Date.now() + timeoutMs;
+  let delay = firstDelayMs;
+  let problem = null;
+  for (;;) {
+    try {
+      const complete = route.recovered(await getJson(url, read));
+      if (complete) return complete;
+      problem = null;
+    } catch (error) {
+      if (!worthAnotherLook(error, signal)) throw error;
+      problem = error;
+    }
+    const left = deadline - Date.now();
+    if (left <= 0) break;
+    await sleep(Math.min(delay, left), signal);
+    delay = Math.min(delay * 2, maxDelayMs);
+  }
+  const seconds = Math.round(timeoutMs / 100) / 10;
+  const last = problem ? `; the last read failed: ${problem.message}` : "";
+  throw new CoachStreamError({
+    code: "REPLY_NOT_RECOVERED",
+    message: `the stream broke (${broken.message}) and no stored reply appeared within ${seconds} s${last}`,
+    transport: "recovery",
+    cause: broken,
+  });
+}
+
+/** A failed read that another look may fix: the network, a 5xx, a 429, an answer that was not JSON. */
+function worthAnotherLook(error, signal) {
+  if (signal?.aborted) return false;
+  if (error instanceof SyntaxError) return true;
+  return error instanceof CoachStreamError && (error.status === 0 || error.status === 429 || error.status >= 500);
+}
+
+/**
+ * The `complete` event of a conversation turn from `GET .../conversations/{id}`, or null while its
+ * reply is not stored. The user message is the last one with the turn's `clientMessageId`, when the
+ * API shows it, else with its content and `messageTimestamp`; its reply is the assistant message
+ * after it (the last one not superseded), before the next user message.
+ */
+function storedConversationReply(json, body, conversationId) {
+  const messages = Array.isArray(json?.messages) ? json.messages : [];
+  const at = messages.findLastIndex((message) => message?.role === "user" && sameUserMessage(message, body));
+  if (at === -1) return null;
+  let reply = null;
+  for (let i = at + 1; i < messages.length && messages[i]?.role !== "user"; i++) {
+    if (messages[i]?.role === "assistant" && !messages[i].metadata?.superseded) reply = messages[i];
+  }
+  if (!reply) return null;
+  const complete = conversationComplete({
+    conversationId: json.conversation?.conversationId ?? conversationId,
+    userMessage: messages[at],
+    aiMessage: reply,
+    fullMessage: reply.content ?? "",
+  });
+  return recoveredEvent(complete, reply.metadata?.status);
+}
+
+function sameUserMessage(message, body) {
+  if (message.clientMessageId) return message.clientMessageId === body.clientMessageId;
+  return (
+    String(message.content ?? "").trim() === String(body.userResponse ?? "").trim() &&
+    Date.parse(message.timestamp) === Date.parse(body.messageTimestamp)
+  );
+}
+
+/**
+ * The `complete` event of a creator answer from `GET .../coach-creator-sessions/{id}`, or null while
+ * it is not recorded: the `history` entry with the answer's `clientMessageId`. A server whose history
+ * shows no `clientMessageId` at all is matched by the answer's text, answered after it was sent
+ * (allowing five minutes of clock skew).
+ */
+function storedCreatorReply(session, body, sentAt) {
+  const history = Array.isArray(session?.history) ? session.history : [];
+  const shown = history.some((entry) => entry?.clientMessageId);
+  const at = history.findLastIndex((entry) =>
+    shown
+      ? entry?.clientMessageId === body.clientMessageId
+      : String(entry?.answer ?? "").trim() === String(body.userResponse ?? "").trim() &&
+        Date.parse(entry.answeredAt) >= sentAt - 300_000,
+  );
+  if (at === -1) return null;
+  const entry = history[at];
+  const isComplete = Boolean(session.isComplete);
+  const complete = {
+    type: "complete",
+    status: "finished",
+    sessionId: session.sessionId,
+    aiResponse: entry.aiResponse ?? "",
+    isComplete,
+    nextQuestion: at === history.length - 1 ? (session.currentQuestion?.text ?? null) : null,
+    progressDetails: session.progressDetails,
+    coachConfigGenerating: isComplete && !["ready", "failed"].includes(session.coachConfigStatus),
+  };
+  return recoveredEvent(complete, entry.status);
+}
+
+function recoveredEvent(complete, status) {
+  return { ...complete, recovered: true, replyStatus: status ?? "complete" };
+}
+
 // --- helpers ---------------------------------------------------------------------------------
+
+/** A conversation's `complete` event from a stored or answered turn. */
+function conversationComplete({ conversationId, userMessage, aiMessage, fullMessage }) {
+  return {
+    type: "complete",
+    status: "finished",
+    conversationId,
+    messageId: aiMessage?.id,
+    fullMessage,
+    userMessage,
+    aiMessage,
+  };
+}
+
+function withClientMessageId(body) {
+  return { ...body, clientMessageId: body?.clientMessageId ?? newClientMessageId() };
+}
+
+/** `GET url` as JSON; a CoachStreamError (or the abort reason) when it fails. */
+async function getJson(url, { token, fetch, signal, transport }) {
+  const headers = { Accept: "application/json" };
+  if (token) headers.Authorization = `Bearer ${token}`;
+  let response;
+  try {
+    response = await fetch(url, { headers, signal });
+  } catch (error) {
+    throw networkError(error, signal, transport);
+  }
+  if (!response.ok) throw await httpError(response, transport);
+  return response.json();
+}
+
+/** Waits `ms`; an abort of `signal` rejects with its reason. */
+function sleep(ms, signal) {
+  return new Promise((resolve, reject) => {
+    signal?.throwIfAborted();
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(signal.reason);
+    };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener("abort", onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener("abort", onAbort, { once: true });
+  });
+}
 
 function fallsBack(error) {
   error[FALLS_BACK] = true;

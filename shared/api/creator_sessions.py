@@ -15,6 +15,7 @@ from shared.api.bodies import CreateCreatorSessionBody, body_bytes, parse_option
 from shared.api.paths import CREATE_CREATOR_SESSION, GET_CREATOR_SESSION, CreatorSessionPath, UserPath
 from shared.api.routing import current_event, endpoint
 from shared.api.services import Services
+from shared.coach_creator.history import answered_ids
 from shared.coach_creator.questions import Level, Question, next_question, progress, question_by_id
 from shared.errors import InternalError, NotFound
 from shared.store.records import CreatorSession
@@ -46,7 +47,7 @@ def get_creator_session(path: CreatorSessionPath, services: Services) -> dict[st
     session = services.sessions.get_session(path.user_id, path.session_id)
     if session is None:
         raise NotFound("coach creator session not found")
-    answered = [qa.question_id for qa in session.history]
+    answered = answered_ids(session)  # failed attempts are listed in `history` but answer nothing
     current = _current_question(session, answered)
     shown: dict[str, Any] = {
         "sessionId": session.session_id,
@@ -62,7 +63,7 @@ def get_creator_session(path: CreatorSessionPath, services: Services) -> dict[st
     return shown
 
 
-def _current_question(session: CreatorSession, answered: list[str]) -> Question | None:
+def _current_question(session: CreatorSession, answered: set[str]) -> Question | None:
     """The question waiting for an answer; a session from an older question set gets the next one."""
     if session.is_complete:
         return None

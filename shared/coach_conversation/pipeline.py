@@ -24,6 +24,7 @@ from shared.coach_conversation.post_turn import PostTurnJob
 from shared.coach_conversation.progress import opening_line, route_lines
 from shared.coach_conversation.prompts import HISTORY_MESSAGES, TurnContext, reply_request
 from shared.coach_conversation.router import DEFAULT_ROUTE, RouteDecision, decide_route
+from shared.deadline import claim_until
 from shared.errors import NotFound
 from shared.events import ChunkEvent, CompleteEvent, StartEvent, TurnEvent, TurnFailed
 from shared.models import Image, ModelDependencies
@@ -52,7 +53,7 @@ class TurnDependencies(ModelDependencies):
     images: ImageSource
     memories: MemoryRepository
     workouts: WorkoutRepository
-    in_progress_margin_seconds: float = 30.0  # how long after the turn's deadline its claim on a message lasts
+    claim_margin_seconds: float = 30.0  # how long after the turn's deadline its claim on a message lasts
 
 
 @dataclass(frozen=True)
@@ -94,7 +95,7 @@ def open_conversation_turn(
     )
     # A process that dies mid-turn leaves its claim behind; it lapses this long after the turn's own deadline
     # (which is before the function's), so a retry then runs the turn again.
-    until = int(time.time() + max(0.0, deadline - time.monotonic()) + deps.in_progress_margin_seconds)
+    until = claim_until(time.time(), deadline - time.monotonic(), deps.claim_margin_seconds)
     begun = deps.conversations.begin_turn(conversation, user_message, digest=message.digest(), until_epoch=until)
     return ConversationTurn(conversation, coach, images, begun, deps, deadline, request_id)
 

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 from pydantic.alias_generators import to_camel
 
 from shared.clock import now_iso
+from shared.coach_creator.history import answers
 from shared.jobs import JobMessage
 from shared.json_text import first_json_object
 from shared.models import Message, ModelDependencies, ModelRequest, SystemPrompt
@@ -198,13 +199,13 @@ def _new_coach(session: CreatorSession, coach_id: str, deps: CoachBuilderDepende
 
 def _interview(session: CreatorSession) -> str:
     parts = [f"Athlete's training sophistication: {session.sophistication_level}", "", "Interview:"]
-    for qa in session.history:
+    for qa in answers(session):
         parts += [f"Q: {qa.question}", f"A: {qa.answer.strip()[:MAX_ANSWER_CHARS]}", ""]
     return "\n".join(parts).strip()
 
 
 def _injury_answers(session: CreatorSession) -> list[QuestionAnswer]:
-    return [qa for qa in session.history if "injur" in qa.question_id.lower() or "injur" in qa.question.lower()]
+    return [qa for qa in answers(session) if "injur" in qa.question_id.lower() or "injur" in qa.question.lower()]
 
 
 def _safety_notes(session: CreatorSession, drafted: str) -> str:
@@ -216,7 +217,7 @@ def _safety_notes(session: CreatorSession, drafted: str) -> str:
 
 
 def _answer_about(session: CreatorSession, *needles: str) -> str:
-    for qa in session.history:
+    for qa in answers(session):
         if any(needle in qa.question_id.lower() for needle in needles) and qa.answer.strip():
             return qa.answer.strip()
     return ""

@@ -11,7 +11,7 @@ from shared.coach_conversation.pipeline import (
     open_conversation_turn,
 )
 from shared.composition.models import model_parts
-from shared.composition.turns import TurnEntry, turn_entry
+from shared.composition.turns import TurnEntry, claim_margin_seconds, turn_entry
 from shared.http.routes import ConversationStreamPath
 from shared.http.stream_request import StreamRequest
 from shared.settings import ConversationTurnSettings
@@ -19,8 +19,6 @@ from shared.store.dynamodb.coaches import DynamoCoachRepository
 from shared.store.dynamodb.conversations import DynamoConversationRepository
 from shared.store.dynamodb.memories import DynamoMemoryRepository, DynamoWorkoutRepository
 from shared.store.s3_images import S3ImageSource
-
-CLOCK_SLACK_SECONDS = 5.0  # functions' clocks may disagree this much about when a claim lapses
 
 
 def conversation_dependencies(settings: ConversationTurnSettings) -> TurnDependencies:
@@ -33,7 +31,7 @@ def conversation_dependencies(settings: ConversationTurnSettings) -> TurnDepende
         memories=DynamoMemoryRepository(table_name=table),
         workouts=DynamoWorkoutRepository(table_name=table),
         # a turn stores its reply at the latest this long after its deadline (the time budget checks it)
-        in_progress_margin_seconds=settings.stream_deadline_margin_seconds + CLOCK_SLACK_SECONDS,
+        claim_margin_seconds=claim_margin_seconds(settings),
     )
 
 

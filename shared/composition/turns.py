@@ -59,6 +59,15 @@ def turn_entry(
     )
 
 
+CLOCK_SLACK_SECONDS = 5.0  # functions' clocks may disagree this much about when a claim lapses
+
+
+def claim_margin_seconds(stream: StreamSettings) -> float:
+    """How long after its deadline a turn's claim (on a message, or on an interview) must still hold:
+    the time the turn may spend storing its result after the deadline, plus slack for clocks."""
+    return stream.stream_deadline_margin_seconds + CLOCK_SLACK_SECONDS
+
+
 def stream_deadline(context: Any, stream: StreamSettings) -> float:
     """The turn's own time budget, always ending a margin before Lambda would stop the function."""
     remaining = context.get_remaining_time_in_millis() / 1000 - stream.stream_deadline_margin_seconds

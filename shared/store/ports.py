@@ -105,9 +105,15 @@ class ConversationRepository(ABC):
 
 
 class CreatorSessionRepository(ABC):
-    """An answer is `claim` (before anything is streamed) then `commit` or `release`.
+    """An answer is `claim` (before anything is streamed) then `commit`, `record_failed_attempt` or `release`.
 
-    Of concurrent claims on one session exactly one wins; the others get `WriteConflict`.
+    Of concurrent claims on one session exactly one wins; the others get `WriteConflict`. A claim holds
+    until its `until_epoch` (inclusive); after that the next claim takes it over. The history keeps
+    answers (status `complete`: each closes its question and opens the next) and failed attempts (a
+    reply that broke off after some text: kept, never counted, its question stays open), at most one
+    failed attempt per question. Every write may be sent again with the same arguments after it was
+    applied (the SDK retrying a write whose response was lost): it then returns what the first did,
+    never a conflict.
     """
 
     @abstractmethod
@@ -133,6 +139,12 @@ class CreatorSessionRepository(ABC):
         """Records the answer and ends the claim; `WriteConflict` if the claim was lost meanwhile."""
 
     @abstractmethod
+    def record_failed_attempt(self, claimed: CreatorSession, attempt: QuestionAnswer) -> CreatorSession:
+        """Keeps a failed attempt at the open question and ends the claim; the question, the level and
+        completeness stay as they are. It replaces the failed attempt before it at the same question
+        (`replaced_attempt`). `WriteConflict` if the claim was lost meanwhile."""
+
+    @abstractmethod
     def release(self, claimed: CreatorSession) -> None:
         """Ends the claim without recording anything; a claim already lost is left alone."""
 
@@ -143,6 +155,24 @@ class CreatorSessionRepository(ABC):
     @abstractmethod
     def mark_coach_failed(self, user_id: str, session_id: str) -> None:
         """Building the coach gave up: status `failed`, unless a coach is already attached."""
+
+    @staticmethod
+    def check_step(claimed: CreatorSession, step: QuestionAnswer, *, counts: bool) -> None:
+        """`ValueError` unless `claimed` holds a claim and `step` is an answer (`counts`) or a failed attempt."""
+        if claimed.answering is None:
+            raise ValueError("recording a step needs the session that claim() returned")
+        if (step.status == "complete") != counts:
+            kind = "an answer" if counts else "a failed attempt"
+            raise ValueError(f"a step with status {step.status!r} is not {kind}")
+
+    @staticmethod
+    def replaced_attempt(claimed: CreatorSession, attempt: QuestionAnswer) -> int | None:
+        """The history index a new failed attempt takes: the last step's, when that is a failed attempt at
+        the same question (so a question keeps one, the latest), else None (it is appended)."""
+        last = claimed.history[-1] if claimed.history else None
+        if last is not None and last.status != "complete" and last.question_id == attempt.question_id:
+            return len(claimed.history) - 1
+        return None
 
 
 class MemoryRepository(ABC):

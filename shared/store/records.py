@@ -63,9 +63,11 @@ class ChatMessage(Record):
     metadata: MessageMetadata | None = None
 
     def contract(self) -> dict[str, Any]:
-        """The message as CONTRACT.md shows it in `complete` and GET responses."""
+        """The message as CONTRACT.md shows it in `complete` and GET responses.
+
+        A user message keeps its `clientMessageId`: a client whose stream broke finds its turn by it.
+        """
         shown = self.api()
-        shown.pop("clientMessageId", None)
         shown.pop("imageS3Keys", None)
         return shown
 

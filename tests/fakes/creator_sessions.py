@@ -2,7 +2,9 @@
 
 Every write is the adapter's conditional update done under one lock, and a loser gets the error the
 adapter would choose from what the session looks like now (not found, complete, busy or changed).
-The clock is injectable, as the adapter's is, so claim expiry can be tested without waiting.
+A write repeated with the same arguments after it was applied (what an SDK retry does to the
+adapter) returns what the first did, as the adapter's does. The clock is injectable, as the
+adapter's is, so claim expiry can be tested without waiting.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ CHANGED = "coach creator session changed; reload it"
 COMPLETE = "coach creator session is already complete"
 BUSY = "coach creator session is already being answered"
 NOT_FOUND = "coach creator session not found"
+TAKEN = "coach creator session id already taken"
 
 Level = SophisticationLevel
 
@@ -36,7 +39,9 @@ class InMemoryCreatorSessionRepository(CreatorSessionRepository):
         fields = {"created_at": stamp, "updated_at": stamp, "current_question_id": first_question_id}
         session = CreatorSession(user_id=user_id, session_id=new_id(), **fields)
         with self._lock:
-            self._sessions[(user_id, session.session_id)] = session
+            stored = self._sessions.setdefault((user_id, session.session_id), session)
+        if stored != session:
+            raise WriteConflict(TAKEN)
         return session
 
     def get_session(self, user_id: str, session_id: str) -> CreatorSession | None:
@@ -49,37 +54,42 @@ class InMemoryCreatorSessionRepository(CreatorSessionRepository):
         with self._lock:
             current = self.get_session(session.user_id, session.session_id)
             free = current is not None and (current.answering is None or (current.answering_until or 0) < self._now())
-            if current is None or current.version != session.version or current.is_complete or not free:
+            claimable = current is not None and current.version == session.version and not current.is_complete
+            again = current is not None and current.answering == request_id  # a retry of an applied claim
+            if current is None or not (again or (claimable and free)):
                 raise self._conflict(session)
             return self._write(
-                current, version=current.version + 1, answering=request_id, answering_until=int(until_epoch)
+                current, version=session.version + 1, answering=request_id, answering_until=int(until_epoch)
             )
 
     def commit(
         self, claimed: CreatorSession, qa: QuestionAnswer, next_question_id: str | None, level: Level, is_complete: bool
     ) -> CreatorSession:
-        if claimed.answering is None:
-            raise ValueError("commit needs the session that claim() returned")
-        with self._lock:
-            current = self._holding(claimed)
-            if current is None:
-                raise self._conflict(claimed)
-            changes: dict[str, Any] = {
-                "history": [*current.history, qa],
-                "sophistication_level": level,
-                "is_complete": is_complete,
-                "current_question_id": next_question_id,
-            }
-            if is_complete:
-                changes["coach_config_status"] = "generating"
-            return self._write(current, version=current.version + 1, answering=None, answering_until=None, **changes)
+        self.check_step(claimed, qa, counts=True)
+        changes: dict[str, Any] = {
+            "sophistication_level": level,
+            "is_complete": is_complete,
+            "current_question_id": next_question_id,
+        }
+        if is_complete:
+            changes["coach_config_status"] = "generating"
+        return self._end_claim(claimed, qa, lambda history: [*history, qa], changes)
+
+    def record_failed_attempt(self, claimed: CreatorSession, attempt: QuestionAnswer) -> CreatorSession:
+        self.check_step(claimed, attempt, counts=False)
+        replaced = self.replaced_attempt(claimed, attempt)
+
+        def placed(history: list[QuestionAnswer]) -> list[QuestionAnswer]:
+            return [*history, attempt] if replaced is None else [*history[:replaced], attempt, *history[replaced + 1 :]]
+
+        return self._end_claim(claimed, attempt, placed, {})
 
     def release(self, claimed: CreatorSession) -> None:
         if claimed.answering is None:
             return
         with self._lock:
             current = self._holding(claimed)
-            if current is not None:  # else someone took over an expired claim: theirs now
+            if current is not None:  # else released already, or someone took over an expired claim
                 self._write(current, version=current.version + 1, answering=None, answering_until=None)
 
     def attach_coach(self, user_id: str, session_id: str, coach_id: str) -> None:
@@ -104,6 +114,26 @@ class InMemoryCreatorSessionRepository(CreatorSessionRepository):
         if current is None or current.version != claimed.version or current.answering != claimed.answering:
             return None
         return current
+
+    def _end_claim(
+        self,
+        claimed: CreatorSession,
+        step: QuestionAnswer,
+        placed: Callable[[list[QuestionAnswer]], list[QuestionAnswer]],
+        changes: dict[str, Any],
+    ) -> CreatorSession:
+        """Stores `step` (where `placed` puts it) with `changes` and ends the claim, if it still holds;
+        a session already holding `step` is returned as it is (the write was applied before)."""
+        with self._lock:
+            current = self._holding(claimed)
+            if current is not None:
+                history = placed(current.history)
+                ended = {"version": current.version + 1, "answering": None, "answering_until": None}
+                return self._write(current, history=history, **ended, **changes)
+            stored = self.get_session(claimed.user_id, claimed.session_id)
+            if stored is not None and step in stored.history:
+                return stored
+            raise self._conflict(claimed)
 
     def _write(self, current: CreatorSession, **changes: Any) -> CreatorSession:
         updated = current.model_copy(update={**changes, "updated_at": now_iso()})

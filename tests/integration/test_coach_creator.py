@@ -8,9 +8,10 @@ import time
 import httpx
 import pytest
 
-from local.bedrock_double import Finish, RecordedRequest, Script, Text
+from local.bedrock_double import Finish, RecordedRequest, Script, StreamException, Text
 from local.model_responders import local_coach_responder
 from local.stack import TABLE_NAME, LocalStack
+from shared.coach_creator.questions import question_by_id
 from shared.store.dynamodb.creator_sessions import DynamoCreatorSessionRepository
 from tests.integration.sse_client import parse_body
 
@@ -63,9 +64,22 @@ def new_session(stack: LocalStack, user: tuple[str, str]) -> dict:
     return created.json()
 
 
-def answer(stack: LocalStack, user: tuple[str, str], session_id: str, text: str) -> httpx.Response:
+def answer(
+    stack: LocalStack, user: tuple[str, str], session_id: str, text: str, message_id: str | None = None
+) -> httpx.Response:
     url = f"{stack.outputs()['coachCreatorStreamUrl']}/users/{user[0]}/coach-creator-sessions/{session_id}/stream"
-    return httpx.post(url, headers={"Authorization": f"Bearer {user[1]}"}, json={"userResponse": text}, timeout=30)
+    body = {"userResponse": text} | ({"clientMessageId": message_id} if message_id else {})
+    return httpx.post(url, headers={"Authorization": f"Bearer {user[1]}"}, json=body, timeout=30)
+
+
+def streamed(response: httpx.Response) -> list[dict]:
+    assert response.status_code == 200, response.text
+    return parse_body(response.text)
+
+
+def progress_of(events: list[dict]) -> dict:
+    [found] = [event["progressDetails"] for event in events if event["type"] == "progress"]
+    return found
 
 
 def test_a_whole_interview_builds_a_coach_you_can_talk_to(stack, user, model):
@@ -200,3 +214,71 @@ def test_the_fallback_put_answers_with_json(stack, user, model):
         "coachConfigGenerating",
     }
     assert body["progressDetails"]["questionsCompleted"] == 1
+
+
+def test_a_repeated_client_message_id_replays_the_step_without_a_model_call(stack, user, model, sessions):
+    session = new_session(stack, user)
+    first = streamed(answer(stack, user, session["sessionId"], "I want to run a marathon", "msg-1"))
+    assert first[-1]["type"] == "complete"
+    recorded = sessions.get_session(user[0], session["sessionId"])
+    calls = len(model.requests)
+
+    replay = streamed(answer(stack, user, session["sessionId"], "I want to run a marathon", "msg-1"))
+    assert [e["type"] for e in replay] == ["start", "chunk", "progress", "complete"]
+    assert replay[0]["requestId"] != first[0]["requestId"]
+    assert replay[1]["content"] == first[-1]["aiResponse"]
+    assert replay[-1] == first[-1]
+    assert progress_of(replay) == progress_of(first)
+
+    fallback = api(
+        stack,
+        "PUT",
+        f"/users/{user[0]}/coach-creator-sessions/{session['sessionId']}",
+        user[1],
+        json={"userResponse": "I want to run a marathon", "clientMessageId": "msg-1"},
+    )
+    assert fallback.status_code == 200, fallback.text
+    assert fallback.json() == {k: v for k, v in first[-1].items() if k not in ("type", "status")}
+    assert len(model.requests) == calls
+    assert sessions.get_session(user[0], session["sessionId"]) == recorded
+
+
+def test_a_client_message_id_reused_for_another_text_is_409_and_writes_nothing(stack, user, model, sessions):
+    session = new_session(stack, user)
+    streamed(answer(stack, user, session["sessionId"], "I want to run a marathon", "msg-1"))
+    recorded = sessions.get_session(user[0], session["sessionId"])
+    calls = len(model.requests)
+
+    refused = answer(stack, user, session["sessionId"], "Actually, I want to swim", "msg-1")
+    assert refused.status_code == 409
+    assert refused.json()["error"]["code"] == "IDEMPOTENCY_MISMATCH"
+    assert len(model.requests) == calls
+    assert sessions.get_session(user[0], session["sessionId"]) == recorded
+
+
+def test_an_interrupted_reply_keeps_the_question_open_and_its_retry_answers_it(stack, user, model, sessions):
+    session = new_session(stack, user)
+    first_question = session["question"]["id"]
+    model.enqueue(Script.of(Text("Half "), Text("a thought"), StreamException("modelStreamErrorException")))
+
+    broken = streamed(answer(stack, user, session["sessionId"], "I want to get stronger", "msg-1"))
+    assert broken[-1]["type"] == "error" and broken[-1]["code"] == "MODEL_STREAM_INTERRUPTED"
+    assert "".join(e["content"] for e in broken if e["type"] == "chunk") == "Half a thought"
+    assert progress_of(broken)["questionsCompleted"] == 0
+    stored = sessions.get_session(user[0], session["sessionId"])
+    assert stored.current_question_id == first_question
+    assert [(qa.question_id, qa.ai_response, qa.status) for qa in stored.history] == [
+        (first_question, "Half a thought", "interrupted")
+    ]
+
+    retried = streamed(answer(stack, user, session["sessionId"], "I want to get stronger", "msg-1"))
+    complete = retried[-1]
+    assert complete["type"] == "complete"
+    assert complete["progressDetails"]["questionsCompleted"] == 1
+    stored = sessions.get_session(user[0], session["sessionId"])
+    assert [(qa.question_id, qa.status) for qa in stored.history] == [
+        (first_question, "interrupted"),
+        (first_question, "complete"),
+    ]
+    assert stored.current_question_id not in (None, first_question)
+    assert complete["nextQuestion"] == question_by_id(stored.current_question_id).text

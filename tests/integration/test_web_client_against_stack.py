@@ -6,17 +6,22 @@ import json
 import shutil
 import subprocess
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
+from local.bedrock_double import Script
 from local.demo import DEMO_COACH, DEMO_COACH_ID
 from local.stack import TABLE_NAME, LocalStack
 from shared.store.dynamodb.coaches import DynamoCoachRepository
 from shared.store.dynamodb.conversations import DynamoConversationRepository
+from tests.integration.model_script import TurnScript
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "web" / "test" / "live-conversation.mjs"
+MESSAGE = "I did 5x5 squats at 100kg today, what next?"
 pytestmark = pytest.mark.integration
 
 
@@ -56,7 +61,7 @@ def run_client(node: str, stack: LocalStack, ids: dict[str, str], *extra: str) -
         "--conversation-id",
         ids["conversationId"],
         "--message",
-        "I did 5x5 squats at 100kg today, what next?",
+        MESSAGE,
         *extra,
     ]
     result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=60, check=False)
@@ -83,3 +88,41 @@ def test_without_streaming_the_client_reads_the_apis_buffered_events(node, stack
     events, stderr = run_client(node, stack, user, "--no-streaming")
     assert_a_whole_turn(events)
     assert "transport: buffered" in stderr
+
+
+# Twelve pieces 100 ms apart: the turn is still running on the server when the client's connection drops.
+SLOW_REPLY = (
+    "Solid ", "session. ", "Five ", "by ", "five ", "at ", "100 kg ", "is ", "a ", "good ", "base: ", "add 2.5 kg.",
+)  # fmt: skip
+
+
+@pytest.fixture
+def slow_reply(stack: LocalStack) -> Iterator[None]:
+    assert stack.bedrock is not None
+    default = stack.bedrock.responder
+    stack.bedrock.responder = TurnScript(reply=Script.reply(*SLOW_REPLY, delay=0.1))
+    yield
+    stack.bedrock.responder = default
+
+
+def test_a_stream_dropped_after_its_first_chunk_ends_with_the_stored_reply_sent_once(node, stack, user, slow_reply):
+    events, stderr = run_client(node, stack, user, "--drop-after-first-chunk")
+    path = f"/users/{user['userId']}/coaches/{user['coachId']}/conversations/{user['conversationId']}"
+
+    assert "recovering: STREAM_INTERRUPTED" in stderr, stderr
+    requests = [line.removeprefix("request: ") for line in stderr.splitlines() if line.startswith("request: ")]
+    posts = [request for request in requests if not request.startswith("GET ")]
+    assert posts == [f"POST {path}/stream"], "the message is sent once, never again"
+    assert f"GET {path}" in requests, "the reply was read back through the API"
+
+    streamed = "".join(event["content"] for event in events if event["type"] == "chunk")
+    last = events[-1]
+    assert last["type"] == "complete" and last["recovered"] is True and last["replyStatus"] == "complete", last
+    assert last["fullMessage"] == "".join(SLOW_REPLY)
+    assert streamed and last["fullMessage"].startswith(streamed) and streamed != last["fullMessage"]
+
+    stored = httpx.get(
+        f"{stack.outputs()['apiUrl']}{path}", headers={"Authorization": f"Bearer {stack.issuer.mint(user['userId'])}"}
+    ).json()["messages"]
+    assert [(m["role"], m["content"]) for m in stored] == [("user", MESSAGE), ("assistant", "".join(SLOW_REPLY))]
+    assert last["userMessage"]["id"] == stored[0]["id"] and last["messageId"] == stored[1]["id"]

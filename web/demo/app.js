@@ -61,6 +61,12 @@ export function describeError(error) {
   if (code === 'MODEL_STREAM_INTERRUPTED') return 'The coach was cut off mid-reply; the part you see was saved.';
   if (code === 'TIMEOUT') return 'The reply took too long and was cut short; the part you see was saved.';
   if (code === 'STREAMING_DISABLED') return 'Streaming is switched off on the server right now.';
+  if (code === 'REPLY_NOT_RECOVERED') {
+    return 'The connection dropped mid-reply and the saved reply did not show up in time — reopen the conversation later to see it.';
+  }
+  if (code === 'STREAM_INTERRUPTED' || code === 'STREAM_INCOMPLETE') {
+    return 'The connection dropped mid-reply — the coach saves the reply; reopen the conversation to see it.';
+  }
   if (code === 'NETWORK_ERROR' || error instanceof TypeError || (status === 0 && !code)) {
     return 'Can’t reach the server — is `make dev` still running?';
   }
@@ -220,15 +226,19 @@ async function sendMessage(event) {
     coachId: state.chat.coachId,
     conversationId: state.chat.conversationId,
     token: state.session.token,
-    body: { userResponse: text, clientMessageId: newClientMessageId() },
+    body: { userResponse: text },
     signal: state.running.signal,
     useStreaming: state.useStreaming,
     onTransport: (transport) => turn.via(transport),
+    onRecovering: () => turn.recovering(),
   }), (complete) => turn.finish(complete.fullMessage ?? complete.aiMessage?.content, complete));
   $('#message').focus();
 }
 
-/** Drives one streamed turn: start, events, and whatever way it ends. */
+/**
+ * Drives one streamed turn: start, events, and whatever way it ends. The client sends the message
+ * once: a stream that breaks mid-reply ends with the reply read back from the store (`recovered`).
+ */
 async function run(turn, open, onComplete) {
   state.running = new AbortController();
   updateControls();
@@ -263,6 +273,11 @@ function stop() {
 }
 
 const TRANSPORTS = { buffered: 'via the API (buffered)', json: 'via the API (no streaming)' };
+const RECOVERED = {
+  complete: 'recovered after the connection dropped',
+  interrupted: 'recovered after the connection dropped · the coach was cut off mid-reply',
+  timeout: 'recovered after the connection dropped · the reply was cut short (it took too long)',
+};
 
 /** One assistant message while its reply streams in. */
 class Turn {
@@ -304,8 +319,19 @@ class Turn {
     scrollToEnd(this.scroller);
   }
 
+  /** The stream broke: the client is reading the saved reply back. */
+  recovering() {
+    this.element.dataset.status = 'recovering';
+    this.meta('Connection lost — fetching the saved reply…');
+  }
+
+  /** The whole reply: a recovered one replaces whatever part of it had streamed in. */
   finish(fullMessage, complete) {
-    if (typeof fullMessage === 'string') this.text.textContent = fullMessage;
+    if (typeof fullMessage === 'string') {
+      this.content = fullMessage;
+      this.text.textContent = fullMessage;
+      this.element.dataset.length = String(fullMessage.length);
+    }
     this.end('complete');
     const seconds = (ms) => `${(ms / 1000).toFixed(1)} s`;
     const parts = [];
@@ -313,6 +339,11 @@ class Turn {
     parts.push(`done in ${seconds(performance.now() - this.sentAt)}`);
     if (this.transport && this.transport !== 'stream') parts.push(TRANSPORTS[this.transport] || this.transport);
     if (complete?.aiMessage?.metadata?.fallback) parts.push('fallback model');
+    if (complete?.recovered) {
+      this.element.dataset.recovered = 'true';
+      this.element.dataset.replyStatus = complete.replyStatus;
+      parts.push(RECOVERED[complete.replyStatus] || RECOVERED.complete);
+    }
     this.meta(parts.join(' · '));
     this.collapseContextual();
   }
@@ -393,10 +424,11 @@ async function answerQuestion(event) {
     userId: state.userId,
     sessionId: state.creator.sessionId,
     token: state.session.token,
-    body: { userResponse: text, clientMessageId: newClientMessageId() },
+    body: { userResponse: text },
     signal: state.running.signal,
     useStreaming: state.useStreaming,
     onTransport: (transport) => turn.via(transport),
+    onRecovering: () => turn.recovering(),
   }), (complete) => {
     turn.finish(complete.aiResponse, complete);
     if (complete.progressDetails) updateProgress(complete.progressDetails);
@@ -515,10 +547,6 @@ function initials(name) {
 
 function normalize(text) {
   return String(text || '').toLowerCase().replace(/\s+/g, ' ').trim();
-}
-
-function newClientMessageId() {
-  return crypto.randomUUID ? crypto.randomUUID() : `m-${Date.now()}-${Math.random().toString(36).slice(2)}`;
 }
 
 function updateControls() {

@@ -253,6 +253,7 @@ describe("streamCoachConversation", { timeout: 10_000 }, () => {
     assert.equal(calls[0].headers.Authorization, "Bearer tok");
     assert.equal(calls[0].body.userResponse, "hi");
     assert.match(calls[0].body.clientMessageId, /^[A-Za-z0-9_-]{1,64}$/);
+    assert.equal(new Date(calls[0].body.messageTimestamp).toISOString(), calls[0].body.messageTimestamp);
   });
 
   test("a network error falls back to the buffered SSE of the API", async () => {
@@ -357,10 +358,10 @@ describe("streamCoachConversation", { timeout: 10_000 }, () => {
     assert.equal(calls.length, 1);
   });
 
-  test("a connection that breaks after the first event throws, without a retry", async () => {
+  test("with recovery off, a connection that breaks after the first event throws, without a retry", async () => {
     const body = controlledBody();
     const { fetch, calls } = fakeFetch(() => new Response(body.stream, { headers: SSE }));
-    const { iterator } = conversation(fetch);
+    const { iterator } = conversation(fetch, { recovery: false });
     body.push(sse(START, { type: "chunk", content: "Nice " }));
     assert.equal((await iterator.next()).value.type, "start");
     assert.equal((await iterator.next()).value.type, "chunk");
@@ -370,9 +371,9 @@ describe("streamCoachConversation", { timeout: 10_000 }, () => {
     assert.equal(calls.length, 1);
   });
 
-  test("a stream that simply stops after the first event is STREAM_INCOMPLETE", async () => {
+  test("without an apiUrl to recover from, a stream that simply stops after the first event is STREAM_INCOMPLETE", async () => {
     const { fetch, calls } = fakeFetch(() => new Response(sse(START), { headers: SSE }));
-    await assert.rejects(collect(conversation(fetch).iterator), { code: "STREAM_INCOMPLETE" });
+    await assert.rejects(collect(conversation(fetch, { apiUrl: undefined }).iterator), { code: "STREAM_INCOMPLETE" });
     assert.equal(calls.length, 1);
   });
 
@@ -457,7 +458,9 @@ describe("streamCoachCreatorSession", { timeout: 10_000 }, () => {
     );
     assert.deepEqual(events.at(-1), complete);
     assert.equal(calls[0].url, "http://c.test/users/u/coach-creator-sessions/s1/stream");
-    assert.deepEqual(calls[0].body, { userResponse: "5 years" });
+    assert.deepEqual(Object.keys(calls[0].body), ["userResponse", "clientMessageId"]);
+    assert.equal(calls[0].body.userResponse, "5 years");
+    assert.match(calls[0].body.clientMessageId, /^[A-Za-z0-9_-]{1,64}$/);
   });
 
   test("falls back to PUT ?stream=true and then to the JSON answer", async () => {
@@ -503,6 +506,291 @@ describe("streamCoachCreatorSession", { timeout: 10_000 }, () => {
       ],
     );
     assert.deepEqual(transports, ["json"]);
+  });
+});
+
+// --- recovery: a stream that broke after it started ends with the stored reply ----------------
+
+/** A body that sends `events`, then breaks like a dropped connection (a read rejects). */
+function droppingBody(...events) {
+  let reads = 0;
+  return new ReadableStream({
+    pull(controller) {
+      if (reads++ === 0) controller.enqueue(encoder.encode(sse(...events)));
+      else controller.error(new TypeError("terminated"));
+    },
+  });
+}
+
+const json = (value, status = 200) => new Response(JSON.stringify(value), { status, headers: JSON_HEADERS });
+
+/**
+ * `fetch` for a turn whose stream answers with `post` and whose stored state each GET reads:
+ * `reads[n]` answers the n-th read (the last one answers every read after it), called with the
+ * body the turn POSTed. Every call is recorded with the time it was made.
+ */
+function turnFetch(post, ...reads) {
+  const calls = [];
+  const fetch = async (url, init = {}) => {
+    const method = init.method ?? "GET";
+    calls.push({ url, method, headers: init.headers, body: init.body ? JSON.parse(init.body) : null, at: performance.now() });
+    if (method !== "GET") return post();
+    const gets = calls.filter((call) => call.method === "GET").length;
+    const sent = calls.find((call) => call.method !== "GET").body;
+    return reads[Math.min(gets, reads.length) - 1](sent);
+  };
+  return {
+    fetch,
+    calls,
+    posts: () => calls.filter((call) => call.method !== "GET"),
+    reads: () => calls.filter((call) => call.method === "GET"),
+  };
+}
+
+/** How the API writes a timestamp the client sent (Python's isoformat): same instant, other text. */
+const asStored = (timestamp) => timestamp.replace(/\.(\d{3})Z$/, ".$1000+00:00");
+
+const REPLY_TEXT = "Nice work. Add 2.5 kg next session.";
+
+/** The conversation as GET shows it: an earlier turn with the same words, then this one's. */
+function storedConversation(sent, reply) {
+  const earlier = { id: "u-0", role: "user", content: sent.userResponse, timestamp: "2024-01-01T08:00:00+00:00" };
+  const earlierReply = { id: "a-0", role: "assistant", content: "Earlier reply.", timestamp: "2024-01-01T08:00:05+00:00" };
+  const user = { id: "u-1", role: "user", content: sent.userResponse, timestamp: asStored(sent.messageTimestamp) };
+  return json({
+    conversation: { conversationId: "conv", messageCount: reply ? 4 : 3 },
+    messages: [earlier, earlierReply, user, ...(reply ? [reply] : [])],
+  });
+}
+
+const storedReply = (status, content = REPLY_TEXT) => ({
+  id: "a-1",
+  role: "assistant",
+  content,
+  timestamp: "2024-01-01T09:00:09+00:00",
+  metadata: { model: "m", outputTokens: 9, status },
+});
+
+const QUESTION = { id: "q-3", text: "How many days a week can you train?" };
+const PROGRESS = { questionsCompleted: 3, totalQuestions: 12, percentage: 25, sophisticationLevel: "INTERMEDIATE" };
+
+/** The session as GET shows it; `entry` is this answer's history entry once it is recorded. */
+function storedSession(sent, entry) {
+  const answer = sent.userResponse; // the same words as this answer's, to an earlier question
+  const before = { questionId: "q-1", answer, aiResponse: "Got it.", status: "complete", clientMessageId: "earlier" };
+  const recorded = entry ? [{ questionId: "q-2", answer, answeredAt: new Date().toISOString(), ...entry }] : [];
+  return json({
+    sessionId: "s1",
+    history: [before, ...recorded],
+    currentQuestion: QUESTION,
+    progressDetails: PROGRESS,
+    isComplete: false,
+    coachConfigStatus: "none",
+  });
+}
+
+/** The two flows, each: how to run it, its stored state without and with the reply, and what it recovers to. */
+const FLOWS = [
+  {
+    name: "conversation",
+    readUrl: `http://api.test${STREAM_PATH}`,
+    run: (fetch, extra) => conversation(fetch, extra).iterator,
+    pending: (sent) => storedConversation(sent, null),
+    done: (status) => (sent) => storedConversation(sent, storedReply(status)),
+    expected: (status, sent) => ({
+      type: "complete",
+      status: "finished",
+      conversationId: "conv",
+      messageId: "a-1",
+      fullMessage: REPLY_TEXT,
+      userMessage: { id: "u-1", role: "user", content: "hi", timestamp: asStored(sent.messageTimestamp) },
+      aiMessage: storedReply(status),
+      recovered: true,
+      replyStatus: status,
+    }),
+  },
+  {
+    name: "creator",
+    readUrl: "http://api.test/users/u/coach-creator-sessions/s1",
+    run: (fetch, extra) =>
+      streamCoachCreatorSession({
+        streamUrl: "http://c.test",
+        apiUrl: "http://api.test",
+        userId: "u",
+        sessionId: "s1",
+        token: "tok",
+        body: { userResponse: "hi" },
+        fetch,
+        ...extra,
+      }),
+    pending: (sent) => storedSession(sent, null),
+    done: (status) => (sent) => storedSession(sent, { aiResponse: REPLY_TEXT, status, clientMessageId: sent.clientMessageId }),
+    expected: (status) => ({
+      type: "complete",
+      status: "finished",
+      sessionId: "s1",
+      aiResponse: REPLY_TEXT,
+      isComplete: false,
+      nextQuestion: QUESTION.text,
+      progressDetails: PROGRESS,
+      coachConfigGenerating: false,
+      recovered: true,
+      replyStatus: status,
+    }),
+  },
+];
+
+const FAST = { timeoutMs: 2_000, firstDelayMs: 1, maxDelayMs: 5 };
+const dropAfterChunk = () => new Response(droppingBody(START, { type: "chunk", content: "Nice " }), { headers: SSE });
+
+describe("recovery of a stream that broke after it started", { timeout: 10_000 }, () => {
+  for (const flow of FLOWS) {
+    test(`${flow.name}: a network drop after start, the stored reply on the first read`, async () => {
+      const { fetch, calls, posts, reads } = turnFetch(dropAfterChunk, flow.done("complete"));
+      const recovering = [];
+      const events = await collect(flow.run(fetch, { recovery: FAST, onRecovering: (info) => recovering.push(info) }));
+      const sent = posts()[0].body;
+      assert.deepEqual(events, [START, { type: "chunk", content: "Nice " }, flow.expected("complete", sent)]);
+      assert.equal(posts().length, 1, "the message is never sent twice");
+      assert.deepEqual(
+        reads().map((call) => call.url),
+        [flow.readUrl],
+      );
+      assert.equal(calls[1].headers.Authorization, "Bearer tok");
+      assert.equal(recovering.length, 1);
+      assert.equal(recovering[0].error.code, "STREAM_INTERRUPTED");
+      assert.equal(recovering[0].clientMessageId, sent.clientMessageId);
+    });
+
+    test(`${flow.name}: the reply stored only by the third read is recovered after backoff`, async () => {
+      const { fetch, posts, reads } = turnFetch(
+        dropAfterChunk,
+        flow.pending,
+        () => errorResponse(503, "INTERNAL_ERROR", "busy"), // a failed read is tried again
+        flow.done("complete"),
+      );
+      const recovery = { timeoutMs: 5_000, firstDelayMs: 20, maxDelayMs: 1_000 };
+      const events = await collect(flow.run(fetch, { recovery }));
+      assert.deepEqual(events.at(-1), flow.expected("complete", posts()[0].body));
+      assert.equal(posts().length, 1, "the message is never sent twice");
+      const times = reads().map((call) => call.at);
+      assert.equal(times.length, 3);
+      assert.ok(times[1] - times[0] >= 18, `first wait ${times[1] - times[0]} ms`);
+      assert.ok(times[2] - times[1] >= 38, `second wait ${times[2] - times[1]} ms: the delay doubles`);
+    });
+
+    test(`${flow.name}: a reply that never appears rejects clearly once the bound is up`, async () => {
+      const { fetch, posts, reads } = turnFetch(dropAfterChunk, flow.pending);
+      const began = performance.now();
+      const error = await collect(flow.run(fetch, { recovery: { timeoutMs: 60, firstDelayMs: 5, maxDelayMs: 10 } })).catch(
+        (e) => e,
+      );
+      const took = performance.now() - began;
+      assert.ok(error instanceof CoachStreamError, String(error));
+      assert.equal(error.code, "REPLY_NOT_RECOVERED");
+      assert.equal(error.transport, "recovery");
+      assert.equal(error.cause.code, "STREAM_INTERRUPTED");
+      assert.match(error.message, /no stored reply appeared within 0\.1 s/);
+      assert.ok(took >= 55 && took < 2_000, `gave up after ${took} ms`);
+      assert.ok(reads().length >= 3, `read ${reads().length} times`);
+      assert.equal(posts().length, 1, "the message is never sent twice");
+    });
+
+    test(`${flow.name}: a body that just stops, with an interrupted reply stored, recovers with its status`, async () => {
+      const stops = () => new Response(sse(START, { type: "chunk", content: "Nice " }), { headers: SSE });
+      const { fetch, posts } = turnFetch(stops, flow.done("interrupted"));
+      const recovering = [];
+      const events = await collect(flow.run(fetch, { recovery: FAST, onRecovering: (info) => recovering.push(info) }));
+      assert.deepEqual(events.at(-1), flow.expected("interrupted", posts()[0].body));
+      assert.equal(recovering[0].error.code, "STREAM_INCOMPLETE");
+      assert.equal(posts().length, 1, "the message is never sent twice");
+    });
+
+    test(`${flow.name}: an abort stops the recovery`, async () => {
+      const { fetch, posts, reads } = turnFetch(dropAfterChunk, flow.pending);
+      const controller = new AbortController();
+      const pending = collect(flow.run(fetch, { signal: controller.signal, recovery: { firstDelayMs: 1_000 } }));
+      setTimeout(() => controller.abort(), 30);
+      await assert.rejects(pending, { name: "AbortError" });
+      assert.equal(reads().length, 1);
+      assert.equal(posts().length, 1);
+    });
+
+    test(`${flow.name}: a refused read (401) ends the recovery with that error`, async () => {
+      const { fetch, posts, reads } = turnFetch(dropAfterChunk, () => errorResponse(401, "UNAUTHORIZED", "token expired"));
+      await assert.rejects(collect(flow.run(fetch, { recovery: FAST })), {
+        name: "CoachStreamError",
+        status: 401,
+        code: "UNAUTHORIZED",
+        transport: "recovery",
+      });
+      assert.equal(reads().length, 1);
+      assert.equal(posts().length, 1);
+    });
+  }
+
+  test("conversation: the caller's clientMessageId and messageTimestamp are kept and matched; a superseded reply is skipped", async () => {
+    const messageTimestamp = "2024-01-01T09:00:00+02:00";
+    const partial = { ...storedReply("interrupted", "Nice"), id: "a-old", metadata: { status: "interrupted", superseded: true } };
+    const read = () =>
+      json({
+        conversation: { conversationId: "conv" },
+        messages: [
+          { id: "u-1", role: "user", content: "hi", timestamp: "2024-01-01T07:00:00+00:00" }, // the same instant
+          partial,
+          storedReply("complete"),
+          { id: "u-2", role: "user", content: "hi", timestamp: "2024-01-01T07:05:00+00:00" }, // another tab's
+          { ...storedReply("complete", "Another reply."), id: "a-2" },
+        ],
+      });
+    const { fetch, posts } = turnFetch(dropAfterChunk, read);
+    const body = { userResponse: "hi", clientMessageId: "mine-1", messageTimestamp };
+    const events = await collect(conversation(fetch, { body, recovery: FAST }).iterator);
+    assert.deepEqual(posts()[0].body, body);
+    assert.equal(events.at(-1).messageId, "a-1");
+    assert.equal(events.at(-1).fullMessage, REPLY_TEXT);
+  });
+
+  test("conversation: a user message that shows its clientMessageId is matched by it", async () => {
+    const read = (sent) =>
+      json({
+        conversation: { conversationId: "conv" },
+        messages: [
+          { id: "u-1", role: "user", content: "hi", timestamp: asStored(sent.messageTimestamp), clientMessageId: sent.clientMessageId },
+          storedReply("complete"),
+          { id: "u-2", role: "user", content: "hi", timestamp: asStored(sent.messageTimestamp), clientMessageId: "other" },
+        ],
+      });
+    const { fetch } = turnFetch(dropAfterChunk, read);
+    const events = await collect(conversation(fetch, { recovery: FAST }).iterator);
+    assert.equal(events.at(-1).userMessage.id, "u-1");
+    assert.equal(events.at(-1).messageId, "a-1");
+  });
+
+  test("creator: a server that shows no clientMessageId in history is matched by a recent answer's text", async () => {
+    const read = (recorded) => (sent) =>
+      json({
+        sessionId: "s1",
+        history: [
+          // the same words, answered long before: not this answer
+          { questionId: "q-1", answer: sent.userResponse, aiResponse: "Got it.", answeredAt: "2024-01-01T08:00:00+00:00" },
+          ...(recorded ? [{ questionId: "q-2", answer: sent.userResponse, aiResponse: REPLY_TEXT, answeredAt: new Date().toISOString() }] : []),
+        ],
+        currentQuestion: null,
+        progressDetails: { ...PROGRESS, percentage: 100 },
+        isComplete: Boolean(recorded),
+        coachConfigStatus: recorded ? "generating" : "none",
+      });
+    const { fetch, reads } = turnFetch(dropAfterChunk, read(false), read(true));
+    const events = await collect(FLOWS[1].run(fetch, { recovery: FAST }));
+    assert.equal(reads().length, 2);
+    assert.deepEqual(events.at(-1), {
+      ...FLOWS[1].expected("complete"),
+      nextQuestion: null,
+      isComplete: true,
+      coachConfigGenerating: true,
+      progressDetails: { ...PROGRESS, percentage: 100 },
+    });
   });
 });
 

@@ -5,7 +5,10 @@
 //                                       "message": "...", "screenshot": "test-artifacts/demo-page.png"}'
 //
 // flow "chat" (the default): sign in, send the message, and snapshot the last assistant message
-// from outside the page (one `page.evaluate` after another) until it stops streaming.
+// from outside the page (one `page.evaluate` after another) until it stops streaming (or
+// recovering). With "dropAfterFirstChunk": true the page's fetch drops the reply stream's
+// connection after its first chunk (web/test/dropping-fetch.mjs), so the page must recover the reply.
+// The report lists every request the page made (`requests`: method and path).
 // flow "creator": sign in, answer the coach creator's questions until the interview is complete,
 // wait for "Talk to your new coach", click it, and send one message to the new coach.
 // Every step has a time limit; any failure exits non-zero with the message on stderr.
@@ -13,6 +16,8 @@
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import { chromium } from "playwright-core";
+
+import { dropStreamAfterFirstChunk } from "../../../web/test/dropping-fetch.mjs";
 
 const options = {
   executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
@@ -39,7 +44,7 @@ const CHROMIUM_ARGS = [
 
 const LAST_REPLY = "#messages .message.assistant:last-child";
 
-const report = { flow: options.flow, console: [], pageErrors: [], timings: {} };
+const report = { flow: options.flow, console: [], pageErrors: [], requests: [], timings: {} };
 const started = performance.now();
 const elapsed = () => Math.round(performance.now() - started);
 const mark = (name) => {
@@ -62,6 +67,10 @@ try {
     }
   });
   page.on("pageerror", (error) => report.pageErrors.push(String(error)));
+  page.on("request", (request) => report.requests.push({ method: request.method(), path: new URL(request.url()).pathname }));
+  if (options.dropAfterFirstChunk) {
+    await page.addInitScript({ content: `window.fetch = (${dropStreamAfterFirstChunk})(window.fetch.bind(window));` });
+  }
 
   await page.goto(options.url, { waitUntil: "load" });
   await page.waitForSelector("html[data-ready=true]");
@@ -96,7 +105,7 @@ async function chatFlow(page) {
     const snapshot = await page.evaluate(snapshotOf, LAST_REPLY);
     snapshot.ms = elapsed();
     report.snapshots.push(snapshot);
-    if (snapshot.status !== "streaming") break;
+    if (snapshot.status !== "streaming" && snapshot.status !== "recovering") break;
     if (!screenshotTaken && options.streamingScreenshot && snapshot.text.length > 40) {
       screenshotTaken = true;
       await saveScreenshot(page, options.streamingScreenshot);
@@ -177,6 +186,8 @@ function finalOf(selector) {
     contextualVisible: [...reply.querySelectorAll(".contextual li")].some((li) => li.checkVisibility()),
     contextualCount: reply.querySelectorAll(".contextual li").length,
     meta: reply.querySelector(".meta")?.textContent ?? "",
+    recovered: reply.dataset.recovered === "true",
+    replyStatus: reply.dataset.replyStatus ?? null,
     error: error.hidden ? null : document.querySelector("#error-text").textContent,
     conversationId: window.coachDemo?.state.chat.conversationId ?? null,
   };

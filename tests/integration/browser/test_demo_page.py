@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import subprocess
+import uuid
 from collections.abc import Iterator
 from itertools import pairwise
 from pathlib import Path
@@ -154,6 +155,33 @@ def test_the_reply_grows_token_by_token_and_ends_as_stored(stack, chromium, mode
     assert assistant[-1]["content"] == final["text"]
     assert_png(shot)
     assert_png(streaming_shot)
+
+
+@pytest.mark.timeout(300)
+def test_a_stream_dropped_mid_reply_shows_the_stored_reply_whole_and_sends_once(stack, chromium, model):
+    assert stack.bedrock is not None
+    stack.bedrock.responder = TurnScript(reply=Script.reply(*REPLY, delay=0.05))
+    message = f"Squats went well today ({uuid.uuid4().hex[:8]}), what next?"
+
+    report = drive(chromium, url=f"{stack.outputs()['apiUrl']}/demo/", message=message, dropAfterFirstChunk=True)
+
+    final = report["final"]
+    assert final["status"] == "complete" and final["error"] is None, final
+    assert final["recovered"] and final["replyStatus"] == "complete", final
+    assert final["text"] == "".join(REPLY), "the whole stored reply replaces the part that streamed"
+    assert "recovered after the connection dropped" in final["meta"]
+    recovering = [s["text"] for s in report["snapshots"] if s["status"] == "recovering"]
+    assert recovering and all(len(text) < len(final["text"]) for text in recovering), "seen partial, then whole"
+
+    demo = stack.demo
+    path = f"/users/{demo['userId']}/coaches/{demo['coachId']}/conversations/{demo['conversationId']}"
+    posts = [r["path"] for r in report["requests"] if r["method"] not in ("GET", "OPTIONS")]
+    assert posts == [f"{path}/stream"], "the message is sent once, never again"
+    reads = [r for r in report["requests"] if r["method"] == "GET" and r["path"] == path]
+    assert len(reads) >= 2, "opened, then read back by the recovery"
+    stored = api_get(stack, path)["messages"]
+    assert [m["content"] for m in stored if m["role"] == "user"].count(message) == 1
+    assert [(m["role"], m["content"]) for m in stored[-2:]] == [("user", message), ("assistant", final["text"])]
 
 
 class QuickInterview:
