@@ -5,8 +5,10 @@ Plain data: adding a function here deploys it and runs it locally; nothing else 
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
 from shared.settings import (
     CoachApiSettings,
@@ -21,8 +23,52 @@ from shared.settings import (
     function_name_variable,
     url_variable,
 )
+from shared.store.dynamodb.keys import POST_TURN_ITEM_TYPE
 
-__all__ = ["FUNCTIONS", "FunctionDefinition", "construct_id", "function_name_variable", "url_variable"]
+__all__ = [
+    "FUNCTIONS",
+    "FunctionDefinition",
+    "TableStreamSource",
+    "construct_id",
+    "function_name_variable",
+    "url_variable",
+]
+
+
+@dataclass(frozen=True)
+class TableStreamSource:
+    """The table's stream as a function's event source: a Lambda event source mapping, declared.
+
+    Only INSERTs of items whose `type` is `item_type` invoke the function (Lambda's filter criteria, applied
+    before any invocation). At most `batch_size` records per invocation, each reported on its own
+    (`ReportBatchItemFailures`). A batch whose invocation fails is split in two (splits consume no retry),
+    a record that keeps failing is retried `retry_attempts` times, never past `max_record_age_seconds`, and
+    then described in the function's dead-letter queue, kept `dead_letter_retention_days`. The table keeps
+    the item itself until its TTL.
+    """
+
+    item_type: str
+    batch_size: int = 2
+    retry_attempts: int = 3
+    max_record_age_seconds: int = 6 * 3600
+    bisect_on_error: bool = True
+    view_type: str = "NEW_IMAGE"  # what the table's stream records carry: the filter reads the new image
+    starting_position: str = "TRIM_HORIZON"  # from the oldest record the stream keeps: none written is skipped
+    dead_letter_retention_days: int = 14  # SQS keeps a message at most 14 days
+
+    def filter_pattern(self) -> dict[str, Any]:
+        """Lambda's filter rule syntax, over the stream record as the function receives it."""
+        return {"eventName": ["INSERT"], "dynamodb": {"NewImage": {"type": {"S": [self.item_type]}}}}
+
+    def per_batch(self, calls: tuple[tuple[str, int], ...]) -> tuple[tuple[str, int], ...]:
+        """What one record's work sends, times the records of one invocation: the function's `sdk_calls`."""
+        return tuple((client, count * self.batch_size) for client, count in calls)
+
+    @property
+    def attempts_per_record(self) -> int:
+        """The most invocations one record takes part in: the first, one per split of its batch down to
+        itself (splits consume no retry), and every retry."""
+        return 1 + math.ceil(math.log2(self.batch_size)) + self.retry_attempts
 
 
 @dataclass(frozen=True)
@@ -47,6 +93,7 @@ class FunctionDefinition:
     # (claiming the turn, loading its context, storing the reply, the hand-off): the margin it keeps.
     sdk_calls_after_deadline: tuple[tuple[str, int], ...] = ()
     invokes: tuple[str, ...] = ()  # names of functions it invokes asynchronously
+    stream_source: TableStreamSource | None = None  # invoked by the table's stream, not by a caller
     api_routes: tuple[str, ...] = ()  # "METHOD /path" on the HTTP API (JWT authorizer unless public)
     public_routes: tuple[str, ...] = ()  # "METHOD /path" without the authorizer
     url_output_key: str | None = None  # the stack output / outputs.json key of its Function URL
@@ -81,14 +128,20 @@ CONVERSATION_PATH = "/users/{userId}/coaches/{coachId}/conversations/{conversati
 # The reply streams, falls back to one converse call; the side model routes the turn.
 TURN_MODEL_CALLS = (("reply", "stream"), ("reply", "converse"), ("side", "converse"))
 # Before the deadline: the issuer's keys, the rate limit, conversation and coach, up to 5 images.
-# After it: the user message's transaction, history + memories + workouts, the reply's transaction.
-CONVERSATION_TURN_SDK_CALLS = (("jwks", 1), ("dynamodb", 10), ("s3", 5), ("model", 3), ("lambda", 1))
-CONVERSATION_TURN_AFTER_DEADLINE = (("dynamodb", 7), ("lambda", 1))
+# After it: the user message's transaction, history + memories + workouts, the reply's transaction (which
+# also writes the post-turn job: nothing is handed off after it).
+CONVERSATION_TURN_SDK_CALLS = (("jwks", 1), ("dynamodb", 10), ("s3", 5), ("model", 3))
+CONVERSATION_TURN_AFTER_DEADLINE = (("dynamodb", 7),)
 # Before: keys, rate limit, the session. After: the claim, the answer, the coach build's marker.
 CREATOR_TURN_SDK_CALLS = (("jwks", 1), ("dynamodb", 5), ("model", 2), ("lambda", 1))
 CREATOR_TURN_AFTER_DEADLINE = (("dynamodb", 3), ("lambda", 1))
 # Side tasks answer small JSON documents: a shorter read and one retry keep three of them in budget.
 WORKER_MODEL_LIMITS = {"MODEL_READ_TIMEOUT_SECONDS": "30", "MODEL_MAX_ATTEMPTS": "2"}
+
+# The outbox item a turn writes in its reply's transaction (`type` of the item): the stream delivers it.
+POST_TURN_STREAM = TableStreamSource(item_type=POST_TURN_ITEM_TYPE)
+# One job: workout (stored date, put), up to three memories, summary (conversation, history, update).
+POST_TURN_JOB_SDK_CALLS = (("dynamodb", 8), ("model", 3))
 
 COACH_CONVERSATION_POST_TURN = FunctionDefinition(
     name="coach-conversation-post-turn",
@@ -97,10 +150,10 @@ COACH_CONVERSATION_POST_TURN = FunctionDefinition(
     model_calls=(("side", "converse"),),
     streaming=False,
     settings=ModelWorkerSettings,
-    timeout_seconds=360,
+    timeout_seconds=660,  # the jobs of one batch run one after the other
     extra_environment=WORKER_MODEL_LIMITS,
-    # workout (stored date, put), up to three memories, summary (conversation, history, update)
-    sdk_calls=(("dynamodb", 8), ("model", 3)),
+    stream_source=POST_TURN_STREAM,
+    sdk_calls=POST_TURN_STREAM.per_batch(POST_TURN_JOB_SDK_CALLS),
     memory_mb=512,
 )
 
@@ -114,7 +167,6 @@ STREAM_COACH_CONVERSATION = FunctionDefinition(
     timeout_seconds=300,
     sdk_calls=CONVERSATION_TURN_SDK_CALLS,
     sdk_calls_after_deadline=CONVERSATION_TURN_AFTER_DEADLINE,
-    invokes=(COACH_CONVERSATION_POST_TURN.name,),
     url_output_key="coachConversationStreamUrl",
     local_port=3001,
 )
@@ -129,7 +181,6 @@ SEND_COACH_CONVERSATION_MESSAGE = FunctionDefinition(
     timeout_seconds=300,
     sdk_calls=CONVERSATION_TURN_SDK_CALLS,
     sdk_calls_after_deadline=CONVERSATION_TURN_AFTER_DEADLINE,
-    invokes=(COACH_CONVERSATION_POST_TURN.name,),
     api_routes=(f"POST {CONVERSATION_PATH}/send-message",),
 )
 

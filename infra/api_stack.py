@@ -1,8 +1,9 @@
 """The API stack: every function of `functions/catalog.py`, their Function URLs, and the HTTP API.
 
 Nothing here names a function: a catalog entry decides its construct (streaming or not), its
-environment, its permissions (table, models, uploads, async targets) and its routes. A function added
-to the catalog deploys with the next `make deploy`.
+environment, its permissions (table, models, uploads, async targets), its routes and its event source
+(the table's stream, with a dead-letter queue). A function added to the catalog deploys with the next
+`make deploy`.
 """
 
 from __future__ import annotations
@@ -18,8 +19,12 @@ from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_apigatewayv2 as apigwv2
 from aws_cdk import aws_apigatewayv2_authorizers as authorizers
 from aws_cdk import aws_apigatewayv2_integrations as integrations
+from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_event_sources as event_sources
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from functions.catalog import FunctionDefinition
@@ -102,8 +107,10 @@ class ApiStack(Stack):
         self.functions: dict[str, PythonCatalogFunction] = {}
         for definition in self.definitions:
             self.functions[definition.name] = self._function(definition, root)
+        self.dead_letter_queues: dict[str, sqs.Queue] = {}
         for definition in self.definitions:
             self._grant(definition)
+            self._stream_source(definition)
         self._stream_urls_for_buffered_functions()
         self._routes()
         self.rest_stream = self._rest_streaming_api()
@@ -223,7 +230,13 @@ class ApiStack(Stack):
             fn.role,
             "AwsSolutions-IAM5[Resource::*]",
             reason="Active tracing: X-Ray's PutTraceSegments and PutTelemetryRecords take no resource-level "
-            "permissions, so Lambda's tracing policy names '*' for these two actions only.",
+            "permissions, so Lambda's tracing policy names '*' for these two actions only"
+            + (
+                "; likewise dynamodb:ListStreams, which the event source mapping polling the table's stream "
+                "needs (the stream's own actions name the stream)."
+                if definition.stream_source is not None
+                else "."
+            ),
         )
         acknowledge(
             fn.function,
@@ -270,6 +283,64 @@ class ApiStack(Stack):
                     ],
                 )
             )
+
+    def dead_letter_queue_name(self, catalog_name: str) -> str:
+        """A fixed name an alarm or an operator can find: `<function name>-dlq`."""
+        return f"{self.function_name(catalog_name)}-dlq"
+
+    def _stream_source(self, definition: FunctionDefinition) -> None:
+        """The table's stream as the function's event source (`FunctionDefinition.stream_source`): filtered to
+        its items, in small batches reported item by item, split and retried a bounded number of times, then
+        described in a dead-letter queue (encrypted, TLS only, alarmed). The mapping polls with the function's
+        role, so CDK grants that role the stream's read actions and the queue's send."""
+        source = definition.stream_source
+        if source is None:
+            return
+        fn = self.functions[definition.name]
+        cid = construct_id(definition.name)
+        queue = sqs.Queue(
+            self,
+            f"{cid}DeadLetters",
+            queue_name=self.dead_letter_queue_name(definition.name),
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            retention_period=Duration.days(source.dead_letter_retention_days),
+        )
+        acknowledge(
+            queue,
+            "AwsSolutions-SQS3",
+            reason=f"This queue is the dead-letter destination of {definition.name}'s event source mapping: what "
+            "lands here is kept for an operator (and alarmed), not consumed, so it needs no dead-letter queue "
+            "of its own.",
+        )
+        fn.function.add_event_source(
+            event_sources.DynamoEventSource(
+                self.data.table,
+                starting_position=lambda_.StartingPosition(source.starting_position),
+                batch_size=source.batch_size,
+                bisect_batch_on_error=source.bisect_on_error,
+                retry_attempts=source.retry_attempts,
+                max_record_age=Duration.seconds(source.max_record_age_seconds),
+                report_batch_item_failures=True,
+                on_failure=event_sources.SqsDlq(queue),
+                filters=[lambda_.FilterCriteria.filter(source.filter_pattern())],
+            )
+        )
+        cloudwatch.Alarm(
+            self,
+            f"{cid}DeadLettersAlarm",
+            alarm_name=f"{self.dead_letter_queue_name(definition.name)}-not-empty",
+            alarm_description=f"{definition.name}: stream records that kept failing are described in "
+            f"{self.dead_letter_queue_name(definition.name)}; their items stay in the table until their TTL.",
+            metric=queue.metric_approximate_number_of_messages_visible(
+                period=Duration.minutes(5), statistic=cloudwatch.Stats.MAXIMUM
+            ),
+            threshold=1,
+            evaluation_periods=1,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+        self.dead_letter_queues[definition.name] = queue
 
     def model_grants(self, definition: FunctionDefinition) -> dict[str, list[str]]:
         """Bedrock action -> the configured model ids the function calls that way (`model_calls`)."""

@@ -15,6 +15,7 @@ from functions.catalog import FUNCTIONS, FunctionDefinition
 from infra.api_stack import ApiStack
 from infra.auth_stack import AuthStack
 from infra.bundling import REPO_ROOT
+from infra.catalog_rules import table_stream_view_type
 from infra.config import InfraConfig
 from infra.data_stack import DataStack
 
@@ -46,8 +47,15 @@ def build(
     nag: bool | None = None,
 ) -> CoachStreamApp:
     config = config or InfraConfig.load(app.node.try_get_context)
+    definitions = tuple(definitions)
     prefix = config.stack_prefix
-    data = DataStack(app, f"{prefix}Data", config=config, description="coach-stream: table and uploads bucket")
+    data = DataStack(
+        app,
+        f"{prefix}Data",
+        config=config,
+        stream_view_type=table_stream_view_type(definitions),  # the stream the catalog's stream sources read
+        description="coach-stream: table and uploads bucket",
+    )
     auth = AuthStack(app, f"{prefix}Auth", config=config, description="coach-stream: Cognito user pool")
     api = ApiStack(
         app,

@@ -9,7 +9,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from functions.catalog import FunctionDefinition, construct_id, function_name_variable
+from functions.catalog import FunctionDefinition, TableStreamSource, construct_id, function_name_variable
 from functions.catalog import url_variable as url_env_var
 from shared.settings import RUNTIME_VARIABLES, SDK_ENDPOINT_VARIABLES
 
@@ -17,6 +17,9 @@ HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
 _ROUTE = re.compile(r"^(?P<method>[A-Z]+) (?P<path>/[A-Za-z0-9_./{}+-]*)$")
 _NAME = re.compile(r"^[a-z][a-z0-9-]{0,39}$")
 _OUTPUT_KEY = re.compile(r"^[A-Za-z][A-Za-z0-9]*$")
+# The stream's view types whose records carry the new image (what `TableStreamSource` filters on).
+STREAM_VIEW_TYPES = ("NEW_IMAGE", "NEW_AND_OLD_IMAGES")
+STARTING_POSITIONS = ("TRIM_HORIZON", "LATEST")
 
 
 class CatalogError(ValueError):
@@ -123,10 +126,10 @@ def check(definitions: Iterable[FunctionDefinition]) -> list[FunctionDefinition]
         for target in definition.invokes:
             if target not in names:
                 raise CatalogError(f"{definition.name} invokes unknown function {target!r}")
-        if not 1 <= definition.timeout_seconds <= 900:
-            raise CatalogError(f"{definition.name}: timeout must be 1 to 900 seconds")
-        if not 128 <= definition.memory_mb <= 10240:
-            raise CatalogError(f"{definition.name}: memory must be 128 to 10240 MB")
+        _in_range(definition.name, "timeout", definition.timeout_seconds, 1, 900, " seconds")
+        _in_range(definition.name, "memory", definition.memory_mb, 128, 10240, " MB")
+        if definition.stream_source is not None:
+            check_stream_source(definition, definition.stream_source)
     duplicates = {n for n in names if names.count(n) > 1}
     if duplicates:
         raise CatalogError(f"duplicate function names: {sorted(duplicates)}")
@@ -136,9 +139,41 @@ def check(definitions: Iterable[FunctionDefinition]) -> list[FunctionDefinition]
     keys = [d.url_output_key for d in items if d.url_output_key]
     if len(set(keys)) != len(keys):
         raise CatalogError(f"duplicate url_output_key among {keys}")
+    table_stream_view_type(items)
     seen: dict[str, str] = {}
     for route in routes(items):
         if route.key in seen:
             raise CatalogError(f"route {route.key} claimed by {seen[route.key]} and {route.function}")
         seen[route.key] = route.function
     return items
+
+
+def check_stream_source(definition: FunctionDefinition, source: TableStreamSource) -> None:
+    """What Lambda accepts for a DynamoDB event source mapping, and what keeps a failing record: a bounded
+    retry count (never -1, "until the record expires") and an age limit (`infra/time_budget.py` fits both)."""
+    name = definition.name
+    if not definition.uses_table:
+        raise CatalogError(f"{name}: a stream source needs a settings model with the table (TableSettings)")
+    if not source.item_type:
+        raise CatalogError(f"{name}: a stream source needs the item type it is invoked for")
+    _in_range(name, "stream batch_size", source.batch_size, 1, 10000)
+    _in_range(name, "stream retry_attempts", source.retry_attempts, 0, 10000, " (a bounded count)")
+    _in_range(name, "stream max_record_age_seconds", source.max_record_age_seconds, 60, 604800)
+    if source.view_type not in STREAM_VIEW_TYPES:
+        raise CatalogError(f"{name}: stream view_type must be one of {STREAM_VIEW_TYPES}: the filter reads NewImage")
+    if source.starting_position not in STARTING_POSITIONS:
+        raise CatalogError(f"{name}: stream starting_position must be one of {STARTING_POSITIONS}")
+    _in_range(name, "dead_letter_retention_days", source.dead_letter_retention_days, 1, 14, " (SQS's limits)")
+
+
+def _in_range(owner: str, what: str, value: int, low: int, high: int, unit: str = "") -> None:
+    if not low <= value <= high:
+        raise CatalogError(f"{owner}: {what} must be {low} to {high}{unit}")
+
+
+def table_stream_view_type(definitions: Iterable[FunctionDefinition]) -> str | None:
+    """The table's stream: the view type every stream source of the catalog reads, or None (no stream)."""
+    wanted = {d.stream_source.view_type for d in definitions if d.stream_source is not None}
+    if len(wanted) > 1:
+        raise CatalogError(f"stream sources ask for different view types of the one table stream: {sorted(wanted)}")
+    return next(iter(wanted), None)

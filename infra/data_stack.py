@@ -1,4 +1,9 @@
-"""The data stack: the single DynamoDB table (from `shared/store/schema.py`) and the uploads bucket."""
+"""The data stack: the single DynamoDB table (from `shared/store/schema.py`) and the uploads bucket.
+
+The table's stream exists because the catalog has a function it invokes (`TableStreamSource`): its view type
+is the one those sources read (`infra.catalog_rules.table_stream_view_type`), and the local stack creates its
+table with the stream this template gives.
+"""
 
 from __future__ import annotations
 
@@ -16,9 +21,10 @@ from shared.store.schema import COACH_TABLE, TableDefinition
 UPLOADS_PREFIX = "user-uploads/"
 
 
-def build_table(scope: Construct, definition: TableDefinition) -> dynamodb.Table:
-    """The table exactly as the local DynamoDB creates it (`create_table_request`), plus what AWS adds:
-    point-in-time recovery, TTL, encryption with the AWS managed key, and retention on stack deletion."""
+def build_table(scope: Construct, definition: TableDefinition, stream_view_type: str | None = None) -> dynamodb.Table:
+    """The table exactly as the local DynamoDB creates it (`create_table_request`, and the stream), plus what
+    AWS adds: point-in-time recovery, TTL, encryption with the AWS managed key, and retention on stack
+    deletion."""
     table = dynamodb.Table(
         scope,
         definition.logical_name,
@@ -31,6 +37,7 @@ def build_table(scope: Construct, definition: TableDefinition) -> dynamodb.Table
         time_to_live_attribute=definition.ttl_attribute,
         encryption=dynamodb.TableEncryption.AWS_MANAGED,
         removal_policy=RemovalPolicy.RETAIN,
+        stream=dynamodb.StreamViewType(stream_view_type) if stream_view_type else None,
     )
     for name, index in definition.indexes.items():
         table.add_global_secondary_index(
@@ -43,10 +50,18 @@ def build_table(scope: Construct, definition: TableDefinition) -> dynamodb.Table
 
 
 class DataStack(Stack):
-    def __init__(self, scope: Construct, construct_id: str, *, config: InfraConfig, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: InfraConfig,
+        stream_view_type: str | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(scope, construct_id, **kwargs)
         self.table_definition = COACH_TABLE
-        self.table = build_table(self, COACH_TABLE)
+        self.table = build_table(self, COACH_TABLE, stream_view_type)
 
         self.access_logs = s3.Bucket(
             self,

@@ -17,6 +17,11 @@ scope. One request can need several permissions and is allowed only if every one
   the profile and on its foundation model (a global profile also on the Region-less model ARN).
 - Lambda authorizes `Invoke` as `lambda:InvokeFunction` on the function ARN (qualified if the call
   names a version or alias).
+- DynamoDB Streams (signed as `dynamodb`) authorizes `DescribeStream` and `GetShardIterator` on the stream
+  ARN, `GetRecords` on the stream its shard iterator belongs to (an iterator starts with the stream's ARN),
+  and `ListStreams` on `*` (it has no resource of its own).
+- SQS authorizes each operation as its own action on the queue ARN (from the queue URL or name); the batch
+  operations as their single-message actions (`SendMessageBatch` as `sqs:SendMessage`).
 
 A request this module cannot map gets the action `<service>:unmapped`: no policy names it, so a
 function that makes it is denied rather than waved through.
@@ -29,6 +34,7 @@ import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from infra.bedrock import split_profile
@@ -112,6 +118,8 @@ def describe(
         mapped = bedrock_permissions(method, split.path, region=region, account=account)
     elif name == "lambda":
         mapped = lambda_permissions(method, split.path, split.query, region=region, account=account)
+    elif name == "sqs":
+        mapped = sqs_permissions(headers.get("x-amz-target", ""), body, region=region, account=account)
     if mapped is None:
         mapped = UNMAPPED, [Permission(f"{name}:{UNMAPPED}", f"{method} {split.path}")]
     operation, permissions = mapped
@@ -143,20 +151,29 @@ def table_arn(table: str, *, region: str, account: str = ACCOUNT_ID, index: str 
     return f"{arn}/index/{index}" if index else arn
 
 
-def dynamodb_permissions(
-    target: str, body: bytes, *, region: str, account: str = ACCOUNT_ID
-) -> tuple[str, list[Permission]] | None:
+def _json_request(target: str, body: bytes) -> tuple[str, dict[str, Any]] | None:
+    """A JSON-protocol request: the operation its `X-Amz-Target` names and its body; None if it is not one."""
     operation = target.rpartition(".")[2]
     try:
         request = json.loads(body or b"{}")
     except ValueError:
         return None
-    if not operation or not isinstance(request, dict):
+    return (operation, request) if operation and isinstance(request, dict) else None
+
+
+def dynamodb_permissions(
+    target: str, body: bytes, *, region: str, account: str = ACCOUNT_ID
+) -> tuple[str, list[Permission]] | None:
+    parsed = _json_request(target, body)
+    if parsed is None:
         return None
+    operation, request = parsed
 
     def arn(table: str, index: str | None = None) -> str:
         return table_arn(table, region=region, account=account, index=index)
 
+    if target.startswith(_STREAMS_TARGET_PREFIX):
+        return operation, [Permission(f"dynamodb:{operation}", _stream_resource(operation, request))]
     if operation == "TransactWriteItems":
         permissions = []
         for item in request.get("TransactItems", []):
@@ -172,6 +189,45 @@ def dynamodb_permissions(
     table = request.get("TableName")
     resource = arn(table, request.get("IndexName")) if table else "*"
     return operation, [Permission(f"dynamodb:{operation}", resource)]
+
+
+_STREAMS_TARGET_PREFIX = "DynamoDBStreams_"
+
+
+def _stream_resource(operation: str, request: Mapping[str, Any]) -> str:
+    if operation == "GetRecords":
+        return str(request.get("ShardIterator", "")).split("|", 1)[0] or "*"
+    return str(request.get("StreamArn") or "*")  # ListStreams names no stream: its resource is "*"
+
+
+# --- SQS (JSON protocol: `X-Amz-Target: AmazonSQS.<Operation>`) ------------------------------------
+
+_SQS_BATCH_ACTIONS = {
+    "SendMessageBatch": "SendMessage",
+    "DeleteMessageBatch": "DeleteMessage",
+    "ChangeMessageVisibilityBatch": "ChangeMessageVisibility",
+}
+
+
+def sqs_queue_arn(name: str, *, region: str, account: str = ACCOUNT_ID) -> str:
+    return f"arn:aws:sqs:{region}:{account}:{name}"
+
+
+def sqs_permissions(
+    target: str, body: bytes, *, region: str, account: str = ACCOUNT_ID
+) -> tuple[str, list[Permission]] | None:
+    parsed = _json_request(target, body) if target.startswith("AmazonSQS.") else None
+    if parsed is None:
+        return None
+    operation, request = parsed
+    action = f"sqs:{_SQS_BATCH_ACTIONS.get(operation, operation)}"
+    if request.get("QueueUrl"):
+        owner, _, name = urlsplit(str(request["QueueUrl"])).path.strip("/").rpartition("/")
+        return operation, [Permission(action, sqs_queue_arn(name, region=region, account=owner or account))]
+    if request.get("QueueName"):
+        owner = str(request.get("QueueOwnerAWSAccountId") or account)
+        return operation, [Permission(action, sqs_queue_arn(str(request["QueueName"]), region=region, account=owner))]
+    return operation, [Permission(action, "*")]
 
 
 # --- S3 (REST; path-style through an endpoint URL, or virtual-hosted) -------------------------------

@@ -1,5 +1,6 @@
 """A local DynamoDB: moto in server mode in its own process (its writes made atomic, as DynamoDB's
-are: `local/atomic_moto.py`), tables made from the CDK's definition."""
+are: `local/atomic_moto.py`), tables made from the CDK's definition. The same server answers DynamoDB
+Streams and SQS on the same endpoint (the stream mappings' reads and their dead-letter queues)."""
 
 from __future__ import annotations
 
@@ -60,9 +61,19 @@ class LocalDynamoDb:
         """moto's server answers S3 too: the uploads bucket lives beside the table."""
         self.client("s3").create_bucket(Bucket=bucket)
 
-    def create_table(self, table_name: str, definition: TableDefinition = COACH_TABLE) -> None:
+    def create_queue(self, name: str, attributes: dict[str, str] | None = None) -> str:
+        """An SQS queue (a stream mapping's dead-letter queue); returns its URL."""
+        return str(self.client("sqs").create_queue(QueueName=name, Attributes=attributes or {})["QueueUrl"])
+
+    def create_table(
+        self, table_name: str, definition: TableDefinition = COACH_TABLE, stream_view_type: str | None = None
+    ) -> None:
+        """The table from its definition and, when the template gives it one, its stream."""
         client = self.client()
-        client.create_table(**definition.create_table_request(table_name))
+        request = definition.create_table_request(table_name)
+        if stream_view_type:
+            request["StreamSpecification"] = {"StreamEnabled": True, "StreamViewType": stream_view_type}
+        client.create_table(**request)
         client.update_time_to_live(
             TableName=table_name,
             TimeToLiveSpecification={"Enabled": True, "AttributeName": definition.ttl_attribute},

@@ -1,9 +1,11 @@
 """`make dev`: the whole system on this machine, with no AWS and no Docker.
 
-It starts a local DynamoDB (moto), the Bedrock double, every function of `functions/catalog.py`
-as worker processes on local Runtime APIs (streaming ones through the real exec wrapper), a
-Function URL per streaming function, and the API Gateway front door that also serves the local
-token issuer. It writes `.local/outputs.json` and `.local/sam-env.json` (CONTRACT.md section 4).
+It starts a local DynamoDB (moto, with the table's stream and the dead-letter queues the templates
+define), the Bedrock double, every function of `functions/catalog.py` as worker processes on local
+Runtime APIs (streaming ones through the real exec wrapper), a poller per event source mapping of the
+templates (`local/event_source_mapping.py`), a Function URL per streaming function, and the API Gateway
+front door that also serves the local token issuer. It writes `.local/outputs.json` and
+`.local/sam-env.json` (CONTRACT.md section 4).
 """
 
 from __future__ import annotations
@@ -35,11 +37,12 @@ from local.deployed import (
     synthesize,
 )
 from local.dynamodb import LocalDynamoDb
+from local.event_source_mapping import EventSourceMapping, StreamPoller
 from local.function_url import FunctionUrlServer
 from local.functions import REPO_ROOT, FunctionRuntime, FunctionSpec, LocalFunction
 from local.iam_gate import AwsCall, CallLog, IamGate
 from local.issuer import LOCAL_CLIENT_ID, LocalIssuer
-from local.lambda_api import LambdaApiServer
+from local.lambda_api import LambdaApiServer, run_invocation
 from local.model_responders import local_coach_responder
 from local.processes import free_port
 from shared.http.auth import AuthSettings, JwksCache, TokenVerifier, bearer_token
@@ -111,6 +114,7 @@ class LocalStack:
         self.function_urls: dict[str, FunctionUrlServer] = {}
         self.api: ApiGatewayServer | None = None
         self.lambda_api: LambdaApiServer | None = None
+        self.stream_pollers: list[StreamPoller] = []
         self.demo: dict[str, str] = {}
         self.runtimes = dict(runtimes or {})  # catalog name -> the code and interpreter it runs on
         # What `cdk synth` would read from the shell (deploy settings such as STREAM_TIME_BUDGET_SECONDS).
@@ -214,8 +218,10 @@ class LocalStack:
         self.synth_note = f"templates ready in {time.monotonic() - began:.1f}s"
         self.iam = self._iam_gate()
         self.dynamodb.start(environment=self.iam.environment())
-        self.dynamodb.create_table(TABLE_NAME)
+        self.dynamodb.create_table(TABLE_NAME, stream_view_type=self.table_stream_view_type())
         self.dynamodb.create_bucket(UPLOADS_BUCKET)
+        for name, attributes in self.queues().items():
+            self.dynamodb.create_queue(name, attributes)
         if self.bedrock is not None:
             self.bedrock.iam = self.iam
             self.bedrock.start()
@@ -259,6 +265,18 @@ class LocalStack:
         for function in self.functions.values():
             if not function.wait_ready(60):
                 raise RuntimeError(f"{function.spec.name} did not start: see its output above")
+        for mapping in self.event_source_mappings():
+            target = by_deployed_name.get(mapping.function_name)
+            if target is None:
+                raise TemplateError(f"{mapping.logical_id}: {mapping.function_name} is not a function of this stack")
+            poller = StreamPoller(
+                mapping,
+                lambda event, target=target: run_invocation(target, event),
+                endpoint=self.dynamodb.endpoint,
+                region=LOCAL_REGION,
+                account=LOCAL_ACCOUNT,
+            )
+            self.stream_pollers.append(poller.start())
         self._write_outputs()
         return self
 
@@ -272,6 +290,49 @@ class LocalStack:
             outputs["demo"] = dict(self.demo)
         return outputs
 
+    def _resources_of(self, resource_type: str) -> dict[str, dict[str, Any]]:
+        assert self.deployed is not None, "start() synthesizes the templates"
+        return {
+            logical_id: resource
+            for template in self.deployed.templates.values()
+            for logical_id, resource in template.get("Resources", {}).items()
+            if resource["Type"] == resource_type
+        }
+
+    def table_stream_view_type(self) -> str | None:
+        """The table's stream as the template defines it: the local table gets the same one."""
+        tables = list(self._resources_of("AWS::DynamoDB::Table").values())
+        if len(tables) != 1:
+            raise TemplateError(f"the templates define {len(tables)} tables; the local stack runs one")
+        return (tables[0]["Properties"].get("StreamSpecification") or {}).get("StreamViewType")
+
+    def queues(self) -> dict[str, dict[str, str]]:
+        """Every SQS queue of the templates (the stream mappings' dead-letter queues): name -> attributes."""
+        found = {}
+        for logical_id, resource in self._resources_of("AWS::SQS::Queue").items():
+            props = resource["Properties"]
+            attributes = {k: str(props[k]) for k in ("MessageRetentionPeriod", "VisibilityTimeout") if k in props}
+            if "SqsManagedSseEnabled" in props:
+                attributes["SqsManagedSseEnabled"] = "true" if props["SqsManagedSseEnabled"] else "false"
+            found[self._queue_name(logical_id)] = attributes
+        return found
+
+    def _queue_name(self, logical_id: str) -> str:
+        name = self._resources_of("AWS::SQS::Queue")[logical_id]["Properties"].get("QueueName")
+        if not isinstance(name, str):
+            raise TemplateError(f"{logical_id}: a queue needs a literal QueueName to run locally")
+        return name
+
+    def event_source_mappings(self) -> list[EventSourceMapping]:
+        """Every event source mapping of the templates, its function, stream and queue resolved to local ones."""
+        assert self.deployed is not None, "start() synthesizes the templates"
+        resolver = LocalResolver(self.deployed, self._resource_attribute)
+        mappings = [
+            EventSourceMapping.from_template(logical_id, resource["Properties"], resolver.resolve)
+            for logical_id, resource in self._resources_of("AWS::Lambda::EventSourceMapping").items()
+        ]
+        return [mapping for mapping in mappings if mapping.enabled]
+
     def role_policies(self) -> dict[str, list[dict[str, Any]]]:
         """Each function's synthesized role statements, resolved against the local resources."""
         assert self.deployed is not None, "start() synthesizes the templates"
@@ -279,12 +340,21 @@ class LocalStack:
         return {f.name: resolver.resolve(f.policy) for f in self.deployed.functions.values()}
 
     def _resource_attribute(self, resource_type: str, logical_id: str, attribute: str) -> str:
-        """What a template's `Ref`/`Fn::GetAtt` of a resource is here (the ones role policies name)."""
+        """What a template's `Ref`/`Fn::GetAtt` of a resource is here (the ones role policies and event source
+        mappings name).
+
+        A table's `StreamArn` ends in a label DynamoDB picks when it creates the stream, after the policies
+        went to the local services: it resolves to the table's stream with any label (`stream/*`), which
+        names exactly the one stream the local table has."""
         assert self.deployed is not None
         account = f"{LOCAL_REGION}:{LOCAL_ACCOUNT}"
+        if resource_type == "AWS::SQS::Queue" and attribute in ("Arn", "QueueName"):
+            name = self._queue_name(logical_id)
+            return f"arn:aws:sqs:{account}:{name}" if attribute == "Arn" else name
         by_type = {
             ("AWS::DynamoDB::Table", "Ref"): TABLE_NAME,
             ("AWS::DynamoDB::Table", "Arn"): f"arn:aws:dynamodb:{account}:table/{TABLE_NAME}",
+            ("AWS::DynamoDB::Table", "StreamArn"): f"arn:aws:dynamodb:{account}:table/{TABLE_NAME}/stream/*",
             ("AWS::S3::Bucket", "Ref"): UPLOADS_BUCKET,
             ("AWS::S3::Bucket", "Arn"): f"arn:aws:s3:::{UPLOADS_BUCKET}",
             ("AWS::Logs::LogGroup", "Arn"): f"arn:aws:logs:{account}:log-group:local-{logical_id}:*",
@@ -326,6 +396,8 @@ class LocalStack:
         (self.state_dir / "sam-env.json").write_text(json.dumps(self.sam_environment(), indent=2) + "\n")
 
     def stop(self) -> None:
+        for poller in self.stream_pollers:
+            poller.stop()
         for server in [*self.function_urls.values(), self.api]:
             if server is not None:
                 server.shutdown()
@@ -455,6 +527,11 @@ def main(args: argparse.Namespace | None = None) -> None:
     print(f"  {'model':28} {stack.model_description()}")
     print(f"  {'demo page':28} {outputs['apiUrl']}/demo/")
     print(f"  {'functions':28} as `cdk synth` defines them ({stack.synth_note})")
+    for poller in stack.stream_pollers:
+        mapping = poller.mapping
+        queue = (mapping.on_failure_destination or "none").rsplit(":", 1)[-1]
+        batches = f"batches of {mapping.batch_size}, dead letters: {queue}"
+        print(f"  {'table stream ->':28} {mapping.function_name} ({batches})")
     for name, (value, source) in sorted(stack.overrides.items()):
         print(f"  {'override':28} {name}={value}  (from {source})")
     print(f"\nwrote {stack.state_dir / 'outputs.json'} and {stack.state_dir / 'sam-env.json'}")

@@ -11,8 +11,8 @@ from shared.events import CompleteEvent, TurnEvent, TurnFailed
 def collect_complete(events: Iterable[TurnEvent], fields: tuple[str, ...]) -> dict[str, Any]:
     """Run the turn to its very end and return `fields` of its `complete` event.
 
-    To the end, not to `complete`: what a turn does after `complete` (handing off the post-turn work,
-    the coach build) must happen for the fallback too. A turn that ends failed raises its error,
+    To the end, not to `complete`: what a turn does after `complete` (handing off the coach build)
+    must happen for the fallback too. A turn that ends failed raises its error,
     which the adapter answers with the table's status (a timed-out reply is a 504, an unavailable
     model a 503), as a plain JSON error.
     """

@@ -24,7 +24,6 @@ _UNITS: dict[str, MetricUnit] = {
     "StreamDuration": MetricUnit.Milliseconds,
     "OutputTokens": MetricUnit.Count,
     "Fallbacks": MetricUnit.Count,
-    "PostTurnHandoffFailures": MetricUnit.Count,
 }
 
 

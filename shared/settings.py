@@ -35,8 +35,8 @@ S = TypeVar("S", bound="EnvSettings")
 
 
 def function_name_variable(name: str) -> str:
-    """`coach-conversation-post-turn` -> `COACH_CONVERSATION_POST_TURN_FUNCTION_NAME`: the variable that
-    carries a function's deployed name to the functions invoking it."""
+    """`build-coach-from-session` -> `BUILD_COACH_FROM_SESSION_FUNCTION_NAME`: the variable that carries a
+    function's deployed name to the functions invoking it."""
     return name.upper().replace("-", "_") + "_FUNCTION_NAME"
 
 
@@ -192,7 +192,8 @@ class TurnSettings(
 
 
 class ConversationTurnSettings(TurnSettings, UploadsSettings):
-    post_turn_function_name: NonEmpty = Field(alias=function_name_variable("coach-conversation-post-turn"))
+    """A conversation turn hands nothing off itself: its post-turn job is written with the reply, and the
+    table's stream delivers it (`functions/catalog.py`, `TableStreamSource`)."""
 
 
 class CreatorTurnSettings(TurnSettings):
@@ -200,7 +201,8 @@ class CreatorTurnSettings(TurnSettings):
 
 
 class ModelWorkerSettings(ObservabilitySettings, TableSettings, ModelSection):
-    """Asynchronous workers (post-turn work, the coach builder): the table and a model, nothing else."""
+    """Workers (post-turn work from the table's stream, the coach builder by async invoke): the table and a
+    model, nothing else."""
 
 
 class CoachApiSettings(ObservabilitySettings, TableSettings, AuthSection, FlagSettings, EndpointSettings):

@@ -21,7 +21,6 @@ IN_PROCESS_SETTINGS = {
     "MODEL_ID_SIDE": "us.amazon.nova-micro-v1:0",
     "UPLOADS_BUCKET": "test-uploads",
     "STREAM_TIME_BUDGET_SECONDS": "120",
-    "COACH_CONVERSATION_POST_TURN_FUNCTION_NAME": "coach-stream-coach-conversation-post-turn",
     "BUILD_COACH_FROM_SESSION_FUNCTION_NAME": "coach-stream-build-coach-from-session",
 }
 for _name, _value in IN_PROCESS_SETTINGS.items():

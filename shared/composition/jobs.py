@@ -1,4 +1,5 @@
-"""The composition roots of the two job workers: post-turn work and the coach build."""
+"""The composition roots of the two job workers: post-turn work (from the table's stream) and the coach build
+(invoked asynchronously). One factory, `JobWorker`, serves both deliveries."""
 
 from __future__ import annotations
 

@@ -1,8 +1,17 @@
-"""Job workers: the functions invoked asynchronously (`InvocationType=Event`), made by one factory.
+"""Job workers, made by one factory: a job is validated, run and logged the same way however it arrives.
 
-A payload that is not a job is logged (which fields, never their values: they hold what the user
-wrote) and dropped, returning normally, because a retry would fail the same way. Any other failure
-raises, so Lambda's async retries run the job again, which the jobs' idempotent writes make safe.
+Two deliveries, one per entry point:
+
+- `handler()`: one job per invocation, invoked asynchronously (`InvocationType=Event`): the coach build.
+- `stream_handler()`: a batch of the table's stream records (DynamoDB Streams through an event source
+  mapping, `functions/catalog.py` `TableStreamSource`), each the new image of an outbox item whose `job`
+  attribute is the job: the post-turn work.
+
+Either way, a payload that is not a job is logged (which fields, never their values: they hold what the
+user wrote), counted, and not retried, because a retry would fail the same way. Any other failure is
+retried: an async job raises, so Lambda's async retries run it again; a stream record is reported as a
+batch item failure (`batchItemFailures`), so the mapping retries it and, in the end, describes it in its
+dead-letter queue. The jobs' idempotent writes make every retry safe.
 """
 
 from __future__ import annotations
@@ -12,10 +21,14 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any, Generic, Protocol, TypeVar
 
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
 from pydantic import ValidationError
 
 from shared.jobs import JobMessage
 from shared.observability import lambda_entry, logger, observe
+
+STREAM_JOB_ATTRIBUTE = "job"  # the outbox item's attribute that holds the job (a map, camelCase keys)
 
 
 class Observing(Protocol):
@@ -24,11 +37,13 @@ class Observing(Protocol):
 
 Job = TypeVar("Job", bound=JobMessage)
 Deps = TypeVar("Deps", bound=Observing)
+Handler = Callable[[Any, Any], dict[str, Any]]
 
 
 @dataclass(frozen=True)
 class JobWorker(Generic[Job, Deps]):
-    """`process` is the whole handler without the Powertools decorators: tests call it with fakes."""
+    """`process` and `process_stream` are the handlers without the Powertools decorators: tests call them
+    with fakes."""
 
     description: str  # "post-turn job": how logs and answers name it
     job: type[Job]
@@ -40,6 +55,7 @@ class JobWorker(Generic[Job, Deps]):
         object.__setattr__(self, "compose", cache(self.compose))
 
     def process(self, event: Any, deps: Deps | None = None) -> dict[str, Any]:
+        """One job: run it, or drop it (logged, counted) when it is not one; a failure of the job raises."""
         try:
             job = self.job.model_validate(event)
         except ValidationError as exc:
@@ -47,14 +63,52 @@ class JobWorker(Generic[Job, Deps]):
             logger.error(f"invalid {self.description}; dropped without retry", extra={"status": 400, "fields": fields})
             (deps.observe if deps else observe)(self.invalid_metric, 1)
             return {"statusCode": 400, "error": f"invalid {self.description}", "fields": fields}
-        logger.append_keys(**job.log_keys())
-        result = self.run(job, deps or self.compose())
-        logger.info(f"{self.description} done", extra=result)
+        keys = job.log_keys()
+        logger.append_keys(**keys)
+        try:
+            result = self.run(job, deps or self.compose())
+            logger.info(f"{self.description} done", extra=result)
+        finally:
+            logger.remove_keys(list(keys))  # a batch's next job must not carry this one's ids
         return {"statusCode": 200, **result}
 
-    def handler(self) -> Callable[[Any, Any], dict[str, Any]]:
-        @lambda_entry
-        def handler(event: Any, context: Any) -> dict[str, Any]:
-            return self.process(event)
+    def process_stream(self, event: Any, deps: Deps | None = None) -> dict[str, Any]:
+        """A batch of stream records, each record's job processed as `process` does one; the records whose
+        job raised come back in `batchItemFailures` (by sequence number) for the mapping to retry."""
 
-        return handler
+        def record_handler(record: DynamoDBRecord) -> dict[str, Any]:
+            sequence = record.dynamodb.sequence_number if record.dynamodb else None
+            logger.append_keys(sequence_number=sequence)
+            try:
+                return self.process(stream_job(record), deps)
+            except Exception:
+                logger.exception(f"{self.description} failed; the event source mapping retries it")
+                raise
+            finally:
+                logger.remove_keys(["sequence_number"])
+
+        # A batch whose every record failed is still a partial response: the mapping retries what it names.
+        processor = BatchProcessor(event_type=EventType.DynamoDBStreams, raise_on_entire_batch_failure=False)
+        return dict(process_partial_response(event=event, record_handler=record_handler, processor=processor))
+
+    def handler(self) -> Handler:
+        """The entry point of a function invoked asynchronously, one job per invocation."""
+        return _entry(self.process)
+
+    def stream_handler(self) -> Handler:
+        """The entry point of a function the table's stream invokes, a batch of records per invocation."""
+        return _entry(self.process_stream)
+
+
+def stream_job(record: DynamoDBRecord) -> Any:
+    """The job an outbox item carries: its new image's `job` attribute as plain values (None if absent)."""
+    image = record.dynamodb.new_image if record.dynamodb else None
+    return (image or {}).get(STREAM_JOB_ATTRIBUTE)
+
+
+def _entry(process: Callable[[Any], dict[str, Any]]) -> Handler:
+    @lambda_entry
+    def handler(event: Any, context: Any) -> dict[str, Any]:
+        return process(event)
+
+    return handler

@@ -1,7 +1,8 @@
 """Synthesize the CDK app once per session (bundling skipped), for the real catalog and a richer fake one.
 
 The fake catalog exercises what the real one does not list yet (fallback routes, a public route, an
-async target, a buffered function), so the generation rules are tested before those functions land.
+async target, a buffered function, a stream source of its own shape), so the generation rules are tested
+before those functions land.
 Its folders do not exist and nothing is created under functions/: bundling is skipped
 (`aws:cdk:bundling-stacks` = []), and a missing folder is only a synth warning.
 """
@@ -15,7 +16,7 @@ os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 import pytest
 from pydantic import Field
 
-from functions.catalog import FUNCTIONS, FunctionDefinition
+from functions.catalog import FUNCTIONS, FunctionDefinition, TableStreamSource
 from shared.settings import (
     CoachApiSettings,
     ConversationTurnSettings,
@@ -28,7 +29,6 @@ from tests.fixtures.cdk_synth import Synthesized, synthesize
 
 class FakeTurnSettings(ConversationTurnSettings):
     worker_function_name: str = Field(alias=function_name_variable("t-worker"))
-    post_turn_function_name: str = Field("", alias="UNUSED_POST_TURN_FUNCTION_NAME")
 
 
 class FakeFallbackSettings(FakeTurnSettings, CoachApiSettings):
@@ -71,6 +71,16 @@ FAKE_FUNCTIONS: tuple[FunctionDefinition, ...] = (
         folder="t_worker_not_on_disk",
         streaming=False,
         timeout_seconds=60,
+        stream_source=TableStreamSource(
+            item_type="t-job",
+            batch_size=5,
+            retry_attempts=1,
+            max_record_age_seconds=3600,
+            bisect_on_error=False,
+            view_type="NEW_AND_OLD_IMAGES",
+            starting_position="LATEST",
+            dead_letter_retention_days=4,
+        ),
         extra_environment={"WORKER_MODE": "async"},
         settings=FakeWorkerSettings,
         table_actions=("Query", "PutItem"),

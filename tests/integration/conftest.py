@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from functions.catalog import COACH_CONVERSATION_POST_TURN, FUNCTIONS, STREAM_COACH_CONVERSATION, FunctionDefinition
+from functions.catalog import FUNCTIONS, STREAM_COACH_CONVERSATION, FunctionDefinition
 from local.iam_report import iam_table, requests_per_invocation
 from local.stack import LocalStack, StackPorts
 from shared.settings import ConversationTurnSettings
@@ -41,7 +41,6 @@ CONVERSATION_HANDLER = "functions.stream_coach_conversation.handler.handler"
 CONVERSATION_LIKE = {
     "handler": CONVERSATION_HANDLER,
     "settings": ConversationTurnSettings,
-    "invokes": (COACH_CONVERSATION_POST_TURN.name,),
     "table_actions": STREAM_COACH_CONVERSATION.table_actions,
     "model_calls": STREAM_COACH_CONVERSATION.model_calls,
     "sdk_calls": STREAM_COACH_CONVERSATION.sdk_calls,
@@ -53,7 +52,8 @@ SHORT_BUDGET_CONVERSATION = FunctionDefinition(
     folder="",
     streaming=True,
     **CONVERSATION_LIKE,
-    extra_environment={"STREAM_TIME_BUDGET_SECONDS": "1.5"},
+    # A 1 s margin: a claim on a clientMessageId lapses seconds after the deadline (tests/integration/test_faults.py).
+    extra_environment={"STREAM_TIME_BUDGET_SECONDS": "1.5", "STREAM_DEADLINE_MARGIN_SECONDS": "1"},
 )
 STREAMING_OFF_CONVERSATION = FunctionDefinition(
     name="t-conversation-streaming-off",

@@ -1,40 +1,53 @@
-"""Post-turn work lands, through the async invoke path and the names the template gives.
+"""Post-turn work lands through the table's stream, as the templates define it, and a job that keeps failing
+is kept in the dead-letter queue.
 
-The conversation function hands its job to the post-turn function by the deployed name its template
-sets (`COACH_CONVERSATION_POST_TURN_FUNCTION_NAME`), through the local Lambda Invoke API, whose function
-names are the deployed ones: a name that exists only locally would find no function here either.
+A turn writes its post-turn job as an outbox item in its reply's transaction; the local event source
+mapping (the template's `AWS::Lambda::EventSourceMapping`, `local/event_source_mapping.py`) reads the local
+table's stream with the post-turn function's role, filters, batches and invokes the post-turn function. No
+conversation function invokes anything: the only way the work gets done here is the stream, as in AWS.
 """
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 import httpx
+import pytest
 
-from functions.catalog import COACH_CONVERSATION_POST_TURN, STREAM_COACH_CONVERSATION
+from functions.catalog import (
+    COACH_CONVERSATION_POST_TURN,
+    POST_TURN_ITEM_TYPE,
+    SEND_COACH_CONVERSATION_MESSAGE,
+    STREAM_COACH_CONVERSATION,
+)
+from local.bedrock_double import RecordedRequest, Script
 from local.demo import DEMO_COACH
+from local.event_source_mapping import read_record
 from local.stack import TABLE_NAME, LocalStack
-from shared.coach_conversation.post_turn import SUMMARY_EVERY_MESSAGES
+from shared.coach_conversation.post_turn import SUMMARY_EVERY_MESSAGES, PostTurnJob
 from shared.coach_conversation.post_turn_work import memory_id_for, workout_id_for
+from shared.store.dynamodb import keys
 from shared.store.dynamodb.coaches import DynamoCoachRepository
 from shared.store.dynamodb.conversations import DynamoConversationRepository
 from shared.store.dynamodb.memories import DynamoMemoryRepository, DynamoWorkoutRepository
 from tests.integration.sse_client import iter_events
 
 T = TypeVar("T")
+STREAM_READS = {"dynamodb:ListStreams", "dynamodb:DescribeStream", "dynamodb:GetShardIterator", "dynamodb:GetRecords"}
 
 
-def eventually(probe: Callable[[], T | None], seconds: float = 20.0) -> T:
+def eventually(probe: Callable[[], T | None], seconds: float = 20.0, what: str = "the post-turn work") -> T:
     end = time.monotonic() + seconds
     while time.monotonic() < end:
         found = probe()
         if found:
             return found
         time.sleep(0.2)
-    raise AssertionError("the post-turn work never landed")
+    raise AssertionError(f"{what} never landed")
 
 
 def turn(stack: LocalStack, path: str, token: str, text: str) -> dict[str, Any]:
@@ -48,6 +61,10 @@ def turn(stack: LocalStack, path: str, token: str, text: str) -> dict[str, Any]:
     return events[-1]
 
 
+def deployed_name(stack: LocalStack, catalog_name: str) -> str:
+    return stack.functions[catalog_name].spec.name
+
+
 def test_a_workout_a_memory_and_a_summary_are_stored_after_the_turns_that_call_for_them(stack):
     table = stack.dynamodb.resource().Table(TABLE_NAME)
     conversations = DynamoConversationRepository(table)
@@ -59,6 +76,13 @@ def test_a_workout_a_memory_and_a_summary_are_stored_after_the_turns_that_call_f
 
     first = turn(stack, path, token, "I did 5x5 squats at 100kg today. I have a sore left knee.")
     message_id = first["userMessage"]["id"]
+    # The job was written with the reply: the outbox item the stream delivers.
+    outbox = table.get_item(
+        Key={"pk": keys.conversation_pk(user, conversation.conversation_id), "sk": keys.post_turn_sk(message_id)}
+    ).get("Item")
+    assert outbox is not None, "the turn wrote no outbox item"
+    assert outbox["type"] == POST_TURN_ITEM_TYPE
+    assert PostTurnJob.model_validate(outbox["job"]).user_message_id == message_id
     workout = eventually(
         lambda: next(
             (
@@ -94,11 +118,93 @@ def test_a_workout_a_memory_and_a_summary_are_stored_after_the_turns_that_call_f
     )
     assert summarized.summary
 
-    # The hand-off went to the deployed name, and every call on the way was one the roles allow.
-    deployed_target = stack.functions[COACH_CONVERSATION_POST_TURN.name].spec.name
-    assert deployed_target == f"coach-stream-{COACH_CONVERSATION_POST_TURN.name}"
-    invokes = [c for c in stack.recorded_calls() if c.action == "lambda:InvokeFunction"]
-    assert any(c.resource.endswith(f":function:{deployed_target}") and c.verdict == "allowed" for c in invokes)
-    post_turn_calls = [c for c in stack.recorded_calls() if c.caller == deployed_target]
-    assert {c.action for c in post_turn_calls} >= {"dynamodb:PutItem", "bedrock:InvokeModel"}
+    # The stream carried it: the mapping read with the post-turn function's role, the function ran with it,
+    # and every one of those calls is one the synthesized role allows. Nobody invoked anything.
+    calls = stack.recorded_calls()
+    post_turn = deployed_name(stack, COACH_CONVERSATION_POST_TURN.name)
+    post_turn_calls = [c for c in calls if c.caller == post_turn]
+    assert {c.action for c in post_turn_calls} >= STREAM_READS | {"dynamodb:PutItem", "bedrock:InvokeModel"}
     assert all(c.verdict == "allowed" for c in post_turn_calls)
+    conversation_functions = {
+        deployed_name(stack, d.name) for d in (STREAM_COACH_CONVERSATION, SEND_COACH_CONVERSATION_MESSAGE)
+    }
+    assert not [c for c in calls if c.caller in conversation_functions and c.service == "lambda"]
+    assert not [c for c in calls if c.action == "lambda:InvokeFunction" and c.resource.endswith(f":{post_turn}")]
+
+
+@pytest.fixture
+def refusing_model(stack: LocalStack) -> Iterator[str]:
+    """The model refuses any request that carries the returned marker, and answers the rest as before."""
+    marker = f"refuse-{uuid.uuid4().hex[:8]}"
+    default = stack.bedrock.responder
+
+    def responder(request: RecordedRequest) -> Script:
+        if marker in request.last_user_text:
+            return Script.error(400, "ValidationException", "refused for the test")
+        return default(request)
+
+    stack.bedrock.responder = responder
+    yield marker
+    stack.bedrock.responder = default
+
+
+def test_a_post_turn_job_that_keeps_failing_ends_in_the_dead_letter_queue(stack, refusing_model):
+    table = stack.dynamodb.resource().Table(TABLE_NAME)
+    user, conversation_id, message_id = f"dlq-{uuid.uuid4().hex[:8]}", uuid.uuid4().hex, uuid.uuid4().hex
+    job = PostTurnJob(
+        user_id=user,
+        coach_id=DEMO_COACH.coach_id,
+        conversation_id=conversation_id,
+        user_message_id=message_id,
+        ai_message_id=f"{message_id}-reply",
+        user_text=f"I did 5x5 squats at 100kg today {refusing_model}",
+        ai_text="Nice work.",
+        message_timestamp="2026-01-05T08:00:00Z",
+        is_workout_log=True,
+        has_memory_to_save=False,
+        message_count=2,
+    )
+    # The outbox item exactly as a turn's transaction writes it.
+    table.put_item(
+        Item={
+            "pk": keys.conversation_pk(user, conversation_id),
+            "sk": keys.post_turn_sk(message_id),
+            "type": POST_TURN_ITEM_TYPE,
+            "job": job.model_dump(by_alias=True),
+            "expiresAt": int(time.time()) + 7 * 24 * 3600,
+        }
+    )
+    (poller,) = [p for p in stack.stream_pollers if p.mapping.function_name.endswith(COACH_CONVERSATION_POST_TURN.name)]
+    sqs = stack.dynamodb.client("sqs")
+    queue_url = sqs.get_queue_url(QueueName=poller.mapping.on_failure_destination.rsplit(":", 1)[1])["QueueUrl"]
+
+    item_key = {"pk": keys.conversation_pk(user, conversation_id), "sk": keys.post_turn_sk(message_id)}
+
+    def dead_letter() -> dict[str, Any] | None:
+        for message in sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", []):
+            body = json.loads(message["Body"])
+            if _stream_keys(stack, body) == item_key:  # the letter names the record; the stream gives its keys
+                return body
+        return None
+
+    letter = eventually(dead_letter, seconds=60, what="the dead letter")
+
+    source = COACH_CONVERSATION_POST_TURN.stream_source
+    assert letter["requestContext"]["condition"] == "RetryAttemptsExhausted"
+    assert letter["requestContext"]["approximateInvokeCount"] == 1 + source.retry_attempts
+    assert letter["requestContext"]["functionArn"].endswith(f":function:{poller.mapping.function_name}")
+    assert letter["DDBStreamBatchInfo"]["batchSize"] == 1
+    # The job itself was never lost: its item is still in the table, and nothing was stored for it.
+    assert "Item" in table.get_item(Key=item_key)
+    assert not DynamoWorkoutRepository(table).recent_workouts(user, 10)
+    # The model refused each attempt: the first and every retry reached the function.
+    refused = [r for r in stack.bedrock.requests if refusing_model in r.last_user_text]
+    assert len(refused) >= 1 + source.retry_attempts
+    calls = [c for c in stack.recorded_calls() if c.caller == poller.mapping.function_name]
+    assert {"sqs:GetQueueUrl", "sqs:SendMessage"} <= {c.action for c in calls if c.verdict == "allowed"}
+
+
+def _stream_keys(stack: LocalStack, letter: dict[str, Any]) -> dict[str, str] | None:
+    """The keys of the first record a dead letter names, read back from the stream (as an operator would)."""
+    record = read_record(stack.dynamodb.client("dynamodbstreams"), letter["DDBStreamBatchInfo"])
+    return {name: value["S"] for name, value in record["dynamodb"]["Keys"].items()} if record else None

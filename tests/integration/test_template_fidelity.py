@@ -9,12 +9,13 @@ and memory are compared the same way.
 
 from __future__ import annotations
 
+import json
 import os
 
 import pytest
 
 from local.deployed import TASK_ROOT
-from local.stack import LOCAL_ONLY_ENVIRONMENT, LocalStack
+from local.stack import LOCAL_ONLY_ENVIRONMENT, TABLE_NAME, LocalStack
 from shared.settings import SDK_ENDPOINT_VARIABLES
 from tests.fixtures.cdk_synth import Synthesized, synthesize
 from tests.fixtures.deployed_runtime import ProcessView, child_processes
@@ -118,3 +119,39 @@ def test_the_local_stack_reads_the_same_templates_it_would_deploy(stack, synthes
         )
         assert deployed.environment == props["Environment"]["Variables"]
         assert deployed.runtime == props["Runtime"] == "python3.13"
+
+
+def test_the_table_stream_queues_and_stream_mappings_are_the_templates(stack, synthesized):
+    """The local table streams what the template's table streams, every queue of the templates exists with
+    its settings, and each local poller runs a mapping of the templates with exactly its settings."""
+    (table,) = [r for r in synthesized.raw("data")["Resources"].values() if r["Type"] == "AWS::DynamoDB::Table"]
+    described = stack.dynamodb.client().describe_table(TableName=TABLE_NAME)["Table"]
+    stream = table["Properties"].get("StreamSpecification")
+    assert described.get("StreamSpecification") == (
+        {"StreamEnabled": True, "StreamViewType": stream["StreamViewType"]} if stream else None
+    )
+    api = synthesized.raw("api")["Resources"]
+    sqs = stack.dynamodb.client("sqs")
+    for queue in (r["Properties"] for r in api.values() if r["Type"] == "AWS::SQS::Queue"):
+        url = sqs.get_queue_url(QueueName=queue["QueueName"])["QueueUrl"]
+        attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+        assert attributes["MessageRetentionPeriod"] == str(queue["MessageRetentionPeriod"])
+        assert attributes["SqsManagedSseEnabled"] == str(queue["SqsManagedSseEnabled"]).lower()
+    mappings = [r["Properties"] for r in api.values() if r["Type"] == "AWS::Lambda::EventSourceMapping"]
+    assert len(stack.stream_pollers) == len(mappings)
+    names = {lid: r["Properties"]["FunctionName"] for lid, r in api.items() if r["Type"] == "AWS::Lambda::Function"}
+    for poller in stack.stream_pollers:
+        local = poller.mapping
+        (template,) = [m for m in mappings if names[m["FunctionName"]["Ref"]] == local.function_name]
+        assert local.filters == tuple(json.loads(f["Pattern"]) for f in template["FilterCriteria"]["Filters"])
+        assert (local.batch_size, local.maximum_retry_attempts, local.maximum_record_age_seconds) == (
+            template["BatchSize"],
+            template["MaximumRetryAttempts"],
+            template["MaximumRecordAgeInSeconds"],
+        )
+        assert local.bisect_batch_on_function_error is template["BisectBatchOnFunctionError"]
+        assert local.report_batch_item_failures is ("ReportBatchItemFailures" in template["FunctionResponseTypes"])
+        assert local.starting_position == template["StartingPosition"]
+        queue_id = template["DestinationConfig"]["OnFailure"]["Destination"]["Fn::GetAtt"][0]
+        assert local.on_failure_destination.endswith(":" + api[queue_id]["Properties"]["QueueName"])
+        assert poller.stream_arn is not None and poller.stream_arn == described["LatestStreamArn"]

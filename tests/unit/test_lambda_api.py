@@ -72,9 +72,9 @@ def test_event_answers_202_at_once_and_runs_in_the_background(
     function = FakeFunction(echo)
     function.gate.clear()  # the function cannot finish until the caller has its answer
     heard: list[AsyncResult] = []
-    server = make_server({"post-turn": function}, on_async_result=heard.append)
+    server = make_server({"build-coach": function}, on_async_result=heard.append)
 
-    response = lambda_client(server).invoke(FunctionName="post-turn", InvocationType="Event", Payload=b'{"job": 1}')
+    response = lambda_client(server).invoke(FunctionName="build-coach", InvocationType="Event", Payload=b'{"job": 1}')
 
     assert response["StatusCode"] == 202
     assert response["Payload"].read() == b""
@@ -82,7 +82,7 @@ def test_event_answers_202_at_once_and_runs_in_the_background(
     function.gate.set()
     assert server.wait_for_async_results(1, timeout=5)
     (result,) = server.async_results
-    assert (result.function_name, result.attempts, result.succeeded) == ("post-turn", 1, True)
+    assert (result.function_name, result.attempts, result.succeeded) == ("build-coach", 1, True)
     assert json.loads(result.payload) == {"echo": {"job": 1}}
     assert heard == [result]
     assert function.events == [{"job": 1}]

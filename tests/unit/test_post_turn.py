@@ -1,13 +1,18 @@
-"""The post-turn job against moto's DynamoDB and a scripted model: idempotent, forward-only, retryable."""
+"""The post-turn job against moto's DynamoDB and a scripted model: idempotent, forward-only, retryable; and the
+post-turn function's handler on DynamoDB stream events (the outbox items the table's stream delivers)."""
 
 from __future__ import annotations
 
+import io
 import json
+from decimal import Decimal
 from typing import Any
 
 import pytest
+from boto3.dynamodb.types import TypeSerializer
 
 from functions.coach_conversation_post_turn.handler import process
+from shared import observability
 from shared.coach_conversation.post_turn import PostTurnJob
 from shared.coach_conversation.post_turn_work import (
     PostTurnDependencies,
@@ -121,8 +126,8 @@ def conversation_with_messages(repos: dict[str, Any], count: int) -> Conversatio
     for index in range(0, count, 2):
         user = ChatMessage(id=f"{index:02d}u", role="user", content=f"question {index}", timestamp="t")
         reply = ChatMessage(id=f"{index:02d}a", role="assistant", content=f"answer {index + 1}", timestamp="t")
-        conversations.begin_turn(conversation, user)
-        conversations.finish_turn(conversation, user, reply)
+        turn = conversations.begin_turn(conversation, user, digest=user.content, until_epoch=2**31)
+        conversations.finish_turn(conversation, turn, reply)
     return conversation
 
 
@@ -183,30 +188,120 @@ def test_a_model_failure_raises_after_the_other_tasks_ran(repos: dict[str, Any])
     assert "PostTurnTaskFailures" in observed
 
 
+# --- the handler: DynamoDB stream events, as the event source mapping delivers them ---------------------
+
+STREAM_ARN = "arn:aws:dynamodb:us-east-1:123456789012:table/coach/stream/2025-03-10T08:00:00.000"
+SERIALIZE = TypeSerializer().serialize
+
+
+def outbox_image(payload: Any, **extra: Any) -> dict[str, Any]:
+    """The outbox item a turn writes with its reply (`job` as a map, camelCase keys), as the stream carries it."""
+    item = {
+        "pk": f"USER#{USER}#CONV#conv-1",
+        "sk": "POSTTURN#m1",
+        "type": "post-turn-job",
+        "job": payload,
+        "expiresAt": 1_742_212_800,
+        **extra,
+    }
+    return {name: SERIALIZE(value) for name, value in item.items() if value is not _ABSENT}
+
+
+_ABSENT = object()
+
+
+def stream_event(*images: dict[str, Any]) -> dict[str, Any]:
+    """A DynamoDB Streams event with one INSERT record per new image, shaped as Lambda delivers it."""
+    records = []
+    for index, image in enumerate(images):
+        records.append(
+            {
+                "eventID": f"{index:032x}",
+                "eventName": "INSERT",
+                "eventVersion": "1.1",
+                "eventSource": "aws:dynamodb",
+                "awsRegion": "us-east-1",
+                "eventSourceARN": STREAM_ARN,
+                "dynamodb": {
+                    "ApproximateCreationDateTime": 1_741_608_000,
+                    "Keys": {"pk": image["pk"], "sk": image["sk"]},
+                    "NewImage": image,
+                    "SequenceNumber": f"{1_000_000 + index}",
+                    "SizeBytes": len(json.dumps(image)),
+                    "StreamViewType": "NEW_IMAGE",
+                },
+            }
+        )
+    return json.loads(json.dumps({"Records": records}))  # what arrives is JSON, nothing else
+
+
+def job_payload(**changes: Any) -> dict[str, Any]:
+    return job(**changes).model_dump(by_alias=True)
+
+
 @pytest.mark.parametrize(
     "payload",
     [
         {"userId": USER},
         "not a job",
-        None,
-        {**job().model_dump(by_alias=True), "kind": "something-else"},
-        {**job().model_dump(by_alias=True), "messageCount": "many"},
+        _ABSENT,  # an outbox item without its job
+        {**job_payload(), "kind": "something-else"},
+        {**job_payload(), "messageCount": "many"},
+        {**job_payload(), "messageCount": Decimal("4.5")},
     ],
 )
-def test_an_invalid_payload_is_dropped_without_raising(repos: dict[str, Any], payload: Any) -> None:
+def test_a_record_that_is_not_a_job_is_counted_and_not_retried(
+    repos: dict[str, Any], payload: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log = io.StringIO()
+    monkeypatch.setattr(observability.logger.registered_handler, "stream", log)
     observed: list[str] = []
     model = ScriptedModel()
+    image = outbox_image(payload)
 
-    answer = process(payload, deps_with(repos, model, observed))
+    answer = process(stream_event(image), deps_with(repos, model, observed))
 
-    assert answer["statusCode"] == 400
+    assert answer == {"batchItemFailures": []}  # reported as done: a retry would fail the same way
     assert observed == ["PostTurnInvalidJobs"]
     assert model.requests == []
+    logged = log.getvalue()
+    assert "invalid post-turn job" in logged
+    record = json.loads(logged.splitlines()[-1])
+    assert all(isinstance(name, str) and " " not in name for name in record["fields"])  # names, not values
+    assert "squats" not in logged and "Great session" not in logged  # never what the user or coach wrote
 
 
-def test_a_valid_payload_runs_the_job(repos: dict[str, Any]) -> None:
-    payload = job(is_workout_log=True).model_dump(by_alias=True)
-    answer = process(json.loads(json.dumps(payload)), deps_with(repos, ScriptedModel(workout_answer())))
+def test_a_job_record_runs_the_job(repos: dict[str, Any]) -> None:
+    event = stream_event(outbox_image(job_payload(is_workout_log=True)))
 
-    assert answer["statusCode"] == 200
-    assert answer["workoutId"] == workout_id_for("m1")
+    answer = process(event, deps_with(repos, ScriptedModel(workout_answer())))
+
+    assert answer == {"batchItemFailures": []}
+    (saved,) = repos["workouts"].recent_workouts(USER)
+    assert saved.workout_id == workout_id_for("m1")
+
+
+def test_a_job_that_fails_is_reported_by_its_sequence_number_and_the_rest_of_the_batch_runs(
+    repos: dict[str, Any],
+) -> None:
+    failing = ModelUnavailable("throttled", cause="ThrottlingException")
+    first = outbox_image(job_payload(is_workout_log=True))
+    second = outbox_image(job_payload(is_workout_log=True, user_message_id="m3", ai_message_id="m4"), sk="POSTTURN#m3")
+    invalid = outbox_image({"userId": USER}, sk="POSTTURN#m5")
+    event = stream_event(first, second, invalid)
+
+    answer = process(event, deps_with(repos, ScriptedModel(failing, workout_answer())))
+
+    assert answer == {"batchItemFailures": [{"itemIdentifier": event["Records"][0]["dynamodb"]["SequenceNumber"]}]}
+    assert [w.workout_id for w in repos["workouts"].recent_workouts(USER)] == [workout_id_for("m3")]
+
+
+def test_a_batch_whose_every_job_fails_is_still_a_partial_response(repos: dict[str, Any]) -> None:
+    failing = ModelUnavailable("throttled", cause="ThrottlingException")
+    second = outbox_image(job_payload(is_workout_log=True, user_message_id="m3"), sk="POSTTURN#m3")
+    event = stream_event(outbox_image(job_payload(is_workout_log=True)), second)
+
+    answer = process(event, deps_with(repos, ScriptedModel(failing, failing)))
+
+    sequence_numbers = [record["dynamodb"]["SequenceNumber"] for record in event["Records"]]
+    assert answer == {"batchItemFailures": [{"itemIdentifier": n} for n in sequence_numbers]}

@@ -272,7 +272,7 @@ class DynamoConversationRepository(TableAdapter, ConversationRepository):
         return {
             "pk": keys.conversation_pk(conversation.user_id, conversation.conversation_id),
             "sk": keys.post_turn_sk(turn.user_message.id),
-            "type": "post-turn-job",
+            "type": keys.POST_TURN_ITEM_TYPE,
             "job": dict(job),
             "expiresAt": int(self._clock()) + OUTBOX_TTL_SECONDS,
         }

@@ -43,6 +43,9 @@ def client_message_sk(client_message_id: str) -> str:
     return f"CLIENT#{client_message_id}"
 
 
+POST_TURN_ITEM_TYPE = "post-turn-job"  # the outbox item's `type`: what the stream's filter lets through
+
+
 def post_turn_sk(user_message_id: str) -> str:
     """The post-turn job of one turn (the outbox item), beside the turn's messages."""
     return f"POSTTURN#{user_message_id}"
