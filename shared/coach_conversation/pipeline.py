@@ -3,9 +3,10 @@
 The opener does everything that may still refuse the turn with a status: the conversation and the
 coach are loaded (404), the images read (400/403), and the user's message stored, or a stored
 answer to the same `clientMessageId` found (409 while that turn is in flight). Once it returns,
-nothing refuses any more: `events()` says `start`; the router runs while the context loads; the
-reply streams; the reply is stored, whole or partial; `complete`; and only then is the post-turn
-work handed off, so it never delays `complete`.
+nothing refuses any more: `events()` says `start`; the context loads (three reads at once) while
+the router (one small-model call) runs; the reply's stream starts as soon as the context is read,
+never after the router, whose progress lines are shown only if they come before the first token;
+the reply is stored, whole or partial, with the post-turn job the router asked for; `complete`.
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -24,6 +25,7 @@ from shared.coach_conversation.post_turn import PostTurnJob
 from shared.coach_conversation.progress import opening_line, route_lines
 from shared.coach_conversation.prompts import HISTORY_MESSAGES, TurnContext, reply_request
 from shared.coach_conversation.router import DEFAULT_ROUTE, RouteDecision, decide_route
+from shared.concurrency import WORKERS, gather
 from shared.deadline import claim_until
 from shared.errors import NotFound
 from shared.events import ChunkEvent, CompleteEvent, StartEvent, TurnEvent, TurnFailed
@@ -75,13 +77,25 @@ class ConversationMessage:
 
 
 def open_conversation_turn(
-    deps: TurnDependencies, message: ConversationMessage, deadline: float, request_id: str
+    deps: TurnDependencies,
+    message: ConversationMessage,
+    deadline: float,
+    request_id: str,
+    admit: Callable[[], None] = lambda: None,
 ) -> ConversationTurn:
-    """The turn's whole pre-stream phase; each refusal raises, and a refused turn has stored nothing."""
-    conversation = deps.conversations.get_conversation(message.user_id, message.coach_id, message.conversation_id)
+    """The turn's whole pre-stream phase; each refusal raises, and a refused turn has stored nothing.
+
+    `admit` gives the verdict of checks the caller runs meanwhile (the rate limit): it is asked after
+    the two reads, which run at once, and before anything is written or refused for a missing record.
+    """
+    user_id, coach_id = message.user_id, message.coach_id
+    conversation, coach = gather(
+        lambda: deps.conversations.get_conversation(user_id, coach_id, message.conversation_id),
+        lambda: deps.coaches.get_coach(user_id, coach_id),
+    )
+    admit()
     if conversation is None:
         raise NotFound("conversation not found")
-    coach = deps.coaches.get_coach(message.user_id, message.coach_id)
     if coach is None:
         raise NotFound("coach not found")
     images = deps.images.load(message.user_id, message.image_keys) if message.image_keys else ()
@@ -128,33 +142,23 @@ class ConversationTurn:
             yield from self._replay(user_message, self.begun.replay)
             return
         yield StartEvent(requestId=self.request_id)
-        pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="turn")
-        try:
-            route_future = pool.submit(self._route, user_message.content)
-            context_future = pool.submit(self._context)
-            yield opening_line(user_message.content)
-            route = self._result(route_future, DEFAULT_ROUTE)
-            context = context_future.result()
-        finally:
-            # Not `with`: leaving it would wait for a router past its timeout, holding the reply back
-            # for as long as the side model's retries last.
-            pool.shutdown(wait=False)
-        yield from route_lines(route)
+        routing = WORKERS.submit(self._route, user_message.content)
+        yield opening_line(user_message.content)
         request = reply_request(
             self.deps.model_settings.reply_model_id,
             self.coach,
             self.conversation,
-            context,
-            route,
+            self._context(),
             user_message,
             self.images,
             datetime.now(UTC),
         )
         outcome = ReplyOutcome()
         try:
-            yield from stream_reply(self.deps.model, request, self.deadline, outcome, observe=self.deps.observe)
+            reply_events = stream_reply(self.deps.model, request, self.deadline, outcome, observe=self.deps.observe)
+            yield from self._with_route_lines(reply_events, routing)
         finally:
-            reply = self._store_reply(outcome, route)
+            reply = self._store_reply(outcome, self._route_by_now(routing))
         if outcome.error is not None:
             yield TurnFailed(outcome.error)
             return
@@ -164,21 +168,45 @@ class ConversationTurn:
         return decide_route(self.deps.model, self.deps.model_settings.side_model_id, text)
 
     def _context(self) -> TurnContext:
-        user_id, coach_id = self.conversation.user_id, self.conversation.coach_id
-        return TurnContext(
-            history=self.deps.conversations.list_messages(
-                user_id, self.conversation.conversation_id, limit=HISTORY_MESSAGES
-            ),
-            memories=self.deps.memories.recent_memories(user_id, coach_id),
-            workouts=self.deps.workouts.recent_workouts(user_id),
+        """History, recent memories and recent workouts: bounded reads, all three at once."""
+        user_id, coach_id, deps = self.conversation.user_id, self.conversation.coach_id, self.deps
+        history, memories, workouts = gather(
+            lambda: deps.conversations.list_messages(user_id, self.conversation.conversation_id, HISTORY_MESSAGES),
+            lambda: deps.memories.recent_memories(user_id, coach_id),
+            lambda: deps.workouts.recent_workouts(user_id),
         )
+        return TurnContext(history=history, memories=memories, workouts=workouts)
 
-    def _result(self, future: Future[RouteDecision], default: RouteDecision) -> RouteDecision:
+    def _with_route_lines(
+        self, reply_events: Iterator[ChunkEvent], routing: Future[RouteDecision]
+    ) -> Iterator[TurnEvent]:
+        """The reply's events, led by the router's progress lines if it answers before the first token.
+
+        The first token is awaited on a worker so that whichever comes first is seen first; a token is
+        never held back for a line, and lines that come after it are not shown.
+        """
+        first = WORKERS.submit(next, reply_events, None)
         try:
-            return future.result(timeout=min(ROUTER_TIMEOUT_SECONDS, max(0.0, self.deadline - time.monotonic())))
+            wait((first, routing), return_when=FIRST_COMPLETED)
+            if not first.done():
+                yield from route_lines(self._route_by_now(routing))
+            leading = first.result()
+            if leading is not None:
+                yield leading
+                yield from reply_events
+        except BaseException:  # the client left, or something broke: the reply learns it, and says so
+            wait((first,))  # a pull in flight ends (at the deadline at the latest) before the reply is closed
+            reply_events.close()
+            raise
+
+    def _route_by_now(self, routing: Future[RouteDecision]) -> RouteDecision:
+        """The router's answer, waiting at most until its own time is up; the default route after that."""
+        try:
+            waited = ROUTER_TIMEOUT_SECONDS - (time.monotonic() - self.started)
+            return routing.result(timeout=max(0.0, min(waited, self.deadline - time.monotonic())))
         except Exception:
             logger.warning("router did not answer in time; using the default route")
-            return default
+            return DEFAULT_ROUTE
 
     def _store_reply(self, outcome: ReplyOutcome, route: RouteDecision) -> ChatMessage:
         """Stores whatever text exists, complete or not, even if the client has left; with a complete

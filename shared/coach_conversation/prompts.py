@@ -1,7 +1,9 @@
 """The reply's prompt, built once and shared by the streaming and the fallback paths.
 
 The system prompt is split: the coach's persona is static per coach (cached after the first turn
-with a cache point), while dates, memories, workouts and the summary change every turn.
+with a cache point), while dates, memories, workouts and the summary change every turn. Nothing in
+it waits for the router: the bounded memories and workouts always go in, with one token cap, so the
+reply's stream starts as soon as the context is read.
 """
 
 from __future__ import annotations
@@ -9,12 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from shared.coach_conversation.router import RouteDecision
 from shared.models import Image, Message, ModelRequest, SystemPrompt
 from shared.store.records import ChatMessage, Coach, Conversation, Memory, Workout
 
 HISTORY_MESSAGES = 20
-MAX_TOKENS = {"simple": 600, "moderate": 1200, "complex": 2000}
+REPLY_MAX_TOKENS = 1500  # the replies are asked to stay under 200 words; this only stops a runaway
 
 
 @dataclass(frozen=True)
@@ -33,23 +34,22 @@ def coach_system_prompt(coach: Coach) -> str:
         f"Program focus: {coach.program_focus}" if coach.program_focus else "",
         f"Safety notes (always respect these): {coach.safety_notes}" if coach.safety_notes else "",
         "Answer in plain conversational text, warm and specific, usually under 200 words. "
-        "Never invent workouts the athlete did not report. "
+        "Never invent workouts the athlete did not report; when they report one, acknowledge it "
+        "specifically. "
         "If something sounds like an injury, advise seeing a professional.",
     ]
     return "\n".join(part for part in parts if part)
 
 
-def dynamic_prompt(conversation: Conversation, context: TurnContext, route: RouteDecision, now: datetime) -> str:
+def dynamic_prompt(conversation: Conversation, context: TurnContext, now: datetime) -> str:
     parts = [f"Today is {now.strftime('%A, %d %B %Y')}."]
     if conversation.summary:
         parts.append(f"Summary of this conversation so far: {conversation.summary}")
-    if context.memories and (route.needs_memory_retrieval or route.defaulted or route.complexity == "complex"):
+    if context.memories:
         parts.append("What the athlete told you before:\n" + "\n".join(f"- {m.content}" for m in context.memories))
     if context.workouts:
         lines = [f"- {w.performed_on}: {w.summary}" for w in context.workouts]
         parts.append("Recent logged workouts:\n" + "\n".join(lines))
-    if route.is_workout_log:
-        parts.append("The athlete is reporting a workout: acknowledge it specifically; it is logged for them.")
     return "\n\n".join(parts)
 
 
@@ -73,7 +73,6 @@ def reply_request(
     coach: Coach,
     conversation: Conversation,
     context: TurnContext,
-    route: RouteDecision,
     user_message: ChatMessage,
     images: tuple[Image, ...],
     now: datetime,
@@ -85,8 +84,6 @@ def reply_request(
     return ModelRequest(
         model_id=model_id,
         messages=(*messages, current),
-        system=SystemPrompt(
-            static=coach_system_prompt(coach), dynamic=dynamic_prompt(conversation, context, route, now)
-        ),
-        max_tokens=MAX_TOKENS[route.complexity],
+        system=SystemPrompt(static=coach_system_prompt(coach), dynamic=dynamic_prompt(conversation, context, now)),
+        max_tokens=REPLY_MAX_TOKENS,
     )

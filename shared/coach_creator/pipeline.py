@@ -65,10 +65,18 @@ class CreatorAnswer:
 
 
 def open_creator_turn(
-    deps: CreatorDependencies, answer: CreatorAnswer, deadline: float, request_id: str
+    deps: CreatorDependencies,
+    answer: CreatorAnswer,
+    deadline: float,
+    request_id: str,
+    admit: Callable[[], None] = lambda: None,
 ) -> CreatorTurn | ReplayedAnswer:
-    """The answer's whole pre-stream phase; each refusal raises, and a refused answer has changed nothing."""
+    """The answer's whole pre-stream phase; each refusal raises, and a refused answer has changed nothing.
+
+    `admit` gives the verdict of checks the caller runs meanwhile (the rate limit), asked after the read.
+    """
     session = deps.sessions.get_session(answer.user_id, answer.session_id)
+    admit()
     if session is None:
         raise NotFound("coach creator session not found")
     if answer.client_message_id is not None:

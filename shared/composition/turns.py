@@ -2,8 +2,9 @@
 
 Every turn opens the same way, in the contract's order: route (404/405), token (401), path user
 (403), body (400/413/403), rate limit (429), then the flow's own opener (its whole pre-stream phase:
-loads, 404s, 409s, the first conditional write). Only after that does a response start, so every
-refusal still gets its status and changes nothing.
+loads, 404s, 409s, the first conditional write). The rate limit's counter is updated while the
+flow reads what it needs; its verdict is asked for before any 404 and before the first write. Only
+after that does a response start, so every refusal still gets its status and changes nothing.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any, Generic, Protocol, TypeVar
 
+from shared.concurrency import WORKERS
 from shared.errors import StreamingDisabled
 from shared.events import TurnEvent
 from shared.fallback import collect_complete
@@ -42,13 +44,16 @@ class TurnEntry(Generic[Ask, T_co]):
     """How one flow is entered from HTTP: its view of the request, its opener, and the shared limits."""
 
     read: Callable[[StreamRequest[Any]], Ask]
-    open: Callable[[Ask, float, str], T_co]  # (what was asked, deadline, request id) -> the opened turn
+    # (what was asked, deadline, request id, the rate limit's verdict) -> the opened turn
+    open: Callable[[Ask, float, str, Callable[[], None]], T_co]
     limiter: RequestLimiter
     stream: StreamSettings
 
 
 def turn_entry(
-    settings: TurnSettings, read: Callable[[StreamRequest[Any]], Ask], open_flow: Callable[[Ask, float, str], T_co]
+    settings: TurnSettings,
+    read: Callable[[StreamRequest[Any]], Ask],
+    open_flow: Callable[[Ask, float, str, Callable[[], None]], T_co],
 ) -> TurnEntry[Ask, T_co]:
     """A flow's entry with the limits every turn shares: the per-user rate limit in the flow's table."""
     return TurnEntry(
@@ -78,8 +83,9 @@ def open_turn(entry: TurnEntry[Any, Turn], request: HttpRequest, context: Any, r
     stream_request = open_stream_request(request, router)
     user_id = stream_request.user.user_id
     logger.append_keys(user_id=user_id)
-    entry.limiter.hit(user_id)
-    return entry.open(entry.read(stream_request), stream_deadline(context, entry.stream), context.aws_request_id)
+    verdict = WORKERS.submit(entry.limiter.hit, user_id)  # counted while the flow reads what it needs
+    deadline = stream_deadline(context, entry.stream)
+    return entry.open(entry.read(stream_request), deadline, context.aws_request_id, verdict.result)
 
 
 def streaming_turn_handler(router: Router, compose: Callable[[], TurnEntry[Any, Turn]]) -> LambdaHandler:

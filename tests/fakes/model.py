@@ -56,12 +56,14 @@ class StreamingModel(ModelPort):
         *streams: StreamScript,
         answers: Mapping[str, Sequence[str | Exception]] | None = None,
         stall_timeout: float = 2.0,
+        answer_delays: Mapping[str, float] | None = None,
     ) -> None:
         self._streams = list(streams)
         self._answers = {model_id: list(replies) for model_id, replies in (answers or {}).items()}
         self._lock = threading.Lock()
         self._released = threading.Event()
         self.stall_timeout = stall_timeout
+        self._answer_delays = dict(answer_delays or {})  # per model id: seconds before `converse` answers
         self.stream_requests: list[ModelRequest] = []
         self.converse_requests: list[ModelRequest] = []
         self.streams_finished = 0  # read to their `StreamEnd`
@@ -77,6 +79,7 @@ class StreamingModel(ModelPort):
             self.converse_requests.append(request)
             scripted = self._answers.get(request.model_id)
             answer = scripted.pop(0) if scripted else None
+        time.sleep(self._answer_delays.get(request.model_id, 0.0))
         if answer is None:
             raise ModelUnavailable(f"nothing scripted for {request.model_id}", cause="ServiceUnavailableException")
         if isinstance(answer, Exception):

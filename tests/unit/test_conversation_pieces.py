@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import pytest
 
 from shared.coach_conversation.progress import opening_line, route_lines
-from shared.coach_conversation.prompts import TurnContext, history_messages, reply_request
+from shared.coach_conversation.prompts import REPLY_MAX_TOKENS, TurnContext, history_messages, reply_request
 from shared.coach_conversation.router import DEFAULT_ROUTE, RouteDecision, first_json_object, parse_route
 from shared.deadline import DeadlineExceeded, call_before_deadline, until_deadline
 from shared.errors import ReplyTimedOut
@@ -100,7 +100,6 @@ def test_reply_request_puts_the_persona_in_the_cacheable_part():
         coach,
         conversation,
         context,
-        RouteDecision(needs_memory_retrieval=True),
         current,
         (),
         datetime(2026, 11, 21, tzinfo=UTC),
@@ -110,6 +109,7 @@ def test_reply_request_puts_the_persona_in_the_cacheable_part():
     assert "2026" not in request.system.static, "the cached part must not change every day"
     assert request.messages[-1].text == "what now?"
     assert request.model_id == "model-x"
+    assert request.max_tokens == REPLY_MAX_TOKENS, "one cap: nothing in the request waits for the router"
 
 
 def test_until_deadline_passes_items_and_stops_a_stall():

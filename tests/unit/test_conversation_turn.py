@@ -30,7 +30,7 @@ from shared.errors import (
 from shared.events import CompleteEvent, ContextualEvent, StartEvent, TurnEvent
 from shared.fallback import collect_complete
 from shared.models import Image, ModelSettings
-from shared.store.records import ChatMessage, Coach, MessageMetadata, Workout
+from shared.store.records import ChatMessage, Coach, Memory, MessageMetadata, Workout
 from tests.fakes import (
     InMemoryCoachRepository,
     InMemoryConversationRepository,
@@ -77,10 +77,17 @@ class World:
     def __post_init__(self) -> None:
         self.conversation = self.conversations.create_conversation(USER, COACH, "Training")
 
-    def script(self, *streams: StreamScript, route: str | None = NOTHING_TO_DO, fallback: str | None = None) -> None:
-        """The model for the next turn(s): its streams, the router's answer and the fallback's."""
+    def script(
+        self,
+        *streams: StreamScript,
+        route: str | None = NOTHING_TO_DO,
+        fallback: str | None = None,
+        route_delay: float = 0.0,
+    ) -> None:
+        """The model for the next turn(s): its streams, the router's answer (after `route_delay` s) and the
+        fallback's."""
         answers = {SIDE: [route] if route else [], REPLY: [fallback] if fallback else []}
-        self.model = StreamingModel(*streams, answers=answers)
+        self.model = StreamingModel(*streams, answers=answers, answer_delays={SIDE: route_delay})
 
     def deps(self) -> TurnDependencies:
         ports = {name: getattr(self, name) for name in PORTS}
@@ -421,3 +428,40 @@ def test_the_non_streaming_answer_hands_the_post_turn_job_off_too(world: World) 
     answer = collect_complete(world.open().events(), ("fullMessage",))
     assert answer == {"fullMessage": "Logged."}
     assert len(world.jobs()) == 1
+
+
+# --- the reply first -----------------------------------------------------------------------------------
+
+
+def test_a_slow_router_never_delays_the_first_token_and_still_decides_the_post_turn_work(world: World) -> None:
+    world.script(reply("Logged ", "that run."), route=WORKOUT_AND_MEMORY, route_delay=0.4)
+    started = time.monotonic()
+    turn = world.open(world.message("Ran 5k in 25 minutes"))
+    seen: list[tuple[str, float]] = []
+    for event in turn.events():
+        seen.append((type(event).__name__, time.monotonic() - started))
+
+    first_chunk = next(at for kind, at in seen if kind == "ChunkEvent")
+    assert first_chunk < 0.2, "the reply streamed while the router was still thinking"
+    assert len(world.model.stream_requests) == 1
+    assert [kind for kind, _ in seen].count("ContextualEvent") == 1, "only the opening line: the route came late"
+    (job,) = world.jobs()
+    assert (job["isWorkoutLog"], job["hasMemoryToSave"]) == (True, True), "the late route still decides the work"
+
+
+def test_a_router_that_answers_before_the_first_token_leads_with_its_lines(world: World) -> None:
+    world.script(reply("Nice ", "run.", delay=0.2), route=WORKOUT_AND_MEMORY)
+    events = world.run(world.message("Ran 5k in 25 minutes"))
+    kinds_in_order = kinds(events)
+    first_chunk = kinds_in_order.index("ChunkEvent")
+    lines = [e.updateType for e in events[:first_chunk] if isinstance(e, ContextualEvent)]
+    assert lines == ["workout_analysis", "workout_logging", "memory_save"]
+    assert isinstance(events[-1], CompleteEvent)
+
+
+def test_the_prompt_does_not_wait_for_the_router(world: World) -> None:
+    world.memories.save_memory(USER, Memory(memory_id="m1", coach_id=COACH, content="trains at dawn", created_at="1"))
+    world.script(reply("Sure."), route=None, route_delay=0.3)  # the router fails, late
+    world.run()
+    (request,) = world.model.stream_requests
+    assert "trains at dawn" in (request.system.dynamic if request.system else "")
