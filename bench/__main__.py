@@ -1,15 +1,17 @@
 """Print the streaming figures: through the local stack (our adapter) and through FastAPI + uvicorn.
 
 Reproduce with `make bench` (or `.venv/bin/python -m bench`). Both servers run on this machine and
-are measured by the same client over loopback HTTP.
+are measured by the same client over loopback HTTP. The three figures with goals, (a) first chunk
+minus first token, (b) the cold request against the reference, (c) the handler's import, are printed
+where they are measured and again side by side at the end.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -17,11 +19,23 @@ from pathlib import Path
 
 import httpx
 
-from bench.conversation import measure_imports, measure_turns
+from bench.cold_turn import RATIO_GOAL, measure_cold_turns, reference_server
+from bench.conversation import (
+    CONVERSATION,
+    CREATOR,
+    FIRST_CHUNK_GOAL_MS,
+    IMPORT_GOAL_MS,
+    ROUTER_S,
+    TurnFigures,
+    measure_imports,
+    measure_turns,
+    percentile,
+    turn_stack,
+)
 from functions.catalog import FUNCTIONS, FunctionDefinition
 from local.deployed import synthesize
-from local.functions import REPO_ROOT, FunctionSpec, LocalFunction
-from local.processes import die_with_parent, free_port
+from local.functions import FunctionSpec, LocalFunction
+from local.processes import free_port
 from local.stack import LocalStack, StackPorts
 
 BENCH_FUNCTION = FunctionDefinition(
@@ -31,11 +45,6 @@ BENCH_FUNCTION = FunctionDefinition(
     handler="bench.handlers.handler",
     local_port=None,
 )
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
 def summary(values: list[float], unit: str = "ms", scale: float = 1000.0) -> str:
@@ -125,14 +134,14 @@ def adapter_cold_start(handler: str, function_env: dict[str, str] | None = None)
         function.stop()
 
 
-def reference_cold_start(port: int) -> None:
+def reference_cold_start(port: int, env: dict[str, str]) -> None:
     processes: list[subprocess.Popen[bytes]] = []
 
     def spawn() -> Callable[[], bool]:
         for process in processes:
             process.terminate()
             process.wait()
-        processes.append(_uvicorn(port))
+        processes.append(reference_server(port, env))
 
         def ready() -> bool:
             try:
@@ -148,21 +157,36 @@ def reference_cold_start(port: int) -> None:
         process.wait()
 
 
-def _uvicorn(port: int) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "bench.reference_app:app",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-        ],
-        cwd=REPO_ROOT,
-        preexec_fn=die_with_parent,
-    )
+def figures_against_goals(turns: TurnFigures, cold: tuple[list[float], list[float]], imports: dict[str, float]) -> None:
+    before = [v * 1000 for v in turns.before_first_token]
+    ours, reference = (statistics.median(side) * 1000 for side in cold)
+    rows = [
+        (
+            "(a) first chunk - first token",
+            f"{statistics.median(before):.1f} ms (p95 {percentile(before, 0.95):.0f})",
+            f"first chunk {statistics.median(turns.first_chunks) * 1000:.0f} ms, router {ROUTER_S * 1000:.0f} ms",
+            f"<= {FIRST_CHUNK_GOAL_MS:.0f} ms p50",
+            statistics.median(before) <= FIRST_CHUNK_GOAL_MS,
+        ),
+        (
+            "(b) cold request, first SSE byte",
+            f"{ours:.0f} ms ({ours / reference:.2f}x)",
+            f"FastAPI + uvicorn {reference:.0f} ms",
+            f"<= {RATIO_GOAL:.2f}x",
+            ours / reference <= RATIO_GOAL,
+        ),
+        (
+            "(c) conversation handler import",
+            f"{imports[CONVERSATION] * 1000:.1f} ms",
+            f"creator's {imports[CREATOR] * 1000:.0f} ms",
+            f"<= {IMPORT_GOAL_MS:.0f} ms median",
+            imports[CONVERSATION] * 1000 <= IMPORT_GOAL_MS,
+        ),
+    ]
+    print("\nfigures against their goals")
+    print(f"  {'figure':34} {'ours':22} {'peer':36} {'goal':16} met")
+    for figure, value, peer, goal, met in rows:
+        print(f"  {figure:34} {value:22} {peer:36} {goal:16} {'yes' if met else 'no'}")
 
 
 def main() -> None:
@@ -177,8 +201,11 @@ def main() -> None:
             )
         finally:
             stack.stop()
+    deployed = synthesize(FUNCTIONS, {})
+    # The reference app loads the conversation function's settings at import: placeholders pass them.
+    reference_env = {**os.environ, **deployed.function(CONVERSATION).placeholder_environment()}
     port = free_port()
-    reference = _uvicorn(port)
+    reference = reference_server(port, reference_env)
     try:
         while True:
             try:
@@ -195,13 +222,15 @@ def main() -> None:
         reference.wait()
     print("\ncold start: process start to ready for the first request")
     adapter_cold_start("bench.handlers.handler")
-    deployed = synthesize(FUNCTIONS, {})
-    for name in ("stream-coach-conversation", "stream-coach-creator-session"):
+    for name in (CONVERSATION, CREATOR):
         function = deployed.function(name)
         adapter_cold_start(function.handler, function.placeholder_environment())
-    reference_cold_start(free_port())
-    measure_imports()
-    measure_turns()
+    reference_cold_start(free_port(), reference_env)
+    with turn_stack() as stack:
+        turns = measure_turns(stack)
+        cold = measure_cold_turns(stack)
+    imports = measure_imports()
+    figures_against_goals(turns, cold, imports)
 
 
 if __name__ == "__main__":

@@ -121,7 +121,7 @@ class PythonCatalogFunction(Construct):
             code=code,
             timeout=Duration.seconds(definition.timeout_seconds),
             memory_size=definition.memory_mb,
-            tracing=lambda_.Tracing.ACTIVE,  # Powertools Tracer: model and table calls as subsegments
+            tracing=lambda_.Tracing.ACTIVE,  # Lambda's own segment per invocation; the functions carry no tracing SDK
             environment=dict(environment),
             role=self.role,
             log_group=self.log_group,

@@ -52,7 +52,7 @@ logger = logging.getLogger("local.stack")
 
 OVERRIDES_FILE = REPO_ROOT / "local.env"
 # The only settings that differ from the template by design: no X-Ray daemon listens locally.
-LOCAL_ONLY_ENVIRONMENT = {"POWERTOOLS_TRACE_DISABLED": "true"}
+LOCAL_ONLY_ENVIRONMENT: dict[str, str] = {}
 
 STATE_DIR = REPO_ROOT / ".local"
 TABLE_NAME = "coach-stream-local"

@@ -67,7 +67,9 @@ class SettingsError(ValueError):
 class EnvSettings(BaseModel):
     """Base of every section: fields are read by their alias, the environment variable's name."""
 
-    model_config = ConfigDict(frozen=True, extra="ignore", str_strip_whitespace=True)
+    # defer_build: a model's validator is built at its first validation, so a function builds only its own
+    # model's (at load), not one for every section and every other function's model defined below.
+    model_config = ConfigDict(frozen=True, extra="ignore", str_strip_whitespace=True, defer_build=True)
 
     @classmethod
     def variables(cls) -> dict[str, bool]:

@@ -8,8 +8,8 @@ This layer, not the runtime, speaks HTTP: it parses the event and builds the pre
 request's payload version (v1 from REST APIs, 2.0 from Function URLs and HTTP APIs).
 
 Because the whole response is written inside the handler call, decorators stacked above this one
-(Powertools' `inject_lambda_context`, `log_metrics`, `capture_lambda_handler`) wrap the entire
-stream, not just its first line.
+(Powertools' `inject_lambda_context` and `log_metrics`) wrap the entire stream, not just its first
+line.
 """
 
 from __future__ import annotations

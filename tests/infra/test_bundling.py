@@ -181,6 +181,7 @@ def test_bundle_has_the_asset_layout_and_an_executable_wrapper(bundled):
     ):
         assert (task / relative).is_file(), relative
     assert (task / "pydantic").is_dir() and (task / "aws_lambda_powertools").is_dir()
+    assert not list(task.glob("aws_xray_sdk*")), "no tracing SDK: Lambda's active tracing needs none"
     assert not list(task.rglob("__pycache__")), "no .pyc for the build machine's Python"
 
 

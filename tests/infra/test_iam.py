@@ -122,3 +122,16 @@ def test_logs_only_to_its_own_log_group(synthesized):
         grouped = _by_action(_role_statements(synthesized, definition))
         for action in ("logs:CreateLogStream", "logs:PutLogEvents"):
             assert grouped[action] == [f"<{group}.Arn>"]
+
+
+def test_active_tracing_with_only_the_two_xray_writes_it_needs(synthesized):
+    """Lambda traces every invocation itself (no SDK in the function) and sends the segments with the
+    function's role: that role may write trace segments and telemetry, on `*` as X-Ray requires, and
+    nothing else of X-Ray."""
+    template = synthesized.raw("api")
+    for definition in synthesized.definitions:
+        _, fn = function_by_name(template, f"{synthesized.config.name_prefix}-{definition.name}")
+        assert fn["Properties"]["TracingConfig"] == {"Mode": "Active"}, definition.name
+        grouped = _by_action(_role_statements(synthesized, definition))
+        xray = {action: arns for action, arns in grouped.items() if action.startswith("xray:")}
+        assert xray == {"xray:PutTraceSegments": ["*"], "xray:PutTelemetryRecords": ["*"]}, definition.name

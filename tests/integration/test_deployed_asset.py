@@ -200,6 +200,7 @@ def test_the_asset_holds_its_own_wheels_for_the_deployed_python_and_cpu(asset, d
     tags = [line.split(":", 1)[1].strip() for line in wheel.read_text().splitlines() if line.startswith("Tag:")]
     assert tags and all(t.startswith(f"{tag}-{tag}-") and t.endswith(machine) for t in tags), tags
     installed = {entry.name.lower() for entry in asset.glob("*.dist-info")}
+    assert not [name for name in installed if name.startswith("aws_xray_sdk")], "no tracing SDK in the asset"
     for name, version in _pinned_requirements():
         assert f"{name}-{version}.dist-info" in installed, f"{name}=={version} is not installed in the asset"
 

@@ -17,7 +17,7 @@ from shared.http import auth
 from shared.observability import metrics
 from shared.store.dynamodb.coaches import DynamoCoachRepository
 from shared.store.dynamodb.conversations import DynamoConversationRepository
-from shared.store.dynamodb.table import coach_table
+from shared.store.dynamodb.table import forget_tables
 from shared.store.records import ChatMessage, Coach, MessageMetadata
 from tests.fixtures.aws import moto_coach_table
 from tests.fixtures.jwks_server import JwksServer, serving
@@ -108,10 +108,10 @@ def aws(monkeypatch):
         monkeypatch.delenv(name, raising=False)
     # Powertools read the namespace when the module was imported, perhaps before this fixture ran
     monkeypatch.setattr(metrics.provider, "namespace", "CoachTest")
-    coach_table.cache_clear()
+    forget_tables()
     with moto_coach_table(monkeypatch, TABLE):
         yield
-    coach_table.cache_clear()
+    forget_tables()
 
 
 def make_coach(user_id: str, coach_id: str, name: str = "Coach") -> Coach:

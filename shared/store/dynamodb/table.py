@@ -6,6 +6,7 @@ stack points the very same code at its local DynamoDB.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from decimal import Decimal
@@ -21,15 +22,26 @@ from shared.settings import TableSettings, settings
 CLIENT_CONFIG = DYNAMODB.botocore_config(tcp_keepalive=True)
 
 
-@cache
+_opening = threading.Lock()
+
+
 def coach_table(table_name: str | None = None) -> Any:
     """The table's boto3 `Table`, created on first use and kept for the container's life.
 
     The composition roots name the table from their settings model; without a name, the function's
-    `COACH_TABLE_NAME` setting is used.
+    `COACH_TABLE_NAME` setting is used. Created once even when a turn's first reads start together:
+    they wait for it under a lock, on a session of its own (boto3's default session is not thread-safe).
     """
-    name = table_name or settings(TableSettings).table_name
-    return boto3.resource("dynamodb", config=CLIENT_CONFIG).Table(name)
+    with _opening:
+        return _open_table(table_name or settings(TableSettings).table_name)
+
+
+@cache
+def _open_table(table_name: str) -> Any:
+    return boto3.session.Session().resource("dynamodb", config=CLIENT_CONFIG).Table(table_name)
+
+
+forget_tables = _open_table.cache_clear  # tests that point the same name at a new table
 
 
 class TableAdapter:
