@@ -69,6 +69,9 @@ MISCONFIGURED_CONVERSATION = FunctionDefinition(
     **CONVERSATION_LIKE,
     extra_environment={"JWT_AUDIENCE": ""},
 )
+# Per user and minute: high enough that the demo user's turns across a whole run never meet it.
+RATE_LIMIT_PER_MINUTE = 60
+
 TEST_FUNCTIONS = (
     TEST_FUNCTION,
     SHORT_TIMEOUT_FUNCTION,
@@ -93,7 +96,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, gate_dir: Path) -> Iterator[
         state,
         definitions,
         concurrency=3,
-        extra_environment={"GATE_DIR": str(gate_dir), "RATE_LIMIT_PER_MINUTE": "30"},
+        extra_environment={"GATE_DIR": str(gate_dir), "RATE_LIMIT_PER_MINUTE": str(RATE_LIMIT_PER_MINUTE)},
         model="double",
         deploy_environ={},  # the developer's shell must not reach the templates under test
         overrides_file=None,

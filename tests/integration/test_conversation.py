@@ -15,6 +15,7 @@ from local.demo import DEMO_COACH_ID, DEMO_USER_ID
 from local.stack import TABLE_NAME, LocalStack
 from shared.store.dynamodb.conversations import DynamoConversationRepository
 from shared.store.records import ChatMessage, Conversation
+from tests.integration.conftest import RATE_LIMIT_PER_MINUTE
 from tests.integration.model_script import TurnScript, pieces, router_reply
 from tests.integration.sse_client import EventCollector, parse_body
 
@@ -189,10 +190,10 @@ def test_rate_limit_answers_429_with_retry_after(stack, conversation, model):
     user = f"busy-{uuid.uuid4().hex[:8]}"
     token = stack.issuer.mint(user)
     url = stream_url(stack, conversation).replace(f"/users/{DEMO_USER_ID}/", f"/users/{user}/")
-    statuses = [post(url, token, {"userResponse": "hi"}).status_code for _ in range(31)]
-    assert statuses[:30] == [404] * 30  # counted, then refused because the conversation is not theirs
+    statuses = [post(url, token, {"userResponse": "hi"}).status_code for _ in range(RATE_LIMIT_PER_MINUTE + 1)]
+    assert statuses[:RATE_LIMIT_PER_MINUTE] == [404] * RATE_LIMIT_PER_MINUTE  # counted, then not theirs: 404
     limited = post(url, token, {"userResponse": "hi"})
-    assert statuses[30] == limited.status_code == 429
+    assert statuses[RATE_LIMIT_PER_MINUTE] == limited.status_code == 429
     assert limited.json()["error"]["code"] == "RATE_LIMITED"
     assert 1 <= int(limited.headers["retry-after"]) <= 61
 
