@@ -43,8 +43,6 @@ from shared.store.records import ChatMessage, Coach, Conversation, MessageMetada
 
 logger = logging.getLogger(__name__)
 
-ROUTER_TIMEOUT_SECONDS = 4.0
-
 
 @dataclass(frozen=True, kw_only=True)
 class TurnDependencies(ModelDependencies):
@@ -158,7 +156,7 @@ class ConversationTurn:
             reply_events = stream_reply(self.deps.model, request, self.deadline, outcome, observe=self.deps.observe)
             yield from self._with_route_lines(reply_events, routing)
         finally:
-            reply = self._store_reply(outcome, self._route_by_now(routing))
+            reply = self._store_reply(outcome, self._route_if_known(routing))
         if outcome.error is not None:
             yield TurnFailed(outcome.error)
             return
@@ -189,7 +187,7 @@ class ConversationTurn:
         try:
             wait((first, routing), return_when=FIRST_COMPLETED)
             if not first.done():
-                yield from route_lines(self._route_by_now(routing))
+                yield from route_lines(self._route_of(routing))
             leading = first.result()
             if leading is not None:
                 yield leading
@@ -199,16 +197,20 @@ class ConversationTurn:
             reply_events.close()
             raise
 
-    def _route_by_now(self, routing: Future[RouteDecision]) -> RouteDecision:
-        """The router's answer, waiting at most until its own time is up; the default route after that."""
+    def _route_if_known(self, routing: Future[RouteDecision]) -> RouteDecision | None:
+        """The router's answer if it has come; `complete` never waits for it (the post-turn worker asks
+        the router itself when the job says the route is unknown)."""
+        return self._route_of(routing) if routing.done() else None
+
+    def _route_of(self, routing: Future[RouteDecision]) -> RouteDecision:
+        """The answer of a router that has finished: the default route if it failed."""
         try:
-            waited = ROUTER_TIMEOUT_SECONDS - (time.monotonic() - self.started)
-            return routing.result(timeout=max(0.0, min(waited, self.deadline - time.monotonic())))
+            return routing.result(timeout=0)
         except Exception:
-            logger.warning("router did not answer in time; using the default route")
+            logger.warning("router failed; using the default route")
             return DEFAULT_ROUTE
 
-    def _store_reply(self, outcome: ReplyOutcome, route: RouteDecision) -> ChatMessage:
+    def _store_reply(self, outcome: ReplyOutcome, route: RouteDecision | None) -> ChatMessage:
         """Stores whatever text exists, complete or not, even if the client has left; with a complete
         reply, the post-turn job in the same write, so the work cannot be lost or done twice."""
         reply = ChatMessage(
@@ -258,7 +260,7 @@ class ConversationTurn:
             yield ChunkEvent(content=reply.content)
         yield self._complete(user_message, reply)
 
-    def _post_turn_job(self, reply: ChatMessage, route: RouteDecision) -> dict[str, object] | None:
+    def _post_turn_job(self, reply: ChatMessage, route: RouteDecision | None) -> dict[str, object] | None:
         user_message = self.begun.user_message
         job = PostTurnJob(
             user_id=self.conversation.user_id,
@@ -269,8 +271,8 @@ class ConversationTurn:
             user_text=user_message.content,
             ai_text=reply.content,
             message_timestamp=user_message.timestamp,
-            is_workout_log=route.is_workout_log,
-            has_memory_to_save=route.has_memory_to_save,
+            is_workout_log=route.is_workout_log if route else None,
+            has_memory_to_save=route.has_memory_to_save if route else None,
             message_count=self.conversation.message_count + 2,
         )
         return job.model_dump(by_alias=True) if job.has_work else None

@@ -28,8 +28,9 @@ class PostTurnJob(JobMessage):
     user_text: str
     ai_text: str
     message_timestamp: str
-    is_workout_log: bool
-    has_memory_to_save: bool
+    # None: the router had not answered when the reply was stored; the worker asks it itself
+    is_workout_log: bool | None
+    has_memory_to_save: bool | None
     message_count: int
 
     def log_keys(self) -> dict[str, str]:
@@ -40,5 +41,9 @@ class PostTurnJob(JobMessage):
         return self.message_count > 0 and self.message_count % SUMMARY_EVERY_MESSAGES < 2
 
     @property
+    def routed(self) -> bool:
+        return self.is_workout_log is not None and self.has_memory_to_save is not None
+
+    @property
     def has_work(self) -> bool:
-        return self.is_workout_log or self.has_memory_to_save or self.wants_summary
+        return not self.routed or bool(self.is_workout_log or self.has_memory_to_save) or self.wants_summary

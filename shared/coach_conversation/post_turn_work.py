@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 from pydantic.alias_generators import to_camel
 
 from shared.coach_conversation.post_turn import PostTurnJob
+from shared.coach_conversation.router import decide_route
 from shared.json_text import first_json_object
 from shared.models import Message, ModelDependencies, ModelRequest, SystemPrompt
 from shared.store.ports import ConversationRepository, MemoryRepository, WorkoutRepository
@@ -130,6 +131,11 @@ def run_post_turn(job: PostTurnJob, deps: PostTurnDependencies) -> PostTurnRepor
     which the idempotent writes allow.
     """
     report = PostTurnReport()
+    if not job.routed:  # the turn stored its reply before the router answered: ask it here
+        route = decide_route(deps.model, deps.model_settings.side_model_id, job.user_text)
+        job = job.model_copy(
+            update={"is_workout_log": route.is_workout_log, "has_memory_to_save": route.has_memory_to_save}
+        )
     tasks: list[tuple[str, Callable[[PostTurnJob, PostTurnDependencies, PostTurnReport], None]]] = []
     if job.is_workout_log:
         tasks.append(("workout", log_workout))

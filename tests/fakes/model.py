@@ -57,6 +57,7 @@ class StreamingModel(ModelPort):
         answers: Mapping[str, Sequence[str | Exception]] | None = None,
         stall_timeout: float = 2.0,
         answer_delays: Mapping[str, float] | None = None,
+        streams_after: str | None = None,
     ) -> None:
         self._streams = list(streams)
         self._answers = {model_id: list(replies) for model_id, replies in (answers or {}).items()}
@@ -64,6 +65,11 @@ class StreamingModel(ModelPort):
         self._released = threading.Event()
         self.stall_timeout = stall_timeout
         self._answer_delays = dict(answer_delays or {})  # per model id: seconds before `converse` answers
+        # A model id whose `converse` must have answered before a stream's first event: a test that wants
+        # "the router answered first" gets it every time, not by a race it usually wins.
+        self._streams_after = streams_after
+        self._answered: set[str] = set()
+        self._answer = threading.Condition(self._lock)
         self.stream_requests: list[ModelRequest] = []
         self.converse_requests: list[ModelRequest] = []
         self.streams_finished = 0  # read to their `StreamEnd`
@@ -80,6 +86,9 @@ class StreamingModel(ModelPort):
             scripted = self._answers.get(request.model_id)
             answer = scripted.pop(0) if scripted else None
         time.sleep(self._answer_delays.get(request.model_id, 0.0))
+        with self._answer:
+            self._answered.add(request.model_id)
+            self._answer.notify_all()
         if answer is None:
             raise ModelUnavailable(f"nothing scripted for {request.model_id}", cause="ServiceUnavailableException")
         if isinstance(answer, Exception):
@@ -96,6 +105,9 @@ class StreamingModel(ModelPort):
 
     def _events(self, script: StreamScript, model_id: str) -> Iterator[ModelEvent]:
         shown: list[str] = []
+        if self._streams_after is not None:
+            with self._answer:
+                self._answer.wait_for(lambda: self._streams_after in self._answered, timeout=self.stall_timeout)
         try:
             for index, delta in enumerate(script.deltas):
                 self._interrupt(script, index, shown)

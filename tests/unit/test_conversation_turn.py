@@ -87,7 +87,9 @@ class World:
         """The model for the next turn(s): its streams, the router's answer (after `route_delay` s) and the
         fallback's."""
         answers = {SIDE: [route] if route else [], REPLY: [fallback] if fallback else []}
-        self.model = StreamingModel(*streams, answers=answers, answer_delays={SIDE: route_delay})
+        # Unless the test makes the router slow, it answers before the reply's first token, every time.
+        first = None if route_delay else SIDE
+        self.model = StreamingModel(*streams, answers=answers, answer_delays={SIDE: route_delay}, streams_after=first)
 
     def deps(self) -> TurnDependencies:
         ports = {name: getattr(self, name) for name in PORTS}
@@ -433,7 +435,7 @@ def test_the_non_streaming_answer_hands_the_post_turn_job_off_too(world: World) 
 # --- the reply first -----------------------------------------------------------------------------------
 
 
-def test_a_slow_router_never_delays_the_first_token_and_still_decides_the_post_turn_work(world: World) -> None:
+def test_a_slow_router_delays_neither_the_first_token_nor_complete(world: World) -> None:
     world.script(reply("Logged ", "that run."), route=WORKOUT_AND_MEMORY, route_delay=0.4)
     started = time.monotonic()
     turn = world.open(world.message("Ran 5k in 25 minutes"))
@@ -445,8 +447,9 @@ def test_a_slow_router_never_delays_the_first_token_and_still_decides_the_post_t
     assert first_chunk < 0.2, "the reply streamed while the router was still thinking"
     assert len(world.model.stream_requests) == 1
     assert [kind for kind, _ in seen].count("ContextualEvent") == 1, "only the opening line: the route came late"
+    assert seen[-1][0] == "CompleteEvent" and seen[-1][1] < 0.3, "complete does not wait for the router either"
     (job,) = world.jobs()
-    assert (job["isWorkoutLog"], job["hasMemoryToSave"]) == (True, True), "the late route still decides the work"
+    assert (job["isWorkoutLog"], job["hasMemoryToSave"]) == (None, None), "unknown: the post-turn worker will ask"
 
 
 def test_a_router_that_answers_before_the_first_token_leads_with_its_lines(world: World) -> None:

@@ -99,6 +99,17 @@ def test_workout_is_saved_once_even_if_the_job_runs_twice(repos: dict[str, Any])
     assert "Message date: 2025-03-10" in model.requests[0].messages[0].text
 
 
+def test_a_job_stored_before_the_router_answered_asks_the_router_itself(repos: dict[str, Any]) -> None:
+    route = '{"isWorkoutLog": true, "hasMemoryToSave": false}'
+    model = ScriptedModel(route, workout_answer("2025-03-09"))
+    run_post_turn(job(is_workout_log=None, has_memory_to_save=None), deps_with(repos, model))
+
+    assert [request.model_id for request in model.requests][:1] == ["side-model"], "the router first"
+    (saved,) = repos["workouts"].recent_workouts(USER)
+    assert saved.workout_id == workout_id_for("m1")
+    assert repos["memories"].recent_memories(USER, COACH) == [], "the router asked for no memory"
+
+
 @pytest.mark.parametrize("answered", [None, "2025-03-11", "2024-01-01", "last tuesday"])
 def test_workout_date_defaults_to_the_message_day(repos: dict[str, Any], answered: str | None) -> None:
     run_post_turn(job(is_workout_log=True), deps_with(repos, ScriptedModel(workout_answer(answered))))
