@@ -108,20 +108,8 @@ def open_conversation_turn(
     # A process that dies mid-turn leaves its claim behind; it lapses this long after the turn's own deadline
     # (which is before the function's), so a retry then runs the turn again.
     until = claim_until(time.time(), deadline - time.monotonic(), deps.claim_margin_seconds)
-    context = WORKERS.submit(read_context, deps, conversation)  # reads only: they overlap the turn's first write
     begun = deps.conversations.begin_turn(conversation, user_message, digest=message.digest(), until_epoch=until)
-    return ConversationTurn(conversation, coach, images, begun, deps, deadline, request_id, context)
-
-
-def read_context(deps: TurnDependencies, conversation: Conversation) -> TurnContext:
-    """History, recent memories and recent workouts: bounded reads, all three at once."""
-    user_id, coach_id = conversation.user_id, conversation.coach_id
-    history, memories, workouts = gather(
-        lambda: deps.conversations.list_messages(user_id, conversation.conversation_id, HISTORY_MESSAGES),
-        lambda: deps.memories.recent_memories(user_id, coach_id),
-        lambda: deps.workouts.recent_workouts(user_id),
-    )
-    return TurnContext(history=history, memories=memories, workouts=workouts)
+    return ConversationTurn(conversation, coach, images, begun, deps, deadline, request_id)
 
 
 class ConversationTurn:
@@ -136,10 +124,8 @@ class ConversationTurn:
         deps: TurnDependencies,
         deadline: float,
         request_id: str,
-        context: Future[TurnContext],
     ) -> None:
         self.conversation = conversation
-        self.context = context
         self.coach = coach
         self.images = images
         self.begun = begun
@@ -160,7 +146,7 @@ class ConversationTurn:
             self.deps.model_settings.reply_model_id,
             self.coach,
             self.conversation,
-            self.context.result(),
+            self._context(),
             user_message,
             self.images,
             datetime.now(UTC),
@@ -178,6 +164,16 @@ class ConversationTurn:
 
     def _route(self, text: str) -> RouteDecision:
         return decide_route(self.deps.model, self.deps.model_settings.side_model_id, text)
+
+    def _context(self) -> TurnContext:
+        """History, recent memories and recent workouts: bounded reads, all three at once."""
+        user_id, coach_id, deps = self.conversation.user_id, self.conversation.coach_id, self.deps
+        history, memories, workouts = gather(
+            lambda: deps.conversations.list_messages(user_id, self.conversation.conversation_id, HISTORY_MESSAGES),
+            lambda: deps.memories.recent_memories(user_id, coach_id),
+            lambda: deps.workouts.recent_workouts(user_id),
+        )
+        return TurnContext(history=history, memories=memories, workouts=workouts)
 
     def _with_route_lines(
         self, reply_events: Iterator[ChunkEvent], routing: Future[RouteDecision]
