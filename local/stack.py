@@ -51,8 +51,6 @@ from shared.store.schema import TABLE_NAME_ENV
 logger = logging.getLogger("local.stack")
 
 OVERRIDES_FILE = REPO_ROOT / "local.env"
-# The only settings that differ from the template by design: no X-Ray daemon listens locally.
-LOCAL_ONLY_ENVIRONMENT: dict[str, str] = {}
 
 STATE_DIR = REPO_ROOT / ".local"
 TABLE_NAME = "coach-stream-local"
@@ -196,8 +194,8 @@ class LocalStack:
         return env
 
     def function_environment(self, catalog_name: str) -> dict[str, str]:
-        """What the function's process gets: its template's environment, then what Lambda provides, then
-        the declared local differences, then the developer's overrides (shown in the banner)."""
+        """What the function's process gets: its template's environment, then what Lambda provides (the
+        SDK endpoints pointing at the local doubles), then the developer's overrides (shown in the banner)."""
         assert self.deployed is not None, "start() synthesizes the templates"
         deployed = self.deployed.function(catalog_name)
         wanted = next(d for d in self.definitions if d.name == catalog_name).settings.variables()
@@ -205,7 +203,6 @@ class LocalStack:
         return {
             **self.template_environment(catalog_name),
             **self.sdk_environment(deployed.name),
-            **LOCAL_ONLY_ENVIRONMENT,
             **overrides,
             **_model_overrides(self.model, self.deploy_environ),
             **self.extra_environment,

@@ -18,11 +18,10 @@ from typing import Any
 from shared.clock import new_id, now_iso
 from shared.errors import IdempotencyMismatch
 from shared.store.dynamodb import keys
+from shared.store.dynamodb.conversations import IN_FLIGHT
 from shared.store.errors import RecordNotFound, WriteConflict
 from shared.store.ports import ConversationRepository, TurnStart
 from shared.store.records import ChatMessage, Conversation
-
-IN_FLIGHT = "this message is already being answered"
 
 ConversationKey = tuple[str, str, str]  # user, coach, conversation
 PartitionKey = tuple[str, str]  # user, conversation: where messages, markers and outbox items live

@@ -3,7 +3,7 @@ independent synth of the same app.
 
 Each worker's environment, as the kernel holds it, must equal its function's template environment, key for
 key, with only resource references resolved to the local resources (and `/var/task` read as the task root),
-plus exactly what Lambda itself provides and the stack's declared local differences. Name, handler, timeout
+plus exactly what Lambda itself provides and the SDK endpoints of the local doubles: no other difference. Name, handler, timeout
 and memory are compared the same way.
 """
 
@@ -15,7 +15,7 @@ import os
 import pytest
 
 from local.deployed import TASK_ROOT
-from local.stack import LOCAL_ONLY_ENVIRONMENT, TABLE_NAME, LocalStack
+from local.stack import TABLE_NAME, LocalStack
 from shared.settings import SDK_ENDPOINT_VARIABLES
 from tests.fixtures.cdk_synth import Synthesized, synthesize
 from tests.fixtures.deployed_runtime import ProcessView, child_processes
@@ -97,7 +97,7 @@ def test_every_worker_runs_with_its_templates_name_handler_limits_and_environmen
                 else:
                     expected[name] = resources[name]  # a resource reference: only these may be local
             overrides = {k: v for k, v in stack.extra_environment.items()}
-            declared = set(SDK_ENDPOINT_VARIABLES) | set(LOCAL_ONLY_ENVIRONMENT) | PROVIDED_BY_LAMBDA
+            declared = set(SDK_ENDPOINT_VARIABLES) | PROVIDED_BY_LAMBDA
             template_part = {k: v for k, v in env.items() if k in expected and k not in overrides}
             assert template_part == {k: v for k, v in expected.items() if k not in overrides}, definition.name
             extra = set(env) - set(expected) - declared - set(overrides)
