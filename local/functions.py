@@ -38,6 +38,7 @@ class FunctionRuntime:
 
     task_root: Path = REPO_ROOT
     python: str = sys.executable
+    command: tuple[str, ...] = ()  # another runtime's worker (e.g. AWS's Node client); empty: ours
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,8 @@ class ExecutionEnvironment:
         self._stopping = threading.Event()
 
     def command(self) -> list[str]:
+        if self.spec.runtime.command:
+            return list(self.spec.runtime.command)
         stock = [self.spec.runtime.python, str(STOCK_BOOTSTRAP)]
         return [str(self.exec_wrapper), *stock] if self.spec.streaming else stock
 
@@ -88,7 +91,7 @@ class ExecutionEnvironment:
         }
         if self.spec.runtime.task_root != REPO_ROOT:
             env["PYTHONDONTWRITEBYTECODE"] = "1"  # an asset that may still be deployed stays as bundled
-        if self.spec.streaming:
+        if self.spec.streaming and not self.spec.runtime.command:
             env["AWS_LAMBDA_EXEC_WRAPPER"] = str(self.exec_wrapper)
         return env
 
