@@ -48,6 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
     dev = commands.add_parser("dev", help="run the local stack (as `make dev` does)")
     dev.add_argument("--state-dir", default=str(DEFAULT_DIRECTORY), help="where outputs and the issuer key live")
     dev.add_argument("--ephemeral-ports", action="store_true", help="free ports instead of 3000-3003")
+    dev.add_argument(
+        "--concurrency", type=int, default=10, metavar="N", help="environments a function may run at once (10)"
+    )
     dev.set_defaults(run=_dev)
     chat = commands.add_parser("chat", help="stream a coach conversation in the terminal (local or deployed)")
     chat.add_argument("-m", "--message", help="send this one message and exit (else an interactive prompt)")

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from local.functions import REPO_ROOT, LocalFunction
+from local.functions import REPO_ROOT, LocalFunction, Throttled
 from local.http_events import build_v2_event
 from local.processes import LoopbackHTTPServer
 from local.relay import HttpAnswer, buffer_outcomes, send_answer
@@ -136,7 +136,13 @@ class _ApiHandler(BaseHTTPRequestHandler):
             authorizer=authorizer,
             path_parameters=params,
         )
-        self._send(buffer_outcomes(route.function.invoke(event)))
+        try:
+            invocation = route.function.invoke(event)
+        except Throttled:
+            # a throttled Lambda is an integration failure to API Gateway: the client gets a 500
+            self._send(_message(500, "Internal Server Error"))
+            return
+        self._send(buffer_outcomes(invocation))
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _handle
 

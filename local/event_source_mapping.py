@@ -44,6 +44,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from local.aws_calls import ACCOUNT_ID, DEFAULT_REGION
 from local.event_filter import accepts, parse_filter_criteria
 from local.lambda_api import InvokeResult
+from local.runtime_api import Throttled
 
 logger = logging.getLogger(__name__)
 
@@ -300,7 +301,13 @@ class StreamPoller:
             if self._too_old(pending):
                 self._dead_letter(shard_id, pending, "MaximumRecordAgeExceeded", invocations, outcome)
                 return
-            outcome = self._outcome(self._invoke(pending), pending)
+            try:
+                result = self._invoke(pending)
+            except Throttled:
+                # Lambda retries a throttled batch until its records expire, using no retry attempt
+                self._stopping.wait(self.retry_delays[0])
+                continue
+            outcome = self._outcome(result, pending)
             invocations += 1
             if outcome.retry_from is None:
                 return

@@ -9,7 +9,7 @@ import uuid
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 
-from local.functions import LocalFunction
+from local.functions import LocalFunction, Throttled
 from local.http_events import build_v2_event
 from local.processes import LoopbackHTTPServer
 from local.relay import HttpAnswer, relay_outcomes, send_answer
@@ -17,6 +17,7 @@ from local.relay import HttpAnswer, relay_outcomes, send_answer
 logger = logging.getLogger(__name__)
 
 MAX_REQUEST_BYTES = 6 * 1024 * 1024  # Function URLs refuse larger request payloads
+THROTTLED_BODY = b'{"Message":"Rate Exceeded."}'
 
 
 class FunctionUrlServer(LoopbackHTTPServer):
@@ -61,7 +62,14 @@ class _FunctionUrlHandler(BaseHTTPRequestHandler):
             api_id=self.server.url_id,
             domain_name=f"{self.server.url_id}.lambda-url.us-east-1.on.aws",
         )
-        relay_outcomes(self, self.server.function.invoke(event), self._cors())
+        try:
+            invocation = self.server.function.invoke(event)
+        except Throttled:
+            send_answer(
+                self, HttpAnswer(429, {"Content-Type": "application/json", **self._cors()}, body=THROTTLED_BODY)
+            )
+            return
+        relay_outcomes(self, invocation, self._cors())
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _handle
 

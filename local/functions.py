@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import queue
 import subprocess
@@ -22,7 +23,7 @@ from typing import Any
 
 from infra.bundling import EXEC_WRAPPER as WRAPPER_IN_TASK_ROOT
 from local.processes import die_with_parent
-from local.runtime_api import Invocation, Outcome, RuntimeApiServer
+from local.runtime_api import Invocation, Outcome, RuntimeApiServer, Throttled
 
 logger = logging.getLogger(__name__)
 
@@ -49,20 +50,27 @@ class FunctionSpec:
     environment: dict[str, str] = field(default_factory=dict)
     timeout_seconds: float = 120.0
     memory_mb: int = 1024
-    concurrency: int = 3
+    concurrency: int = 3  # the most execution environments at once; past them, invocations are throttled
+    prewarmed: int = 1  # environments started with the function; the rest start (cold) when all are busy
     runtime: FunctionRuntime = FunctionRuntime()  # frozen: one shared default is safe
 
 
 class ExecutionEnvironment:
     """One worker process and its own Runtime API, supervised."""
 
-    def __init__(self, spec: FunctionSpec, invocations: queue.Queue[Invocation], base_env: dict[str, str]) -> None:
+    def __init__(
+        self, spec: FunctionSpec, invocations: queue.Queue[Invocation], base_env: dict[str, str], number: int = 1
+    ) -> None:
         self.spec = spec
+        self.number = number
         self.server = RuntimeApiServer(spec.name, invocations)
+        self.server.on_release = self._report
         self._invocations = invocations
         self._base_env = base_env
         self._process: subprocess.Popen[bytes] | None = None
         self._stopping = threading.Event()
+        self._spawned_at = 0.0
+        self._init_reported = False
 
     def command(self) -> list[str]:
         if self.spec.runtime.command:
@@ -103,6 +111,9 @@ class ExecutionEnvironment:
     def _spawn(self) -> None:
         self.server.init_error = None
         self.server.polled.clear()
+        self._spawned_at = time.monotonic()
+        self._init_reported = False
+        logger.info("%s: INIT_START environment %d", self.spec.name, self.number)
         self._process = subprocess.Popen(
             self.command(), env=self.environment(), cwd=self.spec.runtime.task_root, preexec_fn=die_with_parent
         )
@@ -111,13 +122,14 @@ class ExecutionEnvironment:
         while not self._stopping.wait(0.05):
             process = self._process
             assert process is not None
-            current = self.server.current
-            if current is not None and time.time() > current.deadline + 0.2:
+            overdue = [held for held in self.server.holding_all() if time.time() > held.deadline + 0.2]
+            for held in overdue:
                 self._fail_current(
-                    current,
+                    held,
                     "Sandbox.Timedout",
                     f"Task timed out after {self.spec.timeout_seconds:.2f} seconds",
                 )
+            if overdue:
                 process.kill()
                 process.wait()
             if process.poll() is None:
@@ -134,10 +146,10 @@ class ExecutionEnvironment:
                 self._spawn()
 
     def _after_exit(self, returncode: int) -> None:
-        current = self.server.current
-        if current is not None:
+        held = self.server.holding_all()
+        for current in held:
             self._fail_current(current, "Runtime.ExitError", f"worker exited with status {returncode}")
-        elif self.server.init_error is not None:
+        if not held and self.server.init_error is not None:
             try:
                 waiting = self._invocations.get_nowait()
             except queue.Empty:
@@ -153,6 +165,31 @@ class ExecutionEnvironment:
                 current.deliver(Outcome("error", body, {"error-type": error_type}))
             logger.error("%s: %s", self.spec.name, message)
 
+    def _report(self, invocation: Invocation) -> None:
+        """Lambda's REPORT line: what an invocation took, and on a cold start what the init took."""
+        duration_ms = (time.monotonic() - invocation.taken_at) * 1000
+        line = (
+            f"REPORT RequestId: {invocation.request_id}\tDuration: {duration_ms:.2f} ms\t"
+            f"Billed Duration: {math.ceil(duration_ms)} ms\tMemory Size: {self.spec.memory_mb} MB\t"
+            f"Max Memory Used: {self._max_memory_mb()} MB"
+        )
+        if not self._init_reported and self.server.polled_at:
+            self._init_reported = True
+            line += f"\tInit Duration: {(self.server.polled_at - self._spawned_at) * 1000:.2f} ms"
+        logger.info("%s (environment %d): %s", self.spec.name, self.number, line)
+
+    def _max_memory_mb(self) -> int:
+        """The worker's peak resident memory (VmHWM), as Lambda's `Max Memory Used` reports it."""
+        process = self._process
+        try:
+            status = Path(f"/proc/{process.pid}/status").read_text() if process else ""
+        except OSError:
+            return 0
+        for line in status.splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) // 1024
+        return 0
+
     def stop(self) -> None:
         self._stopping.set()
         if self._process is not None and self._process.poll() is None:
@@ -167,32 +204,59 @@ class ExecutionEnvironment:
 
 
 class LocalFunction:
-    """A function: a queue of invocations served by `concurrency` execution environments."""
+    """A function: invocations served by execution environments started as Lambda starts them.
+
+    An invocation goes to an idle environment; when every one is busy, a new environment starts (a
+    cold start, logged with its init duration) up to `spec.concurrency`; past that it is throttled.
+    """
 
     def __init__(self, spec: FunctionSpec, base_env: dict[str, str] | None = None) -> None:
         self.spec = spec
         self._invocations: queue.Queue[Invocation] = queue.Queue()
-        env = base_env if base_env is not None else dict(os.environ)
-        self.environments = [ExecutionEnvironment(spec, self._invocations, env) for _ in range(spec.concurrency)]
+        self._base_env = base_env if base_env is not None else dict(os.environ)
+        self._lock = threading.Lock()
+        self._in_flight: list[Invocation] = []
+        self.environments: list[ExecutionEnvironment] = []
 
     def start(self) -> LocalFunction:
-        for environment in self.environments:
-            environment.start()
+        with self._lock:
+            for _ in range(max(1, min(self.spec.prewarmed, self.spec.concurrency))):
+                self._add_environment()
         return self
 
+    def _add_environment(self) -> ExecutionEnvironment:
+        environment = ExecutionEnvironment(self.spec, self._invocations, self._base_env, len(self.environments) + 1)
+        self.environments.append(environment)
+        environment.start()
+        return environment
+
     def wait_ready(self, timeout: float) -> bool:
-        """True once every worker has asked for its first invocation (cold start done)."""
+        """True once every started worker has asked for its first invocation (cold start done)."""
         end = time.monotonic() + timeout
-        return all(env.server.polled.wait(max(0.0, end - time.monotonic())) for env in self.environments)
+        return all(env.server.polled.wait(max(0.0, end - time.monotonic())) for env in list(self.environments))
 
     def invoke(self, event: Any) -> Invocation:
+        """Queue an invocation for the next free environment; start one if all are busy, or throttle."""
         invocation = Invocation(event=event, timeout_seconds=self.spec.timeout_seconds)
+        with self._lock:
+            self._in_flight = [held for held in self._in_flight if not held.finished.is_set()]
+            if len(self._in_flight) >= len(self.environments):
+                if len(self.environments) >= self.spec.concurrency:
+                    logger.warning("%s: throttled, all %d environments busy", self.spec.name, len(self.environments))
+                    raise Throttled(f"Rate Exceeded: {self.spec.name} runs {self.spec.concurrency} at most")
+                logger.info(
+                    "%s: all %d environments busy; starting another (cold start)",
+                    self.spec.name,
+                    len(self.environments),
+                )
+                self._add_environment()
+            self._in_flight.append(invocation)
         self._invocations.put(invocation)
         return invocation
 
     def stop(self) -> None:
         """All environments at once: each waits for its worker and its server to wind down."""
-        threads = [threading.Thread(target=environment.stop) for environment in self.environments]
+        threads = [threading.Thread(target=environment.stop) for environment in list(self.environments)]
         for thread in threads:
             thread.start()
         for thread in threads:

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import unquote, urlsplit
 
 from local.processes import LoopbackHTTPServer
-from local.runtime_api import Invocation, Outcome
+from local.runtime_api import Invocation, Outcome, Throttled
 
 if TYPE_CHECKING:
     from local.iam_gate import IamGate
@@ -35,6 +35,7 @@ MAX_SYNC_PAYLOAD = 6 * 1024 * 1024
 MAX_ASYNC_PAYLOAD = 1024 * 1024
 DEFAULT_RETRY_DELAYS = (1.0, 2.0)  # Lambda waits about 1 and 2 minutes; seconds are enough locally
 _RESULT_GRACE_SECONDS = 5.0
+THROTTLE_RETRY_SECONDS = 0.5
 
 
 class Invocable(Protocol):
@@ -163,6 +164,16 @@ class LambdaApiServer(LoopbackHTTPServer):
         with self._results_changed:
             return self._results_changed.wait_for(lambda: len(self.async_results) >= count, timeout)
 
+    def _run_unthrottled(self, function: Invocable, event: Any) -> InvokeResult:
+        """A throttled `Event` invocation waits and tries again without using up an attempt, as
+        Lambda's internal queue does (for hours there; until the stack stops here)."""
+        while True:
+            try:
+                return run_invocation(function, event)
+            except Throttled:
+                if self._stopping.wait(THROTTLE_RETRY_SECONDS):
+                    return InvokeResult(False, _error_document("TooManyRequestsException", "Rate Exceeded."))
+
     def run_async(self, request_id: str, name: str, event: Any) -> None:
         """Run one `Event` invocation to its end, retrying failures as Lambda does."""
         function = self.functions[name]
@@ -172,7 +183,7 @@ class LambdaApiServer(LoopbackHTTPServer):
             if delay and self._stopping.wait(delay):
                 break
             attempts += 1
-            result = run_invocation(function, event)
+            result = self._run_unthrottled(function, event)
             if result.succeeded:
                 break
             logger.warning(
@@ -247,7 +258,13 @@ class _LambdaApiHandler(BaseHTTPRequestHandler):
             self._answer_sync(function, event, request_id)
 
     def _answer_sync(self, function: Invocable, event: Any, request_id: str) -> None:
-        result = run_invocation(function, event)
+        try:
+            result = run_invocation(function, event)
+        except Throttled as exc:
+            body = {"Type": "User", "message": "Rate Exceeded.", "Reason": exc.reason}
+            headers = {"x-amzn-ErrorType": "TooManyRequestsException", "Content-Type": "application/json"}
+            self._send(429, json.dumps(body).encode("utf-8"), request_id, headers)
+            return
         headers = {"X-Amz-Executed-Version": "$LATEST", "Content-Type": "application/json"}
         if not result.succeeded:
             headers["X-Amz-Function-Error"] = "Unhandled"

@@ -61,6 +61,7 @@ class LoopbackHTTPServer(ThreadingHTTPServer):
 
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = 1024  # a burst of new connections (a page of tabs, a load test) waits, not resets
 
     def get_request(self) -> tuple[socket.socket, Any]:
         connection, address = super().get_request()

@@ -19,6 +19,8 @@ from local.runtime_api import Invocation, Outcome
 logger = logging.getLogger(__name__)
 
 DELIMITER = b"\x00" * 8
+HTTP_INTEGRATION_CONTENT_TYPE = "application/vnd.awslambda.http-integration-response"
+RAW_CONTENT_TYPE = "application/octet-stream"
 _GATEWAY_TIMEOUT_GRACE = 5.0
 
 
@@ -67,13 +69,24 @@ def _buffer(invocation: Invocation) -> HttpAnswer:
         return answer_from_proxy_result(outcome.data)
     if outcome.kind != "stream":
         return function_error_answer()
+    content_type = outcome.headers.get("content-type", "")
     data = b""
     while (outcome := _next(invocation)).kind == "chunk":
         data += outcome.data
-    prelude, _, body = data.partition(DELIMITER)
-    answer = answer_from_proxy_result(prelude)
+    if outcome.headers.get("Lambda-Runtime-Function-Error-Type"):
+        return function_error_answer()
+    if not _is_http_integration(content_type):
+        return HttpAnswer(200, {"Content-Type": content_type or RAW_CONTENT_TYPE}, body=data)
+    prelude, delimited, body = data.partition(DELIMITER)
+    if not delimited:
+        return function_error_answer()
+    answer = answer_from_prelude(prelude)
     answer.body = body
     return answer
+
+
+def _is_http_integration(content_type: str) -> bool:
+    return content_type.split(";")[0].strip().lower() == HTTP_INTEGRATION_CONTENT_TYPE
 
 
 class _ClientGone(Exception):
@@ -86,7 +99,10 @@ def relay_outcomes(
     """Answer the client from an invocation; stream chunks through the moment they arrive.
 
     `extra_headers` are the front door's own (CORS), added to whatever the function answers. If the
-    client goes away, the function runs on (as in Lambda): we stop writing, nothing else.
+    client goes away, the function runs on (as in Lambda): we stop writing, nothing else. A stream
+    that fails after its first byte (a function error, a timeout, a runtime that died) is cut: the
+    connection closes without the chunked body's last chunk, so a client can tell it from a
+    complete one.
     """
     extra = extra_headers or {}
     try:
@@ -101,32 +117,61 @@ def relay_outcomes(
         logger.error("function failed: %s", outcome.data[:500])
         send_answer(handler, _with(function_error_answer(), extra))
         return
-    pending = b""
-    while (outcome := _next(invocation)).kind == "chunk":
-        pending += outcome.data
-        if DELIMITER in pending:
-            break
+    content_type = outcome.headers.get("content-type", "")
+    if _is_http_integration(content_type):
+        answer, first = _read_prelude(invocation)
     else:
-        send_answer(handler, function_error_answer())
+        answer, first = HttpAnswer(200, {"Content-Type": content_type or RAW_CONTENT_TYPE}), b""
+    if answer is None:
+        send_answer(handler, _with(function_error_answer(), extra))
         return
-    prelude, _, first = pending.partition(DELIMITER)
-    head = _with(answer_from_proxy_result(prelude), extra)
     try:
-        _send_head(handler, head, chunked=True)
+        _send_head(handler, _with(answer, extra), chunked=True)
         _send_chunk(handler, first)
-        while (outcome := _next(invocation)).kind == "chunk":
-            _send_chunk(handler, outcome.data)
-        error_type = outcome.headers.get("Lambda-Runtime-Function-Error-Type")
-        if error_type:
-            logger.warning("stream ended with a function error: %s", error_type)
+        end = _relay_chunks(handler, invocation)
+        error_type = end.headers.get("Lambda-Runtime-Function-Error-Type") or end.headers.get("error-type")
+        if error_type or end.kind != "end":
+            logger.warning("stream ended with a function error (%s); cutting the client's response", error_type)
+            handler.close_connection = True
+            return
         handler.wfile.write(b"0\r\n\r\n")
         handler.wfile.flush()
     except _ClientGone:
         logger.info("client went away mid-stream; the function runs on")
         handler.close_connection = True
     except queue.Empty:
-        logger.error("no word from the function past its timeout; closing the stream")
+        logger.error("no word from the function past its timeout; cutting the stream")
         handler.close_connection = True
+
+
+def _read_prelude(invocation: Invocation) -> tuple[HttpAnswer | None, bytes]:
+    """Read up to the prelude's delimiter: the answer's head and the body's first bytes. No head if
+    the stream ended (or failed) before its prelude was whole: the client gets a 502."""
+    pending = b""
+    while (outcome := _next(invocation)).kind == "chunk":
+        pending += outcome.data
+        if DELIMITER in pending:
+            prelude, _, first = pending.partition(DELIMITER)
+            return answer_from_prelude(prelude), first
+    return None, b""
+
+
+def _relay_chunks(handler: BaseHTTPRequestHandler, invocation: Invocation) -> Outcome:
+    while (outcome := _next(invocation)).kind == "chunk":
+        _send_chunk(handler, outcome.data)
+    return outcome
+
+
+def answer_from_prelude(prelude: bytes) -> HttpAnswer:
+    """A streamed response's head: `statusCode` (200 when absent), headers and cookies."""
+    try:
+        fields: Any = json.loads(prelude) if prelude.strip() else {}
+    except ValueError:
+        fields = None
+    if not isinstance(fields, dict):
+        return HttpAnswer(200, {"Content-Type": RAW_CONTENT_TYPE})
+    headers = {str(k): str(v) for k, v in (fields.get("headers") or {}).items()}
+    return HttpAnswer(int(fields.get("statusCode") or 200), headers, [str(c) for c in fields.get("cookies") or []])
 
 
 def _with(answer: HttpAnswer, headers: dict[str, str]) -> HttpAnswer:

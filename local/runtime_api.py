@@ -17,6 +17,7 @@ import re
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from typing import Any, BinaryIO
@@ -53,12 +54,19 @@ class Invocation:
     deadline: float = 0.0  # epoch seconds, set when a worker takes it
     finished: threading.Event = field(default_factory=threading.Event)
     stream_started: bool = False
+    taken_at: float = 0.0  # monotonic, when an environment's runtime took it
 
     def deliver(self, outcome: Outcome) -> None:
         self.stream_started = self.stream_started or outcome.kind == "stream"
         self.outcomes.put(outcome)
         if outcome.kind in ("end", "buffered", "error"):
             self.finished.set()
+
+
+class Throttled(Exception):
+    """Every environment the function may have is busy: Lambda answers 429 and runs nothing."""
+
+    reason = "ReservedFunctionConcurrentInvocationLimitExceeded"
 
 
 def read_chunked(stream: BinaryIO) -> tuple[list[bytes], dict[str, str]]:
@@ -92,45 +100,86 @@ def iter_chunks(stream: BinaryIO, trailers: dict[str, str]) -> Any:
 
 
 class RuntimeApiServer(LoopbackHTTPServer):
-    """The Runtime API of one execution environment: it serves one invocation at a time."""
+    """The Runtime API of one execution environment.
 
-    def __init__(self, function_name: str, invocations: queue.Queue[Invocation], region: str = "us-east-1") -> None:
+    An environment holds an invocation from the moment its runtime takes it until its response is
+    complete, not until the runtime asks for the next one: AWS's Node client asks for the next event
+    before it ends a failed stream, and Lambda still accepts that stream's end. So `/next` waits
+    while the environment is full (`max_concurrency` invocations: one, unless it runs on Managed
+    Instances), and a late response for a held invocation is taken.
+    """
+
+    def __init__(
+        self,
+        function_name: str,
+        invocations: queue.Queue[Invocation],
+        region: str = "us-east-1",
+        max_concurrency: int = 1,
+    ) -> None:
         super().__init__(("127.0.0.1", 0), _RuntimeApiHandler)
         self.function_name = function_name
         self.invocations = invocations
+        self.max_concurrency = max_concurrency
         self.function_arn = f"arn:aws:lambda:{region}:{LOCAL_ACCOUNT}:function:{function_name}"
-        self.current: Invocation | None = None
+        self.held: dict[str, Invocation] = {}
         self.init_error: bytes | None = None
         self.last_init_error: bytes | None = None  # kept across restarts: what the last failed init said
         self.lock = threading.Lock()
+        self._room = threading.Condition(self.lock)
+        self._taking = 0  # `/next` calls that have a slot and wait for an invocation
         self.polled = threading.Event()  # set once the worker's init is over: it asked for work, or it failed
+        self.polled_at = 0.0  # monotonic, when it did
+        self.on_release: Callable[[Invocation], None] | None = None
 
     @property
     def address(self) -> str:
         host, port = self.server_address[:2]
         return f"{host}:{port}"
 
+    @property
+    def current(self) -> Invocation | None:
+        """An invocation this environment holds (the only one, unless it serves several at once)."""
+        with self.lock:
+            return next(iter(self.held.values()), None)
+
+    def holding_all(self) -> list[Invocation]:
+        with self.lock:
+            return list(self.held.values())
+
+    def init_over(self) -> None:
+        if not self.polled.is_set():
+            self.polled_at = time.monotonic()
+            self.polled.set()
+
     def take_next(self) -> Invocation:
-        invocation = self.invocations.get()
+        with self._room:
+            self._room.wait_for(lambda: len(self.held) + self._taking < self.max_concurrency)
+            self._taking += 1
+        try:
+            invocation = self.invocations.get()
+        finally:
+            with self.lock:
+                self._taking -= 1
         invocation.deadline = time.time() + invocation.timeout_seconds
         invocation.function_arn = self.function_arn
+        invocation.taken_at = time.monotonic()
         with self.lock:
-            self.current = invocation
+            self.held[invocation.request_id] = invocation
         return invocation
 
     def holding(self, request_id: str) -> Invocation | None:
-        """The invocation this environment holds, if `request_id` names it."""
+        """The invocation this environment holds, if `request_id` names one."""
         with self.lock:
-            current = self.current
-        return current if current is not None and current.request_id == request_id else None
+            return self.held.get(request_id)
 
     def release(self, request_id: str) -> Invocation | None:
         """Let go of a finished (or killed) invocation; only the first caller gets it."""
-        with self.lock:
-            if self.current is not None and self.current.request_id == request_id:
-                invocation, self.current = self.current, None
-                return invocation
-        return None
+        with self._room:
+            invocation = self.held.pop(request_id, None)
+            self._room.notify_all()
+        if invocation is not None and self.on_release is not None:
+            self.on_release(invocation)
+        return invocation
 
     def start(self) -> RuntimeApiServer:
         threading.Thread(
@@ -153,7 +202,7 @@ class _RuntimeApiHandler(BaseHTTPRequestHandler):
         if self.path != f"{API_PREFIX}/runtime/invocation/next":
             self._answer(404, {"errorMessage": "unknown path"})
             return
-        self.server.polled.set()
+        self.server.init_over()
         invocation = self.server.take_next()
         body = json.dumps(invocation.event).encode("utf-8")
         self.send_response(200)
@@ -170,7 +219,7 @@ class _RuntimeApiHandler(BaseHTTPRequestHandler):
         if self.path == f"{API_PREFIX}/runtime/init/error":
             self.server.init_error = self.server.last_init_error = self._read_body()
             logger.error("%s init error: %s", self.server.function_name, self.server.init_error[:500])
-            self.server.polled.set()
+            self.server.init_over()
             self._answer(202, {"status": "OK"})
             return
         match = _RESPONSE_PATH.match(self.path)

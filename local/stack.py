@@ -86,7 +86,8 @@ class LocalStack:
         ports: StackPorts | None = None,
         state_dir: Path = STATE_DIR,
         definitions: tuple[FunctionDefinition, ...] = FUNCTIONS,
-        concurrency: int = 3,
+        concurrency: int = 10,
+        prewarmed: int = 1,
         extra_environment: dict[str, str] | None = None,
         model: str | None = None,
         model_speed: float = 1.0,
@@ -97,7 +98,8 @@ class LocalStack:
         self.ports = ports or StackPorts()
         self.state_dir = state_dir
         self.definitions = definitions
-        self.concurrency = concurrency
+        self.concurrency = concurrency  # each function's most environments; Lambda throttles past it
+        self.prewarmed = prewarmed
         self.extra_environment = dict(extra_environment or {})
         self.model = model or os.environ.get("COACH_LOCAL_MODEL", "double")
         if self.model not in ("double", "bedrock", "openai"):
@@ -232,7 +234,8 @@ class LocalStack:
                 environment=self.function_environment(definition.name),
                 timeout_seconds=deployed.timeout_seconds,
                 memory_mb=deployed.memory_mb,
-                concurrency=self.concurrency if deployed.streaming else min(2, self.concurrency),
+                concurrency=self.concurrency,
+                prewarmed=self.prewarmed,
                 runtime=self.runtimes.get(definition.name, FunctionRuntime()),
             )
             self.functions[definition.name] = LocalFunction(spec, inherited).start()
@@ -510,7 +513,8 @@ def main(args: argparse.Namespace | None = None) -> None:
     stopped = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stopped.set())
-    stack = LocalStack(StackPorts.ephemeral() if ephemeral else StackPorts(), state_dir)
+    concurrency = args.concurrency if args else 10
+    stack = LocalStack(StackPorts.ephemeral() if ephemeral else StackPorts(), state_dir, concurrency=concurrency)
     try:
         stack.start()
     except BaseException:
@@ -524,6 +528,7 @@ def main(args: argparse.Namespace | None = None) -> None:
     print(f"  {'model':28} {stack.model_description()}")
     print(f"  {'demo page':28} {outputs['apiUrl']}/demo/")
     print(f"  {'functions':28} as `cdk synth` defines them ({stack.synth_note})")
+    print(f"  {'concurrency':28} up to {stack.concurrency} environments a function, then 429 (--concurrency)")
     for poller in stack.stream_pollers:
         mapping = poller.mapping
         queue = (mapping.on_failure_destination or "none").rsplit(":", 1)[-1]

@@ -95,7 +95,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory, gate_dir: Path) -> Iterator[
         StackPorts.ephemeral(definitions),
         state,
         definitions,
-        concurrency=3,
+        concurrency=16,
+        prewarmed=3,
         extra_environment={"GATE_DIR": str(gate_dir), "RATE_LIMIT_PER_MINUTE": str(RATE_LIMIT_PER_MINUTE)},
         model="double",
         deploy_environ={},  # the developer's shell must not reach the templates under test
