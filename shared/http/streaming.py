@@ -65,7 +65,10 @@ def streaming_handler(fn: Handler) -> LambdaHandler:
                 error = _pump(writer.write, first, rest, sse)
         else:
             error = _pump(stream.write, first, rest, sse)
-        stream.finish(error)
+        # An event stream tells its failure in its last event, so it ends as a whole HTTP message: a
+        # Function URL may cut a response whose runtime reports an error after the first byte, and a
+        # client must still read that event. Any other body has no way to say it failed but the cut.
+        stream.finish(None if sse else error)
         return stream.proxy_response() if isinstance(stream, BufferedProxyResponse) else None
 
     return lambda_handler
