@@ -95,10 +95,17 @@ def test_the_function_runs_on_after_the_client_disconnects(url, gate_dir: Path):
         time.sleep(0.02)
 
 
-def test_timeout_ends_the_stream_and_the_worker_is_replaced(url):
+def test_timeout_cuts_the_stream_and_the_worker_is_replaced(url):
+    """A timeout mid-stream is a function error after the first byte: the client's response is cut."""
     started = time.monotonic()
-    with httpx.stream("POST", f"{url('t-short')}/sleeps?seconds=10", json={}, timeout=20) as response:
-        events = [event for _, event in iter_events(response)]
+    events: list[dict] = []
+
+    def read_all() -> None:
+        with httpx.stream("POST", f"{url('t-short')}/sleeps?seconds=10", json={}, timeout=20) as response:
+            events.extend(event for _, event in iter_events(response))
+
+    with pytest.raises(httpx.RemoteProtocolError, match="incomplete chunked read"):
+        read_all()
     assert [e["type"] for e in events] == ["start"]
     assert time.monotonic() - started < 5
     again = httpx.post(f"{url('t-short')}/events?count=1", json={}, timeout=20)
