@@ -1,9 +1,14 @@
 """The Runtime API loop that replaces the stock Python bootstrap (started by `exec-wrapper`).
 
 It owns what `/var/runtime/bootstrap.py` did: `sys.path`, loading `_HANDLER`, init errors,
-`_X_AMZN_TRACE_ID`, the context object, and one invocation at a time, forever. What it adds is the
-response stream offered in `current_stream`: a handler that starts it streams, whatever its prelude;
-one that returns instead is answered buffered, as the stock runtime would.
+`_X_AMZN_TRACE_ID`, the context object, the root logger's output (`log_records`), and one invocation
+at a time, forever. What it adds is the response stream offered in `current_stream`: a handler that
+starts it streams, whatever its prelude; one that returns instead is answered buffered, as the stock
+runtime would.
+
+It exits 1 when init fails or the loop breaks, as the stock runtime does, and 69 (EX_UNAVAILABLE)
+when the Runtime API stays unreachable past the client's reconnect budget; Lambda then starts a new
+runtime.
 """
 
 from __future__ import annotations
@@ -15,13 +20,16 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from shared.runtime.client import Invocation, RuntimeApiClient
+from shared.runtime import log_records
+from shared.runtime.client import Invocation, RuntimeApiClient, RuntimeApiUnreachable
 from shared.runtime.context import LambdaContext
 from shared.runtime.stream import current_stream
 
 logger = logging.getLogger("shared.runtime.bootstrap")
 
 LambdaHandler = Callable[[Any, Any], Any]
+
+EXIT_RUNTIME_API_UNREACHABLE = 69
 
 
 class HandlerNotFound(Exception):
@@ -61,6 +69,7 @@ def run_invocation(
 
     With `streaming=False` no stream is offered, which is exactly the stock runtime's behaviour.
     """
+    log_records.set_invocation(invocation.request_id, invocation.tenant_id)
     if invocation.trace_id:
         os.environ["_X_AMZN_TRACE_ID"] = invocation.trace_id
     else:
@@ -90,18 +99,33 @@ def run_invocation(
         client.post_response(invocation.request_id, result)
 
 
+def serve(client: RuntimeApiClient, handler: LambdaHandler, *, streaming: bool = True) -> None:
+    """Invocations one after another until the Runtime API is gone or the loop itself breaks."""
+    try:
+        while True:
+            run_invocation(client, handler, client.next_invocation(), streaming=streaming)
+    except RuntimeApiUnreachable as exc:
+        logger.error("giving up: %s", exc)
+        sys.exit(EXIT_RUNTIME_API_UNREACHABLE)
+    except Exception:
+        logger.exception("the runtime loop failed")
+        sys.exit(1)
+
+
 def main(*, streaming: bool = True) -> None:
     prepare_sys_path()
-    logging.basicConfig(level=os.environ.get("AWS_LAMBDA_LOG_LEVEL", "INFO"), stream=sys.stderr)
+    log_records.install(os.environ)
     client = RuntimeApiClient(os.environ["AWS_LAMBDA_RUNTIME_API"])
     try:
         handler = load_handler(os.environ["_HANDLER"])
     except Exception as exc:
         logger.exception("init failed")
-        client.post_init_error(exc)
+        try:
+            client.post_init_error(exc)
+        except RuntimeApiUnreachable as unreachable:
+            logger.error("giving up: %s", unreachable)
         sys.exit(1)
-    while True:
-        run_invocation(client, handler, client.next_invocation(), streaming=streaming)
+    serve(client, handler, streaming=streaming)
 
 
 if __name__ == "__main__":

@@ -43,6 +43,7 @@ def test_the_runtime_imports_the_standard_library_alone():
     )
     imported = json.loads(result.stdout)
     assert "shared.runtime.bootstrap" in imported and "shared.runtime.api_stream" in imported
+    assert "shared.runtime.log_frames" in imported and "shared.runtime.log_records" in imported
     ours = [name for name in imported if name == "shared" or name.startswith("shared.")]
     assert all(name == "shared" or name.startswith("shared.runtime") for name in ours), ours
     foreign = {name.split(".")[0] for name in imported} - set(sys.stdlib_module_names) - {"shared"}
