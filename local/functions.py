@@ -8,11 +8,13 @@ timeout is killed and replaced, as Lambda would.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
 import os
 import queue
+import signal
 import subprocess
 import sys
 import threading
@@ -51,6 +53,7 @@ class FunctionSpec:
     timeout_seconds: float = 120.0
     memory_mb: int = 1024
     concurrency: int = 3  # the most execution environments at once; past them, invocations are throttled
+    environment_concurrency: int = 1  # invocations one environment serves at once (Managed Instances: N)
     prewarmed: int = 1  # environments started with the function; the rest start (cold) when all are busy
     runtime: FunctionRuntime = FunctionRuntime()  # frozen: one shared default is safe
 
@@ -63,7 +66,7 @@ class ExecutionEnvironment:
     ) -> None:
         self.spec = spec
         self.number = number
-        self.server = RuntimeApiServer(spec.name, invocations)
+        self.server = RuntimeApiServer(spec.name, invocations, max_concurrency=spec.environment_concurrency)
         self.server.on_release = self._report
         self._invocations = invocations
         self._base_env = base_env
@@ -97,6 +100,8 @@ class ExecutionEnvironment:
             "AWS_LAMBDA_LOG_STREAM_NAME": f"local/{id(self):x}",
             "PYTHONNOUSERSITE": "1",  # Lambda's Python has no user site-packages; HOME's must not leak in
         }
+        if self.spec.environment_concurrency > 1:
+            env["AWS_LAMBDA_MAX_CONCURRENCY"] = str(self.spec.environment_concurrency)
         if self.spec.runtime.task_root != REPO_ROOT:
             env["PYTHONDONTWRITEBYTECODE"] = "1"  # an asset that may still be deployed stays as bundled
         if self.spec.streaming and not self.spec.runtime.command:
@@ -115,7 +120,11 @@ class ExecutionEnvironment:
         self._init_reported = False
         logger.info("%s: INIT_START environment %d", self.spec.name, self.number)
         self._process = subprocess.Popen(
-            self.command(), env=self.environment(), cwd=self.spec.runtime.task_root, preexec_fn=die_with_parent
+            self.command(),
+            env=self.environment(),
+            cwd=self.spec.runtime.task_root,
+            preexec_fn=die_with_parent,
+            start_new_session=True,  # a process group: stopping the worker stops any process it forked
         )
 
     def _supervise(self) -> None:
@@ -129,9 +138,10 @@ class ExecutionEnvironment:
                     "Sandbox.Timedout",
                     f"Task timed out after {self.spec.timeout_seconds:.2f} seconds",
                 )
-            if overdue:
-                process.kill()
-                process.wait()
+            if overdue and self.spec.environment_concurrency == 1:
+                # Managed Instances fail a timed-out invocation and leave the code running; classic
+                # Lambda ends the environment
+                _kill_group(process)
             if process.poll() is None:
                 continue
             if self._stopping.is_set():
@@ -193,14 +203,23 @@ class ExecutionEnvironment:
     def stop(self) -> None:
         self._stopping.set()
         if self._process is not None and self._process.poll() is None:
-            self._process.terminate()
+            _signal_group(self._process, signal.SIGTERM)
             try:
                 self._process.wait(timeout=3)
             except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
+                _kill_group(self._process)
         self.server.shutdown()
         self.server.server_close()
+
+
+def _signal_group(process: subprocess.Popen[bytes], signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signum)
+
+
+def _kill_group(process: subprocess.Popen[bytes]) -> None:
+    _signal_group(process, signal.SIGKILL)
+    process.wait()
 
 
 class LocalFunction:
@@ -240,7 +259,7 @@ class LocalFunction:
         invocation = Invocation(event=event, timeout_seconds=self.spec.timeout_seconds)
         with self._lock:
             self._in_flight = [held for held in self._in_flight if not held.finished.is_set()]
-            if len(self._in_flight) >= len(self.environments):
+            if len(self._in_flight) >= len(self.environments) * self.spec.environment_concurrency:
                 if len(self.environments) >= self.spec.concurrency:
                     logger.warning("%s: throttled, all %d environments busy", self.spec.name, len(self.environments))
                     raise Throttled(f"Rate Exceeded: {self.spec.name} runs {self.spec.concurrency} at most")

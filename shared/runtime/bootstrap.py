@@ -2,7 +2,8 @@
 
 It owns what `/var/runtime/bootstrap.py` did: `sys.path`, loading `_HANDLER`, init errors,
 `_X_AMZN_TRACE_ID`, the context object, the root logger's output (`log_records`), and one invocation
-at a time, forever. What it adds is the response stream offered in `current_stream`: a handler that
+at a time, forever (or, on Managed Instances, one at a time in each of N forked workers: `worker_pool`).
+What it adds is the response stream offered in `current_stream`: a handler that
 starts it streams, whatever its prelude; one that returns instead is answered buffered, as the stock
 runtime would.
 
@@ -24,6 +25,7 @@ from shared.runtime import log_records
 from shared.runtime.client import Invocation, RuntimeApiClient, RuntimeApiUnreachable
 from shared.runtime.context import LambdaContext
 from shared.runtime.stream import current_stream
+from shared.runtime.worker_pool import max_concurrency, serve_in_workers
 
 logger = logging.getLogger("shared.runtime.bootstrap")
 
@@ -115,7 +117,8 @@ def serve(client: RuntimeApiClient, handler: LambdaHandler, *, streaming: bool =
 def main(*, streaming: bool = True) -> None:
     prepare_sys_path()
     log_records.install(os.environ)
-    client = RuntimeApiClient(os.environ["AWS_LAMBDA_RUNTIME_API"])
+    address = os.environ["AWS_LAMBDA_RUNTIME_API"]
+    client = RuntimeApiClient(address)
     try:
         handler = load_handler(os.environ["_HANDLER"])
     except Exception as exc:
@@ -125,7 +128,12 @@ def main(*, streaming: bool = True) -> None:
         except RuntimeApiUnreachable as unreachable:
             logger.error("giving up: %s", unreachable)
         sys.exit(1)
-    serve(client, handler, streaming=streaming)
+    concurrency = max_concurrency(os.environ)
+    if concurrency == 1:
+        serve(client, handler, streaming=streaming)
+        return
+    client.close()  # each worker opens its own connection; none is shared across a fork
+    serve_in_workers(concurrency, lambda: serve(RuntimeApiClient(address), handler, streaming=streaming))
 
 
 if __name__ == "__main__":

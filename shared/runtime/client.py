@@ -241,3 +241,6 @@ class RuntimeApiClient:
     def open_stream(self, request_id: str) -> RuntimeApiStream:
         """A stream for the invocation's response; nothing goes out until the handler starts it."""
         return RuntimeApiStream(self._connection, request_id)
+
+    def close(self) -> None:
+        self._connection.close()

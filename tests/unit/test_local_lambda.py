@@ -274,3 +274,55 @@ def test_the_adapter_ends_a_stream_cleanly_only_when_it_succeeded(handler: str, 
         function.stop()
     assert answer.status == 200 and answer.body.startswith(b"data: one\n\n")
     assert answer.complete is complete
+
+
+# --- Managed Instances: one environment, N invocations at once ------------------------------------------
+
+
+def test_one_environment_serves_n_invocations_at_once_in_forked_workers() -> None:
+    spec = FunctionSpec(
+        name="t-managed",
+        handler=f"{HANDLERS}.slow",
+        timeout_seconds=20,
+        concurrency=1,
+        environment_concurrency=4,
+        runtime=FunctionRuntime(task_root=REPO_ROOT),
+    )
+    function = LocalFunction(spec, {"PATH": "/usr/bin:/bin"}).start()
+    try:
+        assert function.wait_ready(30)
+        started = time.monotonic()
+        invocations = [function.invoke({"seconds": 1.0}) for _ in range(4)]
+        with pytest.raises(Throttled):
+            function.invoke({"seconds": 0.1})  # one environment, four slots, all taken
+        bodies = [json.loads(_result(invocation).data)["body"] for invocation in invocations]
+        elapsed = time.monotonic() - started
+    finally:
+        function.stop()
+    assert len(function.environments) == 1
+    assert elapsed < 2.5, f"four 1-second invocations ran at once, not one after another ({elapsed:.1f} s)"
+    assert len(set(bodies)) == 4, "each invocation had a worker process of its own"
+
+
+def test_a_worker_that_dies_is_replaced_and_the_others_run_on() -> None:
+    spec = FunctionSpec(
+        name="t-managed-crash",
+        handler=f"{HANDLERS}.die_mid_stream",
+        streaming=True,
+        timeout_seconds=20,
+        concurrency=1,
+        environment_concurrency=2,
+        runtime=FunctionRuntime(task_root=REPO_ROOT),
+    )
+    function = LocalFunction(spec, {"PATH": "/usr/bin:/bin"}).start()
+    server = FunctionUrlServer(function, 0).start()
+    try:
+        assert function.wait_ready(30)
+        host, port = server.server_address[:2]
+        answers = [request(str(host), int(port), body=b"{}") for _ in range(3)]
+    finally:
+        server.shutdown()
+        server.server_close()
+        function.stop()
+    assert [(a.status, a.body, a.complete) for a in answers] == [(200, b"data: one\n\n", False)] * 3
+    assert len(function.environments) == 1, "the environment outlived its workers' crashes"
