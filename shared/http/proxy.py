@@ -35,7 +35,7 @@ class BufferedProxyResponse(ResponseStream):
         self._metadata: dict[str, Any] = {}
         self._parts: list[bytes] = []
 
-    def start(self, prelude: Mapping[str, Any] | None = None) -> None:
+    def start(self, prelude: Mapping[str, Any] | None = None, *, content_type: str | None = None) -> None:
         self.started = True
         self._metadata = dict(prelude or {})
 

@@ -37,11 +37,11 @@ class RuntimeApiStream(ResponseStream):
         self._request_id = request_id
         self.broken = False
 
-    def start(self, prelude: Mapping[str, Any] | None = None) -> None:
+    def start(self, prelude: Mapping[str, Any] | None = None, *, content_type: str | None = None) -> None:
         if self.started:
             raise RuntimeError("a response stream starts once")
         self.started = True
-        content_type = RAW_CONTENT_TYPE if prelude is None else HTTP_INTEGRATION_CONTENT_TYPE
+        content_type = (content_type or RAW_CONTENT_TYPE) if prelude is None else HTTP_INTEGRATION_CONTENT_TYPE
         connection = self._connection
         try:
             connection.putrequest(

@@ -16,13 +16,14 @@ class ResponseStream(ABC):
     """One response on its way out: `start` once, `write` per piece, `finish` once.
 
     The prelude given to `start` is whatever metadata the integration in front expects (for an
-    HTTP integration, status, headers and cookies), already built by the layer that knows it.
+    HTTP integration, status, headers and cookies), already built by the layer that knows it. A stream
+    without one is the raw body, sent with `content_type` (the client sees it as the response's).
     """
 
     started: bool = False
 
     @abstractmethod
-    def start(self, prelude: Mapping[str, Any] | None = None) -> None: ...
+    def start(self, prelude: Mapping[str, Any] | None = None, *, content_type: str | None = None) -> None: ...
 
     @abstractmethod
     def write(self, data: bytes) -> None: ...

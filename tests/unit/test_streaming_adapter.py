@@ -124,7 +124,7 @@ class RecordingStream(ResponseStream):
         self.data = b""
         self.error: BaseException | None = None
 
-    def start(self, prelude: Any = None) -> None:
+    def start(self, prelude: Any = None, *, content_type: str | None = None) -> None:
         self.started = True
         self.prelude = prelude
 
