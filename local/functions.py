@@ -54,6 +54,7 @@ class FunctionSpec:
     memory_mb: int = 1024
     concurrency: int = 3  # the most execution environments at once; past them, invocations are throttled
     environment_concurrency: int = 1  # invocations one environment serves at once (Managed Instances: N)
+    output: Path | None = None  # where the workers' stdout and stderr go (the function's log); None: ours
     prewarmed: int = 1  # environments started with the function; the rest start (cold) when all are busy
     runtime: FunctionRuntime = FunctionRuntime()  # frozen: one shared default is safe
 
@@ -119,13 +120,18 @@ class ExecutionEnvironment:
         self._spawned_at = time.monotonic()
         self._init_reported = False
         logger.info("%s: INIT_START environment %d", self.spec.name, self.number)
+        log = self.spec.output.open("ab") if self.spec.output is not None else None
         self._process = subprocess.Popen(
             self.command(),
             env=self.environment(),
             cwd=self.spec.runtime.task_root,
+            stdout=log,
+            stderr=subprocess.STDOUT if log is not None else None,
             preexec_fn=die_with_parent,
             start_new_session=True,  # a process group: stopping the worker stops any process it forked
         )
+        if log is not None:
+            log.close()  # the worker holds its own copy
 
     def _supervise(self) -> None:
         while not self._stopping.wait(0.05):

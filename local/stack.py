@@ -88,6 +88,8 @@ class LocalStack:
         definitions: tuple[FunctionDefinition, ...] = FUNCTIONS,
         concurrency: int = 10,
         prewarmed: int = 1,
+        environment_concurrency: int = 1,
+        function_output: Path | None = None,
         extra_environment: dict[str, str] | None = None,
         model: str | None = None,
         model_speed: float = 1.0,
@@ -100,6 +102,8 @@ class LocalStack:
         self.definitions = definitions
         self.concurrency = concurrency  # each function's most environments; Lambda throttles past it
         self.prewarmed = prewarmed
+        self.environment_concurrency = environment_concurrency  # >1: streaming functions on Managed Instances
+        self.function_output = function_output  # one file for every function's log; None: this console
         self.extra_environment = dict(extra_environment or {})
         self.model = model or os.environ.get("COACH_LOCAL_MODEL", "double")
         if self.model not in ("double", "bedrock", "openai"):
@@ -236,6 +240,8 @@ class LocalStack:
                 memory_mb=deployed.memory_mb,
                 concurrency=self.concurrency,
                 prewarmed=self.prewarmed,
+                environment_concurrency=self.environment_concurrency if deployed.streaming else 1,
+                output=self.function_output,
                 runtime=self.runtimes.get(definition.name, FunctionRuntime()),
             )
             self.functions[definition.name] = LocalFunction(spec, inherited).start()
