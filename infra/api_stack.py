@@ -4,6 +4,11 @@ Nothing here names a function: a catalog entry decides its construct (streaming 
 environment, its permissions (table, models, uploads, async targets), its routes and its event source
 (the table's stream, with a dead-letter queue). A function added to the catalog deploys with the next
 `make deploy`.
+
+With `managedInstances=true` the streaming functions run on the capacity provider of the Compute stack
+(infra/managed_instances.py), are named `<name>-mi`, and are invoked through their `live` alias
+(`PythonCatalogFunction.invoke_target`): their Function URLs, the REST streaming API, any HTTP API route
+or event source.
 """
 
 from __future__ import annotations
@@ -42,7 +47,13 @@ from infra.catalog_rules import (
 )
 from infra.config import InfraConfig
 from infra.data_stack import UPLOADS_PREFIX, DataStack
-from infra.functions import PythonCatalogFunction, StreamingPythonFunction, function_code
+from infra.functions import (
+    ManagedInstancesPlacement,
+    PythonCatalogFunction,
+    StreamingPythonFunction,
+    function_code,
+)
+from infra.managed_instances import FUNCTION_NAME_SUFFIX, MAX_FUNCTION_NAME, ManagedInstancesStack
 from infra.nag import acknowledge
 from infra.rest_streaming import REST_STREAM_OUTPUT_KEY, RestStreamingApi
 from infra.time_budget import TimeBudgetError, time_budget
@@ -95,6 +106,7 @@ class ApiStack(Stack):
         data: DataStack,
         auth: AuthStack,
         root: Path = REPO_ROOT,
+        compute: ManagedInstancesStack | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, construct_id_, **kwargs)
@@ -102,6 +114,10 @@ class ApiStack(Stack):
         self.definitions = check(definitions)
         self.data = data
         self.auth = auth
+        self.compute = compute
+        if config.managed_instances != (compute is not None):
+            raise ValueError("managedInstances needs the Compute stack's capacity provider, and only then")
+        self._check_managed_instances_callers()
         self.add_stack_dependency(data)  # the uploads bucket ARN is an explicit import (see DataStack)
         self.http_api = self._http_api()
         self.functions: dict[str, PythonCatalogFunction] = {}
@@ -194,6 +210,45 @@ class ApiStack(Stack):
                     if key in wanted:
                         self.functions[definition.name].function.add_environment(key, value)
 
+    def on_managed_instances(self, definition: FunctionDefinition) -> bool:
+        """The streaming functions move to Managed Instances when they are on; the others stay classic."""
+        return self.compute is not None and definition.streaming
+
+    def deployed_name(self, definition: FunctionDefinition) -> str:
+        """`function_name`, set apart on Managed Instances (`infra.managed_instances.FUNCTION_NAME_SUFFIX`)."""
+        name = self.function_name(definition.name)
+        if not self.on_managed_instances(definition):
+            return name
+        name += FUNCTION_NAME_SUFFIX
+        if len(name) > MAX_FUNCTION_NAME:
+            raise CatalogError(f"{name}: a Lambda function name has at most {MAX_FUNCTION_NAME} characters")
+        return name
+
+    def _placement(self, definition: FunctionDefinition) -> ManagedInstancesPlacement | None:
+        if self.compute is None or not self.on_managed_instances(definition):
+            return None
+        return ManagedInstancesPlacement(
+            capacity_provider=self.compute.capacity_provider,
+            max_concurrency=self.config.managed_instances_concurrency,
+            memory_gib_per_vcpu=self.config.managed_instances_memory_per_vcpu,
+            memory_mb=self.config.managed_instances_memory_mb,
+        )
+
+    def _check_managed_instances_callers(self) -> None:
+        """Functions invoke their async targets by bare name (`*_FUNCTION_NAME`) with a grant on the unqualified
+        ARN, which on Managed Instances would reach `$LATEST.PUBLISHED`, not the alias: refused, not deployed."""
+        if self.compute is None:
+            return
+        moved = {d.name for d in self.definitions if self.on_managed_instances(d)}
+        for definition in self.definitions:
+            targets = sorted(set(definition.invokes) & moved)
+            if targets:
+                raise CatalogError(
+                    f"{definition.name} invokes {targets} by name, which on Managed Instances would bypass their "
+                    "live alias; synth with managedInstances=false or invoke them through the alias"
+                )
+        self.compute.check_capacity(len(moved))
+
     def _function(self, definition: FunctionDefinition, root: Path) -> PythonCatalogFunction:
         spec = BundleSpec(
             folder=definition.folder,
@@ -203,12 +258,13 @@ class ApiStack(Stack):
         )
         common: dict[str, Any] = {
             "definition": definition,
-            "function_name": self.function_name(definition.name),
+            "function_name": self.deployed_name(definition),
             "code": function_code(spec),
             "environment": self.environment(definition),
             "python_version": self.config.python_version,
             "architecture": self.config.architecture,
             "log_retention_days": self.config.log_retention_days,
+            "managed_instances": self._placement(definition),
         }
         cid = construct_id(definition.name)
         if definition.streaming:
@@ -313,7 +369,7 @@ class ApiStack(Stack):
             "lands here is kept for an operator (and alarmed), not consumed, so it needs no dead-letter queue "
             "of its own.",
         )
-        fn.function.add_event_source(
+        fn.invoke_target.add_event_source(
             event_sources.DynamoEventSource(
                 self.data.table,
                 starting_position=lambda_.StartingPosition(source.starting_position),
@@ -422,7 +478,7 @@ class ApiStack(Stack):
             integration = lambda_integrations.get(route.function)
             if integration is None:
                 integration = integrations.HttpLambdaIntegration(
-                    f"{construct_id(route.function)}Integration", self.functions[route.function].function
+                    f"{construct_id(route.function)}Integration", self.functions[route.function].invoke_target
                 )
                 lambda_integrations[route.function] = integration
             created = self.http_api.add_routes(
@@ -453,7 +509,7 @@ class ApiStack(Stack):
             "RestStreamApi",
             config=self.config,
             definitions=self.definitions,
-            functions={name: fn.function for name, fn in self.functions.items()},
+            functions={name: fn.invoke_target for name, fn in self.functions.items()},
             user_pool=self.auth.user_pool,
         )
 

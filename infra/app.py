@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from aws_cdk import App, Tags, Validations
+from aws_cdk import App, Stack, Tags, Validations
 from cdk_nag import AwsSolutionsChecks
 
 from functions.catalog import FUNCTIONS, FunctionDefinition
@@ -18,6 +18,7 @@ from infra.bundling import REPO_ROOT
 from infra.catalog_rules import table_stream_view_type
 from infra.config import InfraConfig
 from infra.data_stack import DataStack
+from infra.managed_instances import ManagedInstancesStack
 
 
 @dataclass(frozen=True)
@@ -27,10 +28,11 @@ class CoachStreamApp:
     data: DataStack
     auth: AuthStack
     api: ApiStack
+    compute: ManagedInstancesStack | None = None  # only with managedInstances=true
 
     @property
-    def stacks(self) -> tuple[DataStack, AuthStack, ApiStack]:
-        return (self.data, self.auth, self.api)
+    def stacks(self) -> tuple[Stack, ...]:
+        return (self.data, self.auth, *([self.compute] if self.compute is not None else []), self.api)
 
 
 def cdk_json_context(root: Path = REPO_ROOT) -> dict[str, Any]:
@@ -57,6 +59,16 @@ def build(
         description="coach-stream: table and uploads bucket",
     )
     auth = AuthStack(app, f"{prefix}Auth", config=config, description="coach-stream: Cognito user pool")
+    compute = (
+        ManagedInstancesStack(
+            app,
+            f"{prefix}Compute",
+            config=config,
+            description="coach-stream: VPC and Lambda Managed Instances capacity provider for the streaming functions",
+        )
+        if config.managed_instances
+        else None
+    )
     api = ApiStack(
         app,
         f"{prefix}Api",
@@ -65,13 +77,14 @@ def build(
         data=data,
         auth=auth,
         root=root,
+        compute=compute,
         description="coach-stream: functions, streaming Function URLs, HTTP API, REST streaming API",
     )
     Tags.of(app).add("project", "coach-stream")
     if config.nag if nag is None else nag:
         # cdk-nag 3.x is a policy-validation plugin: an unacknowledged finding fails the synth.
         Validations.of(app).add_plugins(AwsSolutionsChecks(app, verbose=True))
-    return CoachStreamApp(app=app, config=config, data=data, auth=auth, api=api)
+    return CoachStreamApp(app=app, config=config, data=data, auth=auth, api=api, compute=compute)
 
 
 def new_app(context: Mapping[str, Any] | None = None, **kwargs: Any) -> App:

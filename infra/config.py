@@ -21,6 +21,21 @@ LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 
 _ORIGIN = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?$")
 _NAME_PREFIX = re.compile(r"^[a-z][a-z0-9-]{0,23}$")
 _STACK_PREFIX = re.compile(r"^[A-Za-z][A-Za-z0-9]{0,39}$")
+# Lambda Managed Instances (managedInstances=true), from the Lambda developer guide and API reference:
+# the smallest function is 2 GB and 1 vCPU; memory per vCPU is 2, 4 or 8 GiB; at most 1600 concurrent
+# requests per execution environment; Python 3.13 is the first Python runtime it runs.
+MI_MIN_MEMORY_MB = 2048
+MI_MAX_MEMORY_MB = 32768  # the largest MemorySize CloudFormation accepts
+MI_MEMORY_GIB_PER_VCPU = (2, 4, 8)
+MI_MAX_CONCURRENCY_LIMIT = 1600
+# CapacityProviderScalingConfig.MaxVCpuCount: the API takes 2 and up, CDK's CapacityProvider 12 and up.
+MI_MAX_VCPU_RANGE = (12, 15000)
+MI_MIN_PYTHON = (3, 13)
+# On Managed Instances each concurrent request runs in a process of its own (AWS's Python runtime, and the
+# adapter's forked workers in shared/runtime/worker_pool.py). A turn function measures about 72 MB resident
+# after import with its three clients, before any copy-on-write sharing; 128 MB per process leaves room for
+# one turn's buffers. The execution environment's memory is sized from it.
+MI_MEMORY_PER_PROCESS_MB = 128
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
@@ -53,6 +68,10 @@ SETTINGS: dict[str, Setting] = {
     "self_sign_up": Setting("selfSignUp", "COGNITO_SELF_SIGN_UP"),
     "nag": Setting("nag", "CDK_NAG"),
     "sam_local": Setting("samLocal", "COACH_SAM_LOCAL"),
+    "managed_instances": Setting("managedInstances", "MANAGED_INSTANCES"),
+    "managed_instances_concurrency": Setting("managedInstancesConcurrency", "MANAGED_INSTANCES_CONCURRENCY"),
+    "managed_instances_max_vcpu": Setting("managedInstancesMaxVCpu", "MANAGED_INSTANCES_MAX_VCPU"),
+    "managed_instances_memory_per_vcpu": Setting("managedInstancesMemoryPerVCpu", "MANAGED_INSTANCES_MEMORY_PER_VCPU"),
 }
 
 
@@ -75,6 +94,15 @@ class InfraConfig:
     self_sign_up: bool = False  # users get custom:user_id from an administrator, never from themselves
     nag: bool = True  # run cdk-nag's AwsSolutions pack as a synth-time validation plugin
     sam_local: bool = False  # declare AWS_ENDPOINT_URL_* (empty) so `sam local invoke` can point them here
+    # The streaming functions on Lambda Managed Instances (infra/managed_instances.py) instead of classic Lambda.
+    managed_instances: bool = False
+    # PerExecutionEnvironmentMaxConcurrency: Python processes per execution environment. A turn mostly waits
+    # on the model's stream, so one vCPU carries many; 32 x 128 MB fills 1 vCPU at 4 GiB per vCPU exactly.
+    managed_instances_concurrency: int = 32
+    managed_instances_max_vcpu: int = 16  # the capacity provider's ceiling across all its instances
+    # ExecutionEnvironmentMemoryGiBPerVCpu: AWS advises 4 or 8 for Python (one process per request); 4 is
+    # the general-purpose instance families, and what 32 processes of 128 MB need per vCPU.
+    managed_instances_memory_per_vcpu: int = 4
 
     python_version: str = "3.13"  # the managed runtime; bundling fetches wheels for it
 
@@ -107,6 +135,42 @@ class InfraConfig:
             fail("log_retention_days", f"one of {LOG_RETENTION_DAYS}")
         if self.api_throttle_rate < 1 or self.api_throttle_burst < 1:
             fail("api_throttle_rate", "rate and burst at least 1")
+        self._check_managed_instances(fail)
+
+    def _check_managed_instances(self, fail: Callable[[str, str], None]) -> None:
+        """The Managed Instances settings are checked whether or not they are switched on: a value that would
+        fail a deploy fails the synth that carries it."""
+        most = min(MI_MAX_CONCURRENCY_LIMIT, MI_MAX_MEMORY_MB // MI_MEMORY_PER_PROCESS_MB)
+        if not 1 <= self.managed_instances_concurrency <= most:
+            fail(
+                "managed_instances_concurrency",
+                f"1 to {most} (each concurrent request is a Python process of {MI_MEMORY_PER_PROCESS_MB} MB, "
+                f"in at most {MI_MAX_MEMORY_MB} MB), not {self.managed_instances_concurrency}",
+            )
+        if self.managed_instances_memory_per_vcpu not in MI_MEMORY_GIB_PER_VCPU:
+            fail(
+                "managed_instances_memory_per_vcpu",
+                f"GiB per vCPU, one of {MI_MEMORY_GIB_PER_VCPU}, not {self.managed_instances_memory_per_vcpu}",
+            )
+        low, high = MI_MAX_VCPU_RANGE
+        if not low <= self.managed_instances_max_vcpu <= high:
+            fail("managed_instances_max_vcpu", f"{low} to {high}, not {self.managed_instances_max_vcpu}")
+        version = tuple(int(part) for part in self.python_version.split(".")[:2])
+        if self.managed_instances and version < MI_MIN_PYTHON:
+            fail("managed_instances", f"Managed Instances run Python 3.13 and later, not {self.python_version}")
+
+    @property
+    def managed_instances_memory_mb(self) -> int:
+        """An execution environment's memory: a process per concurrent request, at least the 2 GB minimum,
+        rounded up to whole vCPUs at the configured ratio (the smallest function is 1 vCPU)."""
+        vcpu_mb = self.managed_instances_memory_per_vcpu * 1024
+        wanted = max(MI_MIN_MEMORY_MB, self.managed_instances_concurrency * MI_MEMORY_PER_PROCESS_MB)
+        return -(-wanted // vcpu_mb) * vcpu_mb
+
+    @property
+    def managed_instances_vcpus(self) -> int:
+        """The vCPUs of one execution environment."""
+        return self.managed_instances_memory_mb // (self.managed_instances_memory_per_vcpu * 1024)
 
     @property
     def python_tag(self) -> str:

@@ -8,11 +8,17 @@ memory from the catalog, and code bundled locally (no Docker) with its own asset
 adapter's wrapper inside the asset, and a Function URL in `RESPONSE_STREAM` mode. The URL's auth type
 is NONE because the code verifies Cognito JWTs itself (CONTRACT.md section 1); CORS is limited to the
 configured origins, `POST`, and the two request headers the contract uses.
+
+On Lambda Managed Instances (`ManagedInstancesPlacement`, infra/managed_instances.py) a function runs only
+as a published version: an unqualified invoke reaches `$LATEST.PUBLISHED`, never `$LATEST`. So such a
+function gets an alias, `live`, on the version CDK publishes for each change of code or configuration,
+and everything that invokes it (its Function URL, API Gateway) targets the alias: `invoke_target`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
@@ -23,6 +29,7 @@ from aws_cdk import (
     DockerImage,
     Duration,
     ILocalBundling,
+    RemovalPolicy,
 )
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
@@ -36,6 +43,22 @@ TASK_ROOT = "/var/task"
 EXEC_WRAPPER_PATH = f"{TASK_ROOT}/{EXEC_WRAPPER}"
 URL_ALLOWED_HEADERS = ("authorization", "content-type")
 URL_EXPOSED_HEADERS = ("retry-after",)  # a 429 tells the browser when to come back
+LIVE_ALIAS = "live"
+
+
+@dataclass(frozen=True)
+class ManagedInstancesPlacement:
+    """Where and how a function runs on Lambda Managed Instances (`CapacityProviderConfig`).
+
+    `max_concurrency` is PerExecutionEnvironmentMaxConcurrency (Lambda hands it to the function as
+    `AWS_LAMBDA_MAX_CONCURRENCY`), `memory_gib_per_vcpu` is ExecutionEnvironmentMemoryGiBPerVCpu, and
+    `memory_mb` the execution environment's MemorySize (at least 2048 on Managed Instances).
+    """
+
+    capacity_provider: lambda_.CapacityProvider
+    max_concurrency: int
+    memory_gib_per_vcpu: int
+    memory_mb: int
 
 
 @jsii.implements(ILocalBundling)
@@ -96,9 +119,11 @@ class PythonCatalogFunction(Construct):
         python_version: str = "3.13",
         architecture: str = "arm64",
         log_retention_days: int = 30,
+        managed_instances: ManagedInstancesPlacement | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         self.definition = definition
+        self.managed_instances = managed_instances
         self.function_name = function_name
         self.log_group = logs.LogGroup(self, "Logs")
         # The L2 only takes an enum; CloudWatch takes the number of days, which is what we are given.
@@ -110,6 +135,14 @@ class PythonCatalogFunction(Construct):
             description=f"{function_name}: its log group plus what its catalog entry declares",
         )
         self.log_group.grant_write(self.role)
+        placed: dict[str, Any] = {}
+        if managed_instances is not None:
+            placed = {
+                # Managed Instances write JSON logs only.
+                "logging_format": lambda_.LoggingFormat.JSON,
+                # A superseded version keeps its execution environments running until it is deleted.
+                "current_version_options": lambda_.VersionOptions(removal_policy=RemovalPolicy.DESTROY),
+            }
         self.function = lambda_.Function(
             self,
             "Function",
@@ -120,12 +153,35 @@ class PythonCatalogFunction(Construct):
             handler=definition.handler,
             code=code,
             timeout=Duration.seconds(definition.timeout_seconds),
-            memory_size=definition.memory_mb,
+            memory_size=definition.memory_mb if managed_instances is None else managed_instances.memory_mb,
             tracing=lambda_.Tracing.ACTIVE,  # Lambda's own segment per invocation; the functions carry no tracing SDK
             environment=dict(environment),
             role=self.role,
             log_group=self.log_group,
+            **placed,
         )
+        self.alias: lambda_.Alias | None = None
+        if managed_instances is not None:
+            managed_instances.capacity_provider.add_function(
+                self.function,
+                per_execution_environment_max_concurrency=managed_instances.max_concurrency,
+                execution_environment_memory_gib_per_v_cpu=managed_instances.memory_gib_per_vcpu,
+                # Only the alias's numbered version is invoked; a $LATEST.PUBLISHED version as well would
+                # hold execution environments of its own that nothing calls.
+                publish_to_latest_published=False,
+            )
+            self.alias = lambda_.Alias(
+                self,
+                "LiveAlias",
+                alias_name=LIVE_ALIAS,
+                version=self.function.current_version,
+                description=f"{function_name}: the published version its Function URL and API Gateway invoke",
+            )
+
+    @property
+    def invoke_target(self) -> lambda_.Function | lambda_.Alias:
+        """What callers invoke: the `live` alias on Managed Instances, the function itself otherwise."""
+        return self.alias if self.alias is not None else self.function
 
     def add_to_role_policy(self, statement: iam.PolicyStatement) -> None:
         self.role.add_to_principal_policy(statement)
@@ -149,7 +205,7 @@ class StreamingPythonFunction(PythonCatalogFunction):
             environment={**environment, "AWS_LAMBDA_EXEC_WRAPPER": EXEC_WRAPPER_PATH},
             **kwargs,
         )
-        self.url = self.function.add_function_url(
+        self.url = self.invoke_target.add_function_url(
             auth_type=lambda_.FunctionUrlAuthType.NONE,
             invoke_mode=lambda_.InvokeMode.RESPONSE_STREAM,
             cors=lambda_.FunctionUrlCorsOptions(

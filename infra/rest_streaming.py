@@ -4,7 +4,9 @@ The Function URLs stay the primary streaming door; this is the second one, for c
 Gateway in the path (a Cognito authorizer before the function, stage throttling, access logs, one host
 for both flows). Each streaming function of the catalog gets one method on the same path as its
 Function URL (CONTRACT.md section 1), integrated with `InvokeWithResponseStream` (CDK's
-`ResponseTransferMode.STREAM` selects the `/response-streaming-invocations` URI). The function receives
+`ResponseTransferMode.STREAM` selects the `/response-streaming-invocations` URI); on Lambda Managed
+Instances the function given is its `live` alias, since an unqualified invoke would reach
+`$LATEST.PUBLISHED`, not the published version the alias names. The function receives
 a REST v1 proxy event and answers it with the same prelude and body as on its Function URL; the
 adapter acknowledges API Gateway's follow-up completion invocation.
 
