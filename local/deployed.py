@@ -28,7 +28,7 @@ from local.aws_calls import DEFAULT_REGION as LOCAL_REGION
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TASK_ROOT = "/var/task"  # where Lambda unpacks the asset; the template's paths point into it
 LOCAL_PARTITION = "aws"
-CACHE_FORMAT = "1"
+CACHE_FORMAT = "2"
 CACHE_DIR = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "coach-stream" / "synth"
 CACHE_ENTRIES = 8
 _PROJECT_PACKAGES = ("infra", "functions", "shared")
@@ -51,6 +51,8 @@ class DeployedFunction:
     environment: dict[str, Any]  # as the template gives it: literals, or intrinsics for resource ids
     policy: list[dict[str, Any]]  # the role's statements, as the template gives them
     url_cors: dict[str, Any] | None  # the Function URL's CORS configuration, if it has a URL
+    environment_concurrency: int = 1  # Managed Instances' PerExecutionEnvironmentMaxConcurrency; else 1
+    log_format: str = "Text"  # LoggingConfig.LogFormat: Lambda tells the runtime in AWS_LAMBDA_LOG_FORMAT
 
     @property
     def streaming(self) -> bool:
@@ -188,8 +190,16 @@ def read_functions(templates: Mapping[str, dict[str, Any]], definitions: Sequenc
             environment=dict(props.get("Environment", {}).get("Variables", {})),
             policy=_role_statements(resources, role_id),
             url_cors=(url or {}).get("Cors") if url is not None else None,
+            environment_concurrency=_environment_concurrency(props),
+            log_format=str(props.get("LoggingConfig", {}).get("LogFormat", "Text")),
         )
     return DeployedApp(functions=functions, templates=dict(templates))
+
+
+def _environment_concurrency(props: Mapping[str, Any]) -> int:
+    """How many invocations one environment serves: N on Managed Instances, one on classic Lambda."""
+    config = props.get("CapacityProviderConfig", {}).get("LambdaManagedInstancesCapacityProviderConfig")
+    return int(config.get("PerExecutionEnvironmentMaxConcurrency", 1)) if config else 1
 
 
 def _literal(value: Any, what: str) -> str:

@@ -55,6 +55,7 @@ class FunctionSpec:
     concurrency: int = 3  # the most execution environments at once; past them, invocations are throttled
     environment_concurrency: int = 1  # invocations one environment serves at once (Managed Instances: N)
     output: Path | None = None  # where the workers' stdout and stderr go (the function's log); None: ours
+    log_format: str = "Text"  # the template's LoggingConfig.LogFormat
     prewarmed: int = 1  # environments started with the function; the rest start (cold) when all are busy
     runtime: FunctionRuntime = FunctionRuntime()  # frozen: one shared default is safe
 
@@ -103,6 +104,8 @@ class ExecutionEnvironment:
         }
         if self.spec.environment_concurrency > 1:
             env["AWS_LAMBDA_MAX_CONCURRENCY"] = str(self.spec.environment_concurrency)
+        if self.spec.log_format.upper() == "JSON":
+            env["AWS_LAMBDA_LOG_FORMAT"] = "JSON"
         if self.spec.runtime.task_root != REPO_ROOT:
             env["PYTHONDONTWRITEBYTECODE"] = "1"  # an asset that may still be deployed stays as bundled
         if self.spec.streaming and not self.spec.runtime.command:

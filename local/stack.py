@@ -32,6 +32,7 @@ from local.deployed import (
     LOCAL_REGION,
     TASK_ROOT,
     DeployedApp,
+    DeployedFunction,
     LocalResolver,
     TemplateError,
     synthesize,
@@ -88,7 +89,7 @@ class LocalStack:
         definitions: tuple[FunctionDefinition, ...] = FUNCTIONS,
         concurrency: int = 10,
         prewarmed: int = 1,
-        environment_concurrency: int = 1,
+        environment_concurrency: int | None = None,
         function_output: Path | None = None,
         extra_environment: dict[str, str] | None = None,
         model: str | None = None,
@@ -102,7 +103,8 @@ class LocalStack:
         self.definitions = definitions
         self.concurrency = concurrency  # each function's most environments; Lambda throttles past it
         self.prewarmed = prewarmed
-        self.environment_concurrency = environment_concurrency  # >1: streaming functions on Managed Instances
+        self.environment_concurrency = environment_concurrency  # for streaming functions; None: the templates'
+
         self.function_output = function_output  # one file for every function's log; None: this console
         self.extra_environment = dict(extra_environment or {})
         self.model = model or os.environ.get("COACH_LOCAL_MODEL", "double")
@@ -199,6 +201,12 @@ class LocalStack:
                 raise TemplateError(f"{deployed.name}: {name} references {value!r}, unknown to the local stack")
         return env
 
+    def _environment_concurrency(self, deployed: DeployedFunction) -> int:
+        """The template's (Managed Instances or not), unless this stack sets one for streaming functions."""
+        if self.environment_concurrency is not None and deployed.streaming:
+            return self.environment_concurrency
+        return deployed.environment_concurrency
+
     def function_environment(self, catalog_name: str) -> dict[str, str]:
         """What the function's process gets: its template's environment, then what Lambda provides (the
         SDK endpoints pointing at the local doubles), then the developer's overrides (shown in the banner)."""
@@ -240,7 +248,8 @@ class LocalStack:
                 memory_mb=deployed.memory_mb,
                 concurrency=self.concurrency,
                 prewarmed=self.prewarmed,
-                environment_concurrency=self.environment_concurrency if deployed.streaming else 1,
+                environment_concurrency=self._environment_concurrency(deployed),
+                log_format=deployed.log_format,
                 output=self.function_output,
                 runtime=self.runtimes.get(definition.name, FunctionRuntime()),
             )

@@ -454,3 +454,21 @@ def test_a_function_invoking_a_streaming_function_by_name_fails_the_synth():
     )
     with pytest.raises(CatalogError, match=r"c invokes \['s'\] by name"):
         _build({"managedInstances": "true"}, definitions)
+
+
+def test_the_local_stack_reads_managed_instances_from_the_templates(on: Synthesized) -> None:
+    """What `make dev` runs from these templates: N invocations an environment and JSON logs for the
+    streaming functions, as deployed; the other functions one at a time, as deployed."""
+    from local.deployed import read_functions
+
+    templates = {
+        stack.stack_name: on.assembly.get_stack_by_name(stack.stack_name).template for stack in on.built.stacks
+    }
+    deployed = read_functions(templates, FUNCTIONS)
+    for definition in FUNCTIONS:
+        function = deployed.function(definition.name)
+        if definition.streaming:
+            assert function.environment_concurrency == on.config.managed_instances_concurrency
+            assert function.log_format == "JSON"
+        else:
+            assert function.environment_concurrency == 1
