@@ -13,6 +13,16 @@ timeout) is retried without failing its own conditions. Here the token is checke
 transaction applied and the token remembered under the same lock. A request that failed leaves
 no token behind: repeating it runs it again.
 
+moto rolls a failed `TransactWriteItems` back by deep-copying every table the transaction names before
+it starts, and putting the copies in place of the tables when it fails. A write then costs as much as
+the whole table (and its stream); and since moto registers every model object it ever makes (for its
+dashboard) until a reset, every copy stays in memory for good. A failed transaction also leaves the
+table's stream readers on the old table's shard, which gets no new records. Here a transaction instead
+remembers only the items it touches (and how long each stream was), and puts those back if it fails:
+the same all-or-nothing, at the cost of the transaction's own items. The DynamoDB models are made
+without that registration, and the stream forgets what DynamoDB Streams forgets: records after 24
+hours, shard iterators 15 minutes after they were handed out (moto keeps both forever).
+
 `python -m local.atomic_moto` runs moto's server with the lock in place, behind an IAM gate when
 the environment names a policy set or a call log (`local.iam_gate`: `COACH_LOCAL_IAM_POLICIES`,
 `COACH_LOCAL_AWS_CALLS`), and behind fault injection that tests switch on at run time
@@ -31,14 +41,29 @@ import sys
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
+from moto.core.common_models import BaseModel
+from moto.core.exceptions import JsonRESTError
 from moto.core.responses import ActionResult
-from moto.dynamodb.exceptions import ERROR_TYPE_PREFIX, DynamodbException
+from moto.dynamodb.comparisons import get_filter_expression
+from moto.dynamodb.exceptions import (
+    ERROR_TYPE_PREFIX,
+    ConditionalCheckFailed,
+    DynamodbException,
+    MockValidationException,
+    MultipleTransactionsException,
+    TooManyTransactionsException,
+    TransactionCanceledException,
+    TransactWriteSingleOpException,
+)
 from moto.dynamodb.models import DynamoDBBackend
+from moto.dynamodb.models.dynamo_type import DynamoType, Item
+from moto.dynamodb.models.table import StreamShard, Table
 from moto.dynamodb.responses import DynamoHandler
+from moto.dynamodbstreams.models import DynamoDBStreamsBackend
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
@@ -57,7 +82,12 @@ _OPERATIONS = (
 )
 _lock = threading.RLock()
 TOKEN_LIFETIME_SECONDS = 600.0  # how long DynamoDB remembers a ClientRequestToken after its request completed
+STREAM_RETENTION_SECONDS = 24 * 3600.0  # how long DynamoDB Streams keeps a record
+SHARD_ITERATOR_LIFETIME_SECONDS = 15 * 60.0  # a shard iterator expires this long after it was handed out
 _TOKENS_ATTRIBUTE = "_client_request_tokens"  # on the backend: moto's reset clears it with the tables
+_ITERATORS_ATTRIBUTE = "_shard_iterators_issued"  # on the streams backend, likewise
+_ADDED_AT_ATTRIBUTE = "_added_at"  # on a stream record: when it was written, by `_now`
+_MODEL_PACKAGES = ("moto.dynamodb.", "moto.dynamodbstreams.")
 
 
 def _now() -> float:
@@ -124,15 +154,278 @@ def _once_per_token(transact: Callable[[DynamoHandler], ActionResult]) -> Callab
     return transact_write_items
 
 
+# --- transactions rolled back item by item ---------------------------------------------------------
+
+Cancellation = tuple[str, str, dict[str, Any] | None] | tuple[None, None, None]
+
+
+@dataclass
+class _Undo:
+    """What a transaction changed so far, to put back if it fails: each item it writes as it was
+    before, and the next sequence number of each stream it writes to."""
+
+    items: list[tuple[Table, DynamoType, DynamoType | None, Item | None]] = field(default_factory=list)
+    streams: dict[int, tuple[StreamShard, int]] = field(default_factory=dict)
+
+    def remember(self, backend: DynamoDBBackend, table_name: str, key: dict[str, Any]) -> None:
+        table = backend.get_table(table_name)
+        hash_key, range_key = backend.get_keys_value(table, key)
+        before = _stored(table, hash_key, range_key)
+        self.items.append((table, hash_key, range_key, copy.deepcopy(before)))  # an update changes it in place
+        shard = table.stream_shard
+        if shard is not None and id(shard) not in self.streams:
+            self.streams[id(shard)] = (shard, shard.starting_sequence_number + len(shard.items))
+
+    def roll_back(self) -> None:
+        for table, hash_key, range_key, before in reversed(self.items):
+            _restore(table, hash_key, range_key, before)
+        for shard, next_sequence in self.streams.values():
+            # A sequence number is the shard's first plus the record's place: the next write reuses theirs.
+            del shard.items[max(0, next_sequence - shard.starting_sequence_number) :]
+
+
+def _stored(table: Table, hash_key: DynamoType, range_key: DynamoType | None) -> Item | None:
+    stored = table.items.get(hash_key)
+    if range_key is None or stored is None:
+        return stored
+    return stored.get(range_key)  # type: ignore[no-any-return]
+
+
+def _restore(table: Table, hash_key: DynamoType, range_key: DynamoType | None, before: Item | None) -> None:
+    if range_key is None:
+        if before is None:
+            table.items.pop(hash_key, None)
+        else:
+            table.items[hash_key] = before
+        return
+    if before is not None:
+        table.items[hash_key][range_key] = before
+        return
+    collection = table.items.get(hash_key)
+    if collection is not None:
+        collection.pop(range_key, None)
+        if not collection:
+            del table.items[hash_key]
+
+
+def transact_write_items(backend: DynamoDBBackend, transact_items: list[dict[str, Any]]) -> None:
+    """`DynamoDBBackend.transact_write_items` with the same checks, order and errors, but undone item by
+    item: moto's own copies each table the transaction names, whole, before every transaction."""
+    if len(transact_items) > 100:
+        raise TooManyTransactionsException()
+    undo = _Undo()
+    targets: set[tuple[str, str]] = set()
+    try:
+        outcomes = [_transact_one(backend, item, targets, undo) for item in transact_items]
+    except BaseException:
+        undo.roll_back()
+        raise
+    if any(code is not None for code, _, _ in outcomes):
+        undo.roll_back()
+        raise TransactionCanceledException(outcomes)
+
+
+def _transact_one(
+    backend: DynamoDBBackend, item: dict[str, Any], targets: set[tuple[str, str]], undo: _Undo
+) -> Cancellation:
+    """One action of a transaction, applied; its cancellation reason, all None when it succeeded."""
+    if len(item) > 1:
+        raise TransactWriteSingleOpException
+    original_item: dict[str, Any] | None = None
+    try:
+        op_type, op = next(iter(item.items()))
+        if op_type not in {"ConditionCheck", "Put", "Delete", "Update"}:
+            raise ValueError("Unsupported transaction operation")
+        table_name = op["TableName"]
+        condition_expression = op.get("ConditionExpression")
+        names = op.get("ExpressionAttributeNames")
+        values = op.get("ExpressionAttributeValues")
+        if op_type == "Put":
+            table = backend.get_table(table_name)
+            key = {table.hash_key_attr: op["Item"][table.hash_key_attr]}
+            if table.range_key_attr is not None:
+                key[table.range_key_attr] = op["Item"][table.range_key_attr]
+        else:
+            key = op["Key"]
+        target = (str(table_name), str(dict(sorted(key.items()))))
+        if target in targets:
+            raise MultipleTransactionsException()
+        targets.add(target)
+        current = backend.get_item(table_name, key)
+        if condition_expression is not None and not _holds(condition_expression, names, values, current):
+            if op.get("ReturnValuesOnConditionCheckFailure") == "ALL_OLD" and current:
+                original_item = current.to_json()["Attributes"]
+            raise ConditionalCheckFailed(item=original_item)
+        if op_type == "ConditionCheck":
+            return (None, None, None)
+        undo.remember(backend, table_name, key)
+        condition = {
+            "condition_expression": condition_expression,
+            "expression_attribute_names": names,
+            "expression_attribute_values": values,
+        }
+        if op_type == "Put":
+            backend.put_item(table_name, op["Item"], **condition)
+        elif op_type == "Delete":
+            backend.delete_item(table_name, key, **condition)
+        else:
+            backend.update_item(table_name, key, update_expression=op["UpdateExpression"], **condition)
+        return (None, None, None)
+    except (MultipleTransactionsException, MockValidationException):
+        raise
+    except ConditionalCheckFailed as failed:
+        return ("ConditionalCheckFailed", str(failed.message), original_item)
+    except Exception as failed:
+        return (type(failed).__name__, str(failed), original_item)
+
+
+def _holds(condition: str, names: dict[str, str] | None, values: dict[str, Any] | None, item: Item | None) -> bool:
+    return bool(get_filter_expression(condition, names, values).expr(item))
+
+
+# --- what moto would otherwise keep for good -------------------------------------------------------
+
+
+def _untracked_new(cls: type, *args: Any, **kwargs: Any) -> Any:
+    """`BaseModel.__new__` without adding the instance to the class's `instances_tracked`, which moto
+    keeps (for its dashboard) until a reset: every item, query result copy and stream record ever made."""
+    return object.__new__(cls)
+
+
+_UNTRACKED_NEW = staticmethod(_untracked_new)
+
+
+def _subclasses(model: type) -> Iterator[type]:
+    for subclass in model.__subclasses__():
+        yield subclass
+        yield from _subclasses(subclass)
+
+
+def _stop_tracking_models() -> None:
+    """The DynamoDB and DynamoDB Streams models, made without registration from now on (a reset of moto
+    empties the lists but not the classes' `__new__`), and what they registered so far let go."""
+    for model in _subclasses(BaseModel):
+        if model.__module__.startswith(_MODEL_PACKAGES):
+            if model.__dict__.get("__new__") is not _UNTRACKED_NEW:
+                model.__new__ = _UNTRACKED_NEW  # type: ignore[assignment]
+            model.instances_tracked = []  # type: ignore[attr-defined]
+
+
+def _trim(shard: StreamShard) -> None:
+    """Drops the records older than DynamoDB Streams keeps, and moves the shard's first sequence number
+    past them, so that the others keep theirs."""
+    horizon = _now() - STREAM_RETENTION_SECONDS
+    stale = 0
+    for record in shard.items:
+        if getattr(record, _ADDED_AT_ATTRIBUTE, horizon + 1) > horizon:
+            break
+        stale += 1
+    if stale:
+        del shard.items[:stale]
+        shard.starting_sequence_number += stale
+
+
+def _retained(add: Callable[..., None]) -> Callable[..., None]:
+    """`StreamShard.add` that dates the record it adds and forgets the expired ones."""
+
+    @functools.wraps(add)
+    def add_and_trim(shard: StreamShard, *args: Any, **kwargs: Any) -> None:
+        add(shard, *args, **kwargs)
+        if shard.items and not hasattr(shard.items[-1], _ADDED_AT_ATTRIBUTE):
+            setattr(shard.items[-1], _ADDED_AT_ATTRIBUTE, _now())
+        _trim(shard)
+
+    add_and_trim.__retained__ = True  # type: ignore[attr-defined]
+    return add_and_trim
+
+
+class TrimmedDataAccess(JsonRESTError):
+    def __init__(self) -> None:
+        super().__init__("TrimmedDataAccessException", "The records asked for are past the stream's retention.")
+
+
+class ExpiredIterator(JsonRESTError):
+    def __init__(self) -> None:
+        super().__init__("ExpiredIteratorException", "The shard iterator has expired.")
+
+
+def _within_retention(get: Callable[..., list[dict[str, Any]]]) -> Callable[..., list[dict[str, Any]]]:
+    """`StreamShard.get` that answers a read from before the oldest record kept as DynamoDB does."""
+
+    @functools.wraps(get)
+    def get_kept(shard: StreamShard, start: int, quantity: int) -> list[dict[str, Any]]:
+        if start < shard.starting_sequence_number:
+            raise TrimmedDataAccess()
+        return get(shard, start, quantity)
+
+    get_kept.__retained__ = True  # type: ignore[attr-defined]
+    return get_kept
+
+
+def _issued_iterators(backend: DynamoDBStreamsBackend) -> OrderedDict[str, float]:
+    """The backend's shard iterators, oldest first, by when they were handed out; the expired forgotten
+    (moto keeps each one, and a stream reader gets a new one with every read)."""
+    issued: OrderedDict[str, float] = backend.__dict__.setdefault(_ITERATORS_ATTRIBUTE, OrderedDict())
+    horizon = _now() - SHARD_ITERATOR_LIFETIME_SECONDS
+    while issued and next(iter(issued.values())) <= horizon:
+        arn, _ = issued.popitem(last=False)
+        backend.shard_iterators.pop(arn, None)
+    return issued
+
+
+def _expiring_get_shard_iterator(get_shard_iterator: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(get_shard_iterator)
+    def issue(backend: DynamoDBStreamsBackend, *args: Any, **kwargs: Any) -> Any:
+        with _lock:
+            iterator = get_shard_iterator(backend, *args, **kwargs)
+            _issued_iterators(backend)[iterator.arn] = _now()
+            return iterator
+
+    issue.__atomic__ = True  # type: ignore[attr-defined]
+    return issue
+
+
+def _expiring_get_records(get_records: Callable[..., dict[str, Any]]) -> Callable[..., dict[str, Any]]:
+    """`GetRecords` under the lock (a transaction's records are not read before it is done, and may be
+    taken back), with DynamoDB's `ExpiredIteratorException` for an iterator it no longer knows."""
+
+    @functools.wraps(get_records)
+    def read(backend: DynamoDBStreamsBackend, iterator_arn: str, limit: int) -> dict[str, Any]:
+        with _lock:
+            issued = _issued_iterators(backend)
+            iterator = backend.shard_iterators.get(iterator_arn)
+            if iterator is None:
+                raise ExpiredIterator()
+            _trim(iterator.stream_shard)
+            result = get_records(backend, iterator_arn, limit)
+            issued[result["NextShardIterator"]] = _now()
+            return result
+
+    read.__atomic__ = True  # type: ignore[attr-defined]
+    return read
+
+
 def make_dynamodb_atomic() -> None:
     """Idempotent: wraps each item operation of moto's DynamoDB backend in one process-wide lock, and
-    makes `TransactWriteItems` honour its `ClientRequestToken` under the same lock."""
+    makes `TransactWriteItems` honour its `ClientRequestToken` under the same lock, roll back only what
+    it wrote, and the stream keep only what DynamoDB Streams keeps."""
+    if not getattr(DynamoDBBackend.transact_write_items, "__atomic__", False):
+        DynamoDBBackend.transact_write_items = _atomic(transact_write_items)  # type: ignore[method-assign]
     for name in _OPERATIONS:
         operation = getattr(DynamoDBBackend, name)
         if not getattr(operation, "__atomic__", False):
             setattr(DynamoDBBackend, name, _atomic(operation))
     if not getattr(DynamoHandler.transact_write_items, "__atomic__", False):
         DynamoHandler.transact_write_items = _once_per_token(DynamoHandler.transact_write_items)  # type: ignore[method-assign]
+    if not getattr(StreamShard.add, "__retained__", False):
+        StreamShard.add = _retained(StreamShard.add)  # type: ignore[method-assign]
+        StreamShard.get = _within_retention(StreamShard.get)  # type: ignore[method-assign]
+    if not getattr(DynamoDBStreamsBackend.get_records, "__atomic__", False):
+        DynamoDBStreamsBackend.get_records = _expiring_get_records(DynamoDBStreamsBackend.get_records)  # type: ignore[method-assign]
+        DynamoDBStreamsBackend.get_shard_iterator = _expiring_get_shard_iterator(  # type: ignore[method-assign]
+            DynamoDBStreamsBackend.get_shard_iterator
+        )
+    _stop_tracking_models()
 
 
 def application(environ: dict[str, str] | None = None) -> WsgiApp:
