@@ -99,6 +99,7 @@ def streaming_turn_handler(router: Router, compose: Callable[[], TurnEntry[Any, 
             raise StreamingDisabled()
         return StreamingResponse(open_turn(entry(), request, context, router).events())
 
+    handler.prepare_workers = entry  # type: ignore[attr-defined]  # built once, shared by forked workers
     return handler
 
 

@@ -133,6 +133,9 @@ def main(*, streaming: bool = True) -> None:
         serve(client, handler, streaming=streaming)
         return
     client.close()  # each worker opens its own connection; none is shared across a fork
+    prepare = getattr(handler, "prepare_workers", None)
+    if callable(prepare):
+        prepare()
     serve_in_workers(concurrency, lambda: serve(RuntimeApiClient(address), handler, streaming=streaming))
 
 

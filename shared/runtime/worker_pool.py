@@ -10,6 +10,10 @@ imported modules' pages are shared copy-on-write instead of being loaded N times
 the collector from dirtying them). A worker that dies is replaced by a fresh fork; the others go on
 (as on Managed Instances, where one crashed worker does not end the environment).
 
+A handler may carry `prepare_workers`, called once before the fork: what it builds (SDK clients and
+the service models they load) is then shared by every worker instead of built in each. It must open
+no connection: a socket shared across a fork would carry two workers' requests.
+
 Each worker opens its own Runtime API connection. Where Lambda names a log socket
 (`_LAMBDA_TELEMETRY_LOG_FD_PROVIDER_SOCKET`, on Managed Instances), each worker connects its stdout
 and stderr to it, as awslambdaric's workers do; Managed Instances take JSON logs only, one record a line.
