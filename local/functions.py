@@ -113,9 +113,15 @@ class ExecutionEnvironment:
         return env
 
     def start(self) -> None:
+        """The worker is started by its supervisor thread, which lives as long as the environment: the
+        worker's parent-death signal fires when the thread that started it ends, and an environment
+        started on demand is started from a request's thread, which ends with the request."""
         self.server.start()
-        self._spawn()
-        threading.Thread(target=self._supervise, name=f"supervise-{self.spec.name}", daemon=True).start()
+        spawned = threading.Event()
+        threading.Thread(
+            target=self._supervise, args=(spawned,), name=f"supervise-{self.spec.name}", daemon=True
+        ).start()
+        spawned.wait()
 
     def _spawn(self) -> None:
         self.server.init_error = None
@@ -136,7 +142,9 @@ class ExecutionEnvironment:
         if log is not None:
             log.close()  # the worker holds its own copy
 
-    def _supervise(self) -> None:
+    def _supervise(self, spawned: threading.Event) -> None:
+        self._spawn()
+        spawned.set()
         while not self._stopping.wait(0.05):
             process = self._process
             assert process is not None

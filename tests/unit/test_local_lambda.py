@@ -326,3 +326,23 @@ def test_a_worker_that_dies_is_replaced_and_the_others_run_on() -> None:
         function.stop()
     assert [(a.status, a.body, a.complete) for a in answers] == [(200, b"data: one\n\n", False)] * 3
     assert len(function.environments) == 1, "the environment outlived its workers' crashes"
+
+
+def test_an_environment_started_from_a_requests_thread_outlives_that_thread() -> None:
+    """A front door starts environments from its request threads, which end with their requests."""
+    function = _function("slow", concurrency=2)
+    try:
+        assert function.wait_ready(30)
+        function.invoke({"seconds": 1.5})
+        answers: list[Outcome] = []
+        request = threading.Thread(target=lambda: answers.append(_result(function.invoke({"seconds": 0.1}))))
+        request.start()
+        request.join()
+        assert answers[0].kind == "buffered" and len(function.environments) == 2
+        worker = function.environments[1]._process
+        assert worker is not None
+        time.sleep(0.5)
+        assert worker.poll() is None, "the worker must not die with the request's thread"
+        assert function.environments[1]._process is worker
+    finally:
+        function.stop()
