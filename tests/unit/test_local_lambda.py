@@ -10,7 +10,8 @@ import queue
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from types import SimpleNamespace
 from typing import Any
 
@@ -40,13 +41,8 @@ class ScriptedFunction:
 
 
 def through_function_url(*outcomes: Outcome) -> RawResponse:
-    server = FunctionUrlServer(ScriptedFunction(*outcomes), 0).start()  # type: ignore[arg-type]
-    try:
-        host, port = server.server_address[:2]
-        return request(str(host), int(port), body=b"{}")
-    finally:
-        server.shutdown()
-        server.server_close()
+    with behind_a_url(ScriptedFunction(*outcomes)) as post:
+        return post()
 
 
 def prelude(fields: dict[str, Any]) -> bytes:
@@ -202,6 +198,22 @@ def _function(handler: str, *, concurrency: int, streaming: bool = False, timeou
     return LocalFunction(spec, {"PATH": "/usr/bin:/bin"}).start()
 
 
+@contextmanager
+def behind_a_url(function: LocalFunction | ScriptedFunction) -> Iterator[Callable[[], RawResponse]]:
+    """The function behind a local Function URL, ready; yields a call that POSTs once. Stops both."""
+    server = FunctionUrlServer(function, 0).start()  # type: ignore[arg-type]
+    host, port = server.server_address[:2]
+    try:
+        if isinstance(function, LocalFunction):
+            assert function.wait_ready(30)
+        yield lambda: request(str(host), int(port), body=b"{}")
+    finally:
+        server.shutdown()
+        server.server_close()
+        if isinstance(function, LocalFunction):
+            function.stop()
+
+
 def _result(invocation: Invocation) -> Outcome:
     return invocation.outcomes.get(timeout=30)
 
@@ -229,32 +241,17 @@ def test_a_busy_function_starts_another_environment_then_throttles(caplog: pytes
 
 def test_a_function_url_answers_a_throttled_invocation_with_429() -> None:
     function = _function("slow", concurrency=1)
-    server = FunctionUrlServer(function, 0).start()
-    try:
-        assert function.wait_ready(30)
+    with behind_a_url(function) as post:
         function.invoke({"seconds": 2})
-        host, port = server.server_address[:2]
-        answer = request(str(host), int(port), body=b"{}")
-    finally:
-        server.shutdown()
-        server.server_close()
-        function.stop()
+        answer = post()
     assert answer.status == 429
     assert json.loads(answer.body) == {"Message": "Rate Exceeded."}
 
 
 def test_a_worker_killed_mid_stream_cuts_the_clients_response() -> None:
-    function = _function("die_mid_stream", concurrency=1, streaming=True)
-    server = FunctionUrlServer(function, 0).start()
-    try:
-        assert function.wait_ready(30)
-        host, port = server.server_address[:2]
+    with behind_a_url(_function("die_mid_stream", concurrency=1, streaming=True)) as post:
         started = time.monotonic()
-        answer = request(str(host), int(port), body=b"{}")
-    finally:
-        server.shutdown()
-        server.server_close()
-        function.stop()
+        answer = post()
     assert answer.status == 200 and answer.body == b"data: one\n\n"
     assert not answer.complete
     assert time.monotonic() - started < 5
@@ -262,16 +259,8 @@ def test_a_worker_killed_mid_stream_cuts_the_clients_response() -> None:
 
 @pytest.mark.parametrize(("handler", "complete"), [("fail_mid_stream", False), ("complete_stream", True)])
 def test_the_adapter_ends_a_stream_cleanly_only_when_it_succeeded(handler: str, complete: bool) -> None:
-    function = _function(handler, concurrency=1, streaming=True)
-    server = FunctionUrlServer(function, 0).start()
-    try:
-        assert function.wait_ready(30)
-        host, port = server.server_address[:2]
-        answer = request(str(host), int(port), body=b"{}")
-    finally:
-        server.shutdown()
-        server.server_close()
-        function.stop()
+    with behind_a_url(_function(handler, concurrency=1, streaming=True)) as post:
+        answer = post()
     assert answer.status == 200 and answer.body.startswith(b"data: one\n\n")
     assert answer.complete is complete
 
@@ -315,15 +304,8 @@ def test_a_worker_that_dies_is_replaced_and_the_others_run_on() -> None:
         runtime=FunctionRuntime(task_root=REPO_ROOT),
     )
     function = LocalFunction(spec, {"PATH": "/usr/bin:/bin"}).start()
-    server = FunctionUrlServer(function, 0).start()
-    try:
-        assert function.wait_ready(30)
-        host, port = server.server_address[:2]
-        answers = [request(str(host), int(port), body=b"{}") for _ in range(3)]
-    finally:
-        server.shutdown()
-        server.server_close()
-        function.stop()
+    with behind_a_url(function) as post:
+        answers = [post() for _ in range(3)]
     assert [(a.status, a.body, a.complete) for a in answers] == [(200, b"data: one\n\n", False)] * 3
     assert len(function.environments) == 1, "the environment outlived its workers' crashes"
 
