@@ -23,6 +23,18 @@ the same all-or-nothing, at the cost of the transaction's own items. The DynamoD
 without that registration, and the stream forgets what DynamoDB Streams forgets: records after 24
 hours, shard iterators 15 minutes after they were handed out (moto keeps both forever).
 
+moto answers a `Query` by walking and sorting every item of the table, then keeping the partition asked
+for: a query gets slower with every item anyone writes. Here moto's own query code runs on a view of the
+table that holds only the partition asked for (or, for a global secondary index, every item unsorted, as
+moto sorts what matches by the index's keys anyway), so it answers the same at the cost of that partition.
+
+moto never applies Time to Live, so expired items (rate-limit windows, outbox items) pile up for as long
+as the server runs. Here a sweeper deletes them (`delete_expired`) as DynamoDB's TTL does: each table
+with TTL enabled loses the items whose TTL attribute is a number of epoch seconds in the past (but not
+more than five years past), and each deletion is a `REMOVE` stream record whose `userIdentity` names
+DynamoDB's service principal. DynamoDB does this within a few days; the server does it every minute
+(`--ttl-sweep-seconds`, or `COACH_LOCAL_TTL_SWEEP_SECONDS`; 0 turns it off).
+
 `python -m local.atomic_moto` runs moto's server with the lock in place, behind an IAM gate when
 the environment names a policy set or a call log (`local.iam_gate`: `COACH_LOCAL_IAM_POLICIES`,
 `COACH_LOCAL_AWS_CALLS`), and behind fault injection that tests switch on at run time
@@ -34,7 +46,9 @@ from __future__ import annotations
 import argparse
 import copy
 import functools
+import inspect
 import json
+import logging
 import os
 import signal
 import sys
@@ -59,13 +73,14 @@ from moto.dynamodb.exceptions import (
     TransactionCanceledException,
     TransactWriteSingleOpException,
 )
-from moto.dynamodb.models import DynamoDBBackend
+from moto.dynamodb.models import DynamoDBBackend, dynamodb_backends
 from moto.dynamodb.models.dynamo_type import DynamoType, Item
 from moto.dynamodb.models.table import StreamShard, Table
 from moto.dynamodb.responses import DynamoHandler
 from moto.dynamodbstreams.models import DynamoDBStreamsBackend
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+logger = logging.getLogger(__name__)
 
 _OPERATIONS = (
     "get_item",
@@ -88,6 +103,10 @@ _TOKENS_ATTRIBUTE = "_client_request_tokens"  # on the backend: moto's reset cle
 _ITERATORS_ATTRIBUTE = "_shard_iterators_issued"  # on the streams backend, likewise
 _ADDED_AT_ATTRIBUTE = "_added_at"  # on a stream record: when it was written, by `_now`
 _MODEL_PACKAGES = ("moto.dynamodb.", "moto.dynamodbstreams.")
+TTL_SWEEP_SECONDS = 60.0  # how often expired items are deleted here (DynamoDB: typically within two days)
+TTL_SWEEP_ENV = "COACH_LOCAL_TTL_SWEEP_SECONDS"
+TTL_HORIZON_SECONDS = 5 * 365 * 24 * 3600.0  # TTL ignores expiry times further in the past than this
+TTL_IDENTITY = {"PrincipalId": "dynamodb.amazonaws.com", "Type": "Service"}  # GetRecords' `Identity` shape
 
 
 def _now() -> float:
@@ -283,6 +302,133 @@ def _holds(condition: str, names: dict[str, str] | None, values: dict[str, Any] 
     return bool(get_filter_expression(condition, names, values).expr(item))
 
 
+# --- queries that read one partition ---------------------------------------------------------------
+
+
+def _every_item(table: Table) -> list[Item]:
+    """The table's items in no particular order (moto's `all_items` sorts them all first)."""
+    if table.range_key_attr is None:
+        return list(table.items.values())
+    return [item for partition in table.items.values() for item in partition.values()]
+
+
+def _view(table: Table, **changed: Any) -> Table:
+    """The table with some attributes replaced, sharing the rest: what a read may be shown of it."""
+    view = object.__new__(type(table))
+    view.__dict__.update(table.__dict__, **changed)
+    return view
+
+
+def _query_view(
+    table: Table,
+    hash_key: DynamoType | None,
+    index_name: str | None,
+    hash_conditions: Sequence[tuple[str, DynamoType]] | None,
+) -> Table:
+    """What moto's `Table.query` needs to see of the table to give its answer: one partition for a query
+    of the table or of an index keyed by the table's partition key, every item unsorted for a global
+    index (moto sorts the matches by a key that includes the table's, so their order before is moot)."""
+    key = hash_key
+    if index_name is not None:
+        index = next((i for i in table.all_indexes() if i.name == index_name), None)
+        if index is None:
+            return table  # moto answers with its own error
+        index_hash = [k["AttributeName"] for k in index.schema if k["KeyType"] == "HASH"]
+        conditions = list(hash_conditions or ())
+        if index_hash != [table.hash_key_attr] or [name for name, _ in conditions] != index_hash:
+            return _view(table, all_items=functools.partial(_every_item, table))
+        key = conditions[0][1]
+    if key is None:
+        return table
+    partition = table.items.get(key)  # not `[key]`: the table's defaultdict would keep an empty partition
+    return _view(table, items={} if partition is None else {key: partition})
+
+
+def _partitioned(query: Callable[..., Any]) -> Callable[..., Any]:
+    """`Table.query` that runs moto's own query on `_query_view`: same answer, without the whole table."""
+    signature = inspect.signature(query)
+
+    @functools.wraps(query)
+    def query_partition(table: Table, *args: Any, **kwargs: Any) -> Any:
+        asked = signature.bind(table, *args, **kwargs).arguments
+        view = _query_view(table, asked.get("hash_key"), asked.get("index_name"), asked.get("hash_key_conditions"))
+        return query(view, *args, **kwargs)
+
+    query_partition.__partitioned__ = True  # type: ignore[attr-defined]
+    return query_partition
+
+
+# --- Time to Live ----------------------------------------------------------------------------------
+
+
+def _expired(item: Item, attribute: str, now: float) -> bool:
+    """DynamoDB's test: the TTL attribute is a number of epoch seconds before now, but not five years before
+    (any other value, or none, and the item stays)."""
+    value = item.attrs.get(attribute)
+    if value is None or value.type != "N":
+        return False
+    try:
+        expires = float(value.value)
+    except (TypeError, ValueError):
+        return False
+    return now - TTL_HORIZON_SECONDS <= expires < now
+
+
+def _delete_expired_items(table: Table, now: float) -> int:
+    """Under the writes' lock: a sweep is a series of deletes that no write or transaction may interleave."""
+    with _lock:
+        attribute = table.ttl.get("AttributeName")
+        if table.ttl.get("TimeToLiveStatus") != "ENABLED" or not attribute:
+            return 0
+        expired = [item for item in _every_item(table) if _expired(item, attribute, now)]
+        for item in expired:
+            table.delete_item(item.hash_key, item.range_key)
+            shard = table.stream_shard
+            if shard is not None and shard.items:
+                shard.items[-1].record["userIdentity"] = dict(TTL_IDENTITY)
+        if table.range_key_attr is not None:
+            # moto's get_item leaves an empty partition behind for each one asked for that is not there
+            for key in [key for key, partition in table.items.items() if not partition]:
+                del table.items[key]
+        return len(expired)
+
+
+def delete_expired(now: float | None = None) -> int:
+    """Deletes the expired items of every table with TTL enabled, as DynamoDB's TTL does, each one a
+    `REMOVE` stream record by DynamoDB's service principal; returns how many it deleted."""
+    moment = time.time() if now is None else now
+    backends = [backend for regions in list(dynamodb_backends.values()) for backend in list(regions.values())]
+    return sum(_delete_expired_items(table, moment) for backend in backends for table in list(backend.tables.values()))
+
+
+class TtlSweeper:
+    """`delete_expired` every `interval` seconds, on a thread of the server's process, for as long as it runs."""
+
+    def __init__(self, interval: float = TTL_SWEEP_SECONDS, clock: Callable[[], float] = time.time) -> None:
+        self.interval = interval
+        self.clock = clock
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="ttl-sweeper", daemon=True)
+
+    def start(self) -> TtlSweeper:
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 2.0) -> None:
+        self._stopping.set()
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while not self._stopping.wait(self.interval):
+            try:
+                deleted = delete_expired(self.clock())
+            except Exception:  # a failed sweep must not end the sweeping: the next one may succeed
+                logger.exception("deleting expired items failed")
+                continue
+            if deleted:
+                logger.info("deleted %d expired items", deleted)
+
+
 # --- what moto would otherwise keep for good -------------------------------------------------------
 
 
@@ -408,7 +554,9 @@ def _expiring_get_records(get_records: Callable[..., dict[str, Any]]) -> Callabl
 def make_dynamodb_atomic() -> None:
     """Idempotent: wraps each item operation of moto's DynamoDB backend in one process-wide lock, and
     makes `TransactWriteItems` honour its `ClientRequestToken` under the same lock, roll back only what
-    it wrote, and the stream keep only what DynamoDB Streams keeps."""
+    it wrote, the stream keep only what DynamoDB Streams keeps, and a query read only its partition."""
+    if not getattr(Table.query, "__partitioned__", False):
+        Table.query = _partitioned(Table.query)  # type: ignore[method-assign]
     if not getattr(DynamoDBBackend.transact_write_items, "__atomic__", False):
         DynamoDBBackend.transact_write_items = _atomic(transact_write_items)  # type: ignore[method-assign]
     for name in _OPERATIONS:
@@ -443,17 +591,27 @@ def application(environ: dict[str, str] | None = None) -> WsgiApp:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """moto's server (the same app and request handler as `moto_server`), atomic, maybe gated, faults ready."""
+    """moto's server (the same app and request handler as `moto_server`), atomic, maybe gated, faults ready,
+    expired items swept."""
     from moto.moto_server.werkzeug_app import MotoRequestHandler
     from werkzeug.serving import run_simple
 
     parser = argparse.ArgumentParser(prog="python -m local.atomic_moto")
     parser.add_argument("-H", "--host", default="127.0.0.1")
     parser.add_argument("-p", "--port", type=int, default=5000)
+    parser.add_argument(
+        "--ttl-sweep-seconds",
+        type=float,
+        default=float(os.environ.get(TTL_SWEEP_ENV) or TTL_SWEEP_SECONDS),
+        help="how often expired items are deleted (0: never)",
+    )
     args = parser.parse_args(argv)
     os.environ.setdefault("MOTO_PORT", str(args.port))  # moto builds some URLs from it
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    run_simple(args.host, args.port, application(), threaded=True, request_handler=MotoRequestHandler)
+    app = application()
+    if args.ttl_sweep_seconds > 0:
+        TtlSweeper(args.ttl_sweep_seconds).start()
+    run_simple(args.host, args.port, app, threaded=True, request_handler=MotoRequestHandler)
 
 
 if __name__ == "__main__":

@@ -138,6 +138,7 @@ class _Shard:
     iterator: str | None = None
     last_sequence: str | None = None
     closed: bool = False
+    from_oldest: bool = False  # the stream trimmed the records after `last_sequence`: read from its oldest
 
 
 @dataclass
@@ -240,14 +241,24 @@ class StreamPoller:
         return [s for s in shards.values() if not s.closed and (s.parent not in shards or shards[s.parent].closed)]
 
     def _poll(self, shard: _Shard) -> bool:
-        if shard.iterator is None:
-            shard.iterator = self._iterator(shard)
         try:
+            if shard.iterator is None:
+                shard.iterator = self._iterator(shard)
             response = self._streams.get_records(ShardIterator=shard.iterator, Limit=_RECORDS_PER_READ)
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") != "ExpiredIteratorException":
+            code = exc.response.get("Error", {}).get("Code")
+            if code == "ExpiredIteratorException":
+                shard.iterator = None  # the next one starts after the last record handed over
+                return False
+            if code != "TrimmedDataAccessException":
                 raise
-            shard.iterator = None
+            # Past the stream's retention: Lambda goes on from the oldest record kept, the ones between are lost.
+            logger.warning(
+                "%s: %s was trimmed past the last record read; reading on from its oldest",
+                self.mapping.logical_id,
+                shard.shard_id,
+            )
+            shard.iterator, shard.last_sequence, shard.from_oldest = None, None, True
             return False
         shard.iterator = response.get("NextShardIterator")
         shard.closed = shard.iterator is None
@@ -269,7 +280,7 @@ class StreamPoller:
         if shard.last_sequence is not None:
             request |= {"ShardIteratorType": "AFTER_SEQUENCE_NUMBER", "SequenceNumber": shard.last_sequence}
         else:
-            request["ShardIteratorType"] = self.mapping.starting_position
+            request["ShardIteratorType"] = "TRIM_HORIZON" if shard.from_oldest else self.mapping.starting_position
         return str(self._streams.get_shard_iterator(**request)["ShardIterator"])
 
     def _event_record(self, record: Mapping[str, Any]) -> dict[str, Any]:
@@ -288,8 +299,9 @@ class StreamPoller:
             "dynamodb": _json_ready(stream),
             "eventSourceARN": self.stream_arn,
         }
-        if "userIdentity" in record:
-            event["userIdentity"] = record["userIdentity"]
+        if "userIdentity" in record:  # GetRecords says Type/PrincipalId; Lambda's event says type/principalId
+            identity = record["userIdentity"]
+            event["userIdentity"] = {"type": identity.get("Type"), "principalId": identity.get("PrincipalId")}
         return event
 
     # --- invoking, retrying, dead-lettering ---------------------------------------------------------------

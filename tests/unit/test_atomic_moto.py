@@ -1,5 +1,6 @@
-"""The local DynamoDB's transactions and stream (local/atomic_moto.py): all or nothing, without moto's
-copy of the whole table per transaction, and a stream that keeps what DynamoDB Streams keeps.
+"""The local DynamoDB (local/atomic_moto.py): transactions all or nothing, without moto's copy of the
+whole table per transaction; a stream that keeps what DynamoDB Streams keeps; queries that cost their
+partition and answer as moto's own; expired items deleted as DynamoDB's TTL deletes them.
 
 `ClientRequestToken` idempotency is tested with the faults, in test_db_faults.py."""
 
@@ -7,6 +8,7 @@ from __future__ import annotations
 
 import gc
 import threading
+import time
 import tracemalloc
 import urllib.request
 import uuid
@@ -17,8 +19,9 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 from moto.core import DEFAULT_ACCOUNT_ID
-from moto.dynamodb.models.dynamo_type import Item
-from moto.dynamodb.models.table import StreamRecord
+from moto.dynamodb.models import dynamodb_backends
+from moto.dynamodb.models.dynamo_type import DynamoType, Item
+from moto.dynamodb.models.table import StreamRecord, Table
 from moto.dynamodbstreams.models import dynamodbstreams_backends
 from moto.moto_server.werkzeug_app import MotoRequestHandler
 from werkzeug.serving import make_server
@@ -289,3 +292,277 @@ def test_a_shard_iterator_expires_15_minutes_after_it_was_handed_out(stream, mon
     assert stream.read(stream.iterator())[0] == ["MSG#1"]
     kept = dynamodbstreams_backends[DEFAULT_ACCOUNT_ID]["us-east-1"].shard_iterators
     assert len(kept) <= 2  # those handed out since the clock moved
+
+
+# --- a query reads its own partition, on moto in process -------------------------------------------
+
+
+def test_a_query_costs_its_partition_not_the_whole_table(client, table):
+    """moto walks and sorts every item of the table for each query: the same query must not get slower
+    as other partitions fill."""
+    backend = dynamodb_backends[DEFAULT_ACCOUNT_ID]["us-east-1"]
+    for n in range(20):
+        client.put_item(TableName=table.name, Item={**key("USER#q", f"MSG#{n:02d}"), "body": {"S": "x" * 100}})
+    request = {
+        "TableName": table.name,
+        "KeyConditionExpression": "pk = :pk AND begins_with(sk, :msg)",
+        "ExpressionAttributeValues": {":pk": {"S": "USER#q"}, ":msg": {"S": "MSG#"}},
+    }
+
+    def fastest() -> float:
+        timings = []
+        for _ in range(7):
+            started = time.perf_counter()
+            assert client.query(**request)["Count"] == 20
+            timings.append(time.perf_counter() - started)
+        return min(timings)
+
+    alone = fastest()
+    crowded = backend.get_table(table.name)
+    for n in range(5000):
+        crowded.put_item({**key(f"USER#other-{n}", "MSG#00"), "body": {"S": "x" * 100}})
+    among_others = fastest()
+    assert among_others < 2 * alone, f"{among_others * 1000:.1f} ms among 5,000 items, {alone * 1000:.1f} ms alone"
+
+
+QUERIES: dict[str, dict[str, Any]] = {
+    "partition": {"KeyConditionExpression": "pk = :a", "ExpressionAttributeValues": {":a": {"S": "A"}}},
+    "begins_with, in pages": {
+        "KeyConditionExpression": "pk = :a AND begins_with(sk, :msg)",
+        "ExpressionAttributeValues": {":a": {"S": "A"}, ":msg": {"S": "MSG#"}},
+        "Limit": 3,
+    },
+    "between, backwards, in pages": {
+        "KeyConditionExpression": "pk = :a AND sk BETWEEN :from AND :to",
+        "ExpressionAttributeValues": {":a": {"S": "A"}, ":from": {"S": "MSG#02"}, ":to": {"S": "MSG#07"}},
+        "ScanIndexForward": False,
+        "Limit": 2,
+    },
+    "filter and projection": {
+        "KeyConditionExpression": "pk = :a AND sk > :after",
+        "FilterExpression": "flag = :yes",
+        "ProjectionExpression": "#sk, body",
+        "ExpressionAttributeNames": {"#sk": "sk"},
+        "ExpressionAttributeValues": {":a": {"S": "A"}, ":after": {"S": "MSG#03"}, ":yes": {"BOOL": True}},
+    },
+    "filter, in pages": {
+        "KeyConditionExpression": "pk = :a",
+        "FilterExpression": "n >= :five",
+        "ExpressionAttributeValues": {":a": {"S": "A"}, ":five": {"N": "5"}},
+        "Limit": 4,
+    },
+    "count, consistent": {
+        "KeyConditionExpression": "pk = :a AND sk <= :to",
+        "ExpressionAttributeValues": {":a": {"S": "A"}, ":to": {"S": "MSG#05"}},
+        "Select": "COUNT",
+        "ConsistentRead": True,
+    },
+    "no such partition": {"KeyConditionExpression": "pk = :z", "ExpressionAttributeValues": {":z": {"S": "Z"}}},
+    "key conditions and query filter": {
+        "KeyConditions": {
+            "pk": {"ComparisonOperator": "EQ", "AttributeValueList": [{"S": "A"}]},
+            "sk": {"ComparisonOperator": "BEGINS_WITH", "AttributeValueList": [{"S": "MSG#"}]},
+        },
+        "QueryFilter": {"flag": {"ComparisonOperator": "EQ", "AttributeValueList": [{"BOOL": True}]}},
+    },
+    "local index, backwards, in pages": {
+        "IndexName": "by-n",
+        "KeyConditionExpression": "pk = :a AND n BETWEEN :low AND :high",
+        "ExpressionAttributeValues": {":a": {"S": "A"}, ":low": {"N": "2"}, ":high": {"N": "10"}},
+        "ScanIndexForward": False,
+        "Limit": 3,
+    },
+    "global index, in pages": {
+        "IndexName": "by-g",
+        "KeyConditionExpression": "g = :g",
+        "ExpressionAttributeValues": {":g": {"S": "G1"}},
+        "Limit": 4,
+    },
+    "global index, begins_with, backwards": {
+        "IndexName": "by-g",
+        "KeyConditionExpression": "g = :g AND begins_with(sk, :msg)",
+        "ExpressionAttributeValues": {":g": {"S": "G1"}, ":msg": {"S": "MSG#"}},
+        "ScanIndexForward": False,
+    },
+    "global index without a sort key, keys only, in pages": {
+        "IndexName": "by-h",
+        "KeyConditionExpression": "h = :h",
+        "ExpressionAttributeValues": {":h": {"S": "H"}},
+        "Limit": 2,
+    },
+}
+
+
+@pytest.fixture
+def indexed(table: Any) -> Any:
+    """A table with a local index, two global ones and items in many partitions, and one without a sort key."""
+    client = boto3.client("dynamodb")
+    client.create_table(
+        TableName="indexed",
+        BillingMode="PAY_PER_REQUEST",
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "S"},
+            {"AttributeName": "n", "AttributeType": "N"},
+            {"AttributeName": "g", "AttributeType": "S"},
+            {"AttributeName": "h", "AttributeType": "S"},
+        ],
+        LocalSecondaryIndexes=[
+            {
+                "IndexName": "by-n",
+                "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "n", "KeyType": "RANGE"}],
+                "Projection": {"ProjectionType": "ALL"},
+            }
+        ],
+        GlobalSecondaryIndexes=[
+            {
+                "IndexName": "by-g",
+                "KeySchema": [{"AttributeName": "g", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+                "Projection": {"ProjectionType": "ALL"},
+            },
+            {
+                "IndexName": "by-h",
+                "KeySchema": [{"AttributeName": "h", "KeyType": "HASH"}],
+                "Projection": {"ProjectionType": "KEYS_ONLY"},
+            },
+        ],
+    )
+    items = [
+        {
+            **key("A", f"MSG#{n:02d}"),
+            "n": {"N": str(n)},
+            "body": {"S": f"message {n}"},
+            "flag": {"BOOL": n % 3 == 0},
+            **({"g": {"S": f"G{n % 2 + 1}"}} if n != 4 else {}),
+            **({"h": {"S": "H"}} if n % 4 == 0 else {}),
+        }
+        for n in range(12)
+    ]
+    items += [
+        {**key("A", "META"), "body": {"S": "meta"}, "flag": {"BOOL": True}},
+        {**key("A", "ZED"), "n": {"N": "100"}, "g": {"S": "G1"}, "flag": {"BOOL": False}},
+    ]
+    items += [{**key("B", f"MSG#{n:02d}"), "n": {"N": str(n)}, "g": {"S": "G1"}, "h": {"S": "H"}} for n in range(5)]
+    items += [{**key(f"C#{n}", "MSG#00"), "g": {"S": "G1"}} for n in range(10)]
+    for item in items:
+        client.put_item(TableName="indexed", Item=item)
+    client.create_table(
+        TableName="hash-only",
+        BillingMode="PAY_PER_REQUEST",
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+    )
+    for name in ("x", "y", "z"):
+        client.put_item(TableName="hash-only", Item={"pk": {"S": name}, "body": {"S": name * 3}})
+    return client
+
+
+def every_page(client: Any, request: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each page of the query's answer, following `LastEvaluatedKey`."""
+    pages: list[dict[str, Any]] = []
+    while len(pages) < 50:
+        page = {k: v for k, v in client.query(**request).items() if k != "ResponseMetadata"}
+        pages.append(page)
+        if "LastEvaluatedKey" not in page:
+            break
+        request = {**request, "ExclusiveStartKey": page["LastEvaluatedKey"]}
+    return pages
+
+
+@pytest.mark.parametrize("name", list(QUERIES))
+def test_a_query_answers_as_moto_does(indexed, monkeypatch, name):
+    request = {"TableName": "indexed", **QUERIES[name]}
+    ours = every_page(indexed, request)
+    monkeypatch.setattr(Table, "query", getattr(Table.query, "__wrapped__", Table.query))
+    assert ours == every_page(indexed, request)
+    assert name == "no such partition" or sum(page["Count"] for page in ours) > 0
+
+
+def test_a_query_of_a_table_without_a_sort_key_answers_as_moto_does(indexed, monkeypatch):
+    request = {
+        "TableName": "hash-only",
+        "KeyConditionExpression": "pk = :y",
+        "ExpressionAttributeValues": {":y": {"S": "y"}},
+    }
+    ours = every_page(indexed, request)
+    monkeypatch.setattr(Table, "query", getattr(Table.query, "__wrapped__", Table.query))
+    assert (
+        ours
+        == every_page(indexed, request)
+        == [{"Items": [{"pk": {"S": "y"}, "body": {"S": "yyy"}}], "Count": 1, "ScannedCount": 1}]
+    )
+
+
+# --- Time to Live, on moto's server -----------------------------------------------------------------
+
+
+def ttl_stream(stream: Stream) -> Stream:
+    stream.dynamodb.update_time_to_live(
+        TableName=stream.table, TimeToLiveSpecification={"Enabled": True, "AttributeName": COACH_TABLE.ttl_attribute}
+    )
+    return stream
+
+
+def expiring(stream: Stream, sk: str, expires: dict[str, str] | None) -> None:
+    extra = {COACH_TABLE.ttl_attribute: expires} if expires is not None else {}
+    stream.dynamodb.put_item(TableName=stream.table, Item={**key("USER#u", sk), **extra})
+
+
+def remaining(stream: Stream) -> list[str]:
+    items = stream.dynamodb.query(
+        TableName=stream.table, KeyConditionExpression="pk = :u", ExpressionAttributeValues={":u": {"S": "USER#u"}}
+    )["Items"]
+    return [item["sk"]["S"] for item in items]
+
+
+def test_expired_items_are_deleted_as_dynamodb_ttl_does_with_a_service_remove_record(stream):
+    ttl_stream(stream)
+    now = time.time()
+    expiring(stream, "EXPIRED", {"N": str(int(now) - 10)})
+    expiring(stream, "LATER", {"N": str(int(now) + 3600)})
+    expiring(stream, "TEXT", {"S": str(int(now) - 10)})  # TTL reads numbers only
+    expiring(stream, "ANCIENT", {"N": str(int(now - atomic_moto.TTL_HORIZON_SECONDS) - 10)})  # over five years past
+    expiring(stream, "NONE", None)
+    stream.dynamodb.delete_item(TableName=stream.table, Key=key("USER#u", "NONE"))  # a delete by a caller
+
+    assert atomic_moto.delete_expired(now) == 1
+
+    assert remaining(stream) == ["ANCIENT", "LATER", "TEXT"]
+    records = stream.streams.get_records(ShardIterator=stream.iterator())["Records"]
+    by_caller, by_ttl = [r for r in records if r["eventName"] == "REMOVE"]
+    assert by_caller["dynamodb"]["Keys"]["sk"] == {"S": "NONE"} and "userIdentity" not in by_caller
+    assert by_ttl["dynamodb"]["Keys"]["sk"] == {"S": "EXPIRED"}
+    assert by_ttl["userIdentity"] == {"PrincipalId": "dynamodb.amazonaws.com", "Type": "Service"}
+    assert atomic_moto.delete_expired(now) == 0
+
+
+def test_nothing_expires_in_a_table_without_ttl(stream):
+    expiring(stream, "EXPIRED", {"N": "1000"})
+    assert atomic_moto.delete_expired() == 0
+    assert remaining(stream) == ["EXPIRED"]
+
+
+def test_the_sweeper_deletes_expired_items_as_they_expire(stream):
+    ttl_stream(stream)
+    expiring(stream, "EXPIRED", {"N": str(int(time.time()) - 1)})
+    expiring(stream, "SOON", {"N": str(int(time.time()) + 1)})
+    sweeper = atomic_moto.TtlSweeper(interval=0.05).start()
+    try:
+        deadline = time.monotonic() + 5
+        while remaining(stream) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        sweeper.stop()
+    assert remaining(stream) == []
+
+
+def test_a_sweep_lets_go_of_the_empty_partitions_moto_keeps_for_each_missing_one_read(client, table):
+    client.update_time_to_live(
+        TableName=table.name, TimeToLiveSpecification={"Enabled": True, "AttributeName": COACH_TABLE.ttl_attribute}
+    )
+    assert stored(client, table.name, "USER#nobody", "PROFILE") is None
+    partitions = dynamodb_backends[DEFAULT_ACCOUNT_ID]["us-east-1"].get_table(table.name).items
+    assert partitions[DynamoType({"S": "USER#nobody"})] == {}
+    atomic_moto.delete_expired()
+    assert [k.value for k in partitions] == ["USER#u"]

@@ -1,5 +1,6 @@
 """The local event source mapping (`local/event_source_mapping.py`) against a real moto server: its DynamoDB
-Streams API, its SQS, behind the IAM gate, with functions that are plain Python callables."""
+Streams API, its SQS, behind the IAM gate, with functions that are plain Python callables. What needs the
+stream's clock moved runs against the same server app in this process."""
 
 from __future__ import annotations
 
@@ -12,8 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from moto.core import DEFAULT_ACCOUNT_ID
+from moto.dynamodb.models import dynamodb_backends
+from moto.dynamodbstreams.models import dynamodbstreams_backends
+from moto.moto_server.werkzeug_app import MotoRequestHandler
+from werkzeug.serving import make_server
 
 from functions.catalog import POST_TURN_STREAM
+from local import atomic_moto
 from local.dynamodb import LocalDynamoDb
 from local.event_source_mapping import EventSourceMapping, MappingError, StreamPoller, read_record
 from local.iam_gate import CallLog, IamGate
@@ -417,3 +424,57 @@ def test_a_mapping_is_read_from_its_template_resource() -> None:
     sns = {"OnFailure": {"Destination": "arn:aws:sns:us-east-1:1:t"}}
     with pytest.raises(MappingError, match="only SQS"):
         EventSourceMapping.from_template("M", {**properties, "DestinationConfig": sns}, resolve)
+
+
+def job_item(name: str) -> dict[str, Any]:
+    """`World.put_job`'s item as moto's backend takes it (written in this thread, under the server's lock)."""
+    return {
+        "pk": {"S": "USER#u#CONV#c"},
+        "sk": {"S": f"POSTTURN#{name}"},
+        "type": {"S": "post-turn-job"},
+        "job": {"M": {"name": {"S": name}, "count": {"N": "3"}}},
+        "expiresAt": {"N": str(int(time.time()) + 3600)},
+    }
+
+
+@pytest.fixture(scope="module")
+def server_here() -> Iterator[LocalDynamoDb]:
+    """The server's app (no IAM gate) in this process: its clock and lock are the test's to hold."""
+    app = atomic_moto.application({})
+    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=MotoRequestHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield LocalDynamoDb(port=server.server_port)
+    server.shutdown()
+    thread.join()
+
+
+def test_a_stream_trimmed_past_the_last_record_read_is_read_on_from_its_oldest_record(server_here, monkeypatch):
+    """Lambda's answer to `TrimmedDataAccessException`: on from TRIM_HORIZON, even for a LATEST mapping (whose
+    own starting position would skip what the stream still keeps)."""
+    assert ACCOUNT == DEFAULT_ACCOUNT_ID
+    clock = [atomic_moto._now()]
+    monkeypatch.setattr(atomic_moto, "_now", lambda: clock[0])
+    world = World(server_here)
+    backend = dynamodb_backends[ACCOUNT][REGION]
+    table = backend.get_table(world.table_name)
+    streams = dynamodbstreams_backends[ACCOUNT][REGION]
+    function = Function()
+    try:
+        world.poll(function, starting_position="LATEST")
+        deadline = time.monotonic() + 5
+        while not any(i.stream_shard.table is table for i in list(streams.shard_iterators.values())):
+            assert time.monotonic() < deadline, "the poller never asked for an iterator"
+            time.sleep(0.01)
+        world.put_job("a")
+        function.wait_for(lambda batches: batches == [["a"]], seconds=5)
+        with atomic_moto._lock:  # the poller's next read waits, and so finds its records past the retention
+            backend.put_item(world.table_name, job_item("b"))
+            backend.put_item(world.table_name, job_item("c"))
+            clock[0] += atomic_moto.STREAM_RETENTION_SECONDS + 1
+            backend.put_item(world.table_name, job_item("d"))
+        function.wait_for(lambda batches: len(batches) > 1, seconds=5)
+        time.sleep(0.2)
+    finally:
+        world.stop()
+    assert function.batches == [["a"], ["d"]]
