@@ -1,8 +1,9 @@
-"""32 concurrent conversation turns: one environment serving 32 at once (Managed Instances) against 32
-environments serving one each (classic Lambda). Reproduce with `.venv/bin/python -m bench.managed_instances`.
+"""32 concurrent conversation turns: one environment serving 32 at once (Managed Instances), on threads
+(the adapter's default) and on forked processes (`RUNTIME_WORKERS=processes`), against 32 environments
+serving one each (classic Lambda). Reproduce with `.venv/bin/python -m bench.managed_instances`.
 
-Both run the real conversation turn through the local stack and the same adapter; only
-`AWS_LAMBDA_MAX_CONCURRENCY` and the number of environments differ. Figures:
+All run the real conversation turn through the local stack and the same adapter; only
+`AWS_LAMBDA_MAX_CONCURRENCY`, `RUNTIME_WORKERS` and the number of environments differ. Figures:
 
 - memory: the conversation function's processes, summed at their peak during the turns: resident set
   (RSS, counts shared pages once per process) and proportional set (PSS, shares them out: the real cost);
@@ -17,7 +18,6 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import sys
 import tempfile
 import threading
 import time
@@ -30,7 +30,6 @@ import httpx
 
 from bench.conversation import CONVERSATION, Conversation, conversation_of, percentile
 from local.bedrock_double import Finish, RecordedRequest, Script, Text
-from local.functions import REPO_ROOT, FunctionRuntime
 from local.stack import LocalStack, StackPorts
 
 STREAMS = 32
@@ -66,11 +65,8 @@ class Run:
     processes: int = 0
 
 
-THREADED_WORKER = FunctionRuntime(command=(sys.executable, "-u", str(REPO_ROOT / "bench" / "threaded_worker.py")))
-
-
 @contextmanager
-def stack_for(environments: int, per_environment: int, threads: bool = False) -> Iterator[LocalStack]:
+def stack_for(environments: int, per_environment: int, workers: str = "threads") -> Iterator[LocalStack]:
     with tempfile.TemporaryDirectory() as state:
         stack = LocalStack(
             StackPorts.ephemeral(),
@@ -79,8 +75,7 @@ def stack_for(environments: int, per_environment: int, threads: bool = False) ->
             prewarmed=environments,
             environment_concurrency=per_environment,
             model="double",
-            extra_environment={"RATE_LIMIT_PER_MINUTE": "1000"},
-            runtimes={CONVERSATION: THREADED_WORKER} if threads else None,
+            extra_environment={"RATE_LIMIT_PER_MINUTE": "1000", "RUNTIME_WORKERS": workers},
         ).start()
         try:
             assert stack.bedrock is not None
@@ -141,9 +136,9 @@ def _one_turn(
         run.latencies.extend(latencies)
 
 
-def measure(name: str, environments: int, per_environment: int, threads: bool = False) -> Run:
+def measure(name: str, environments: int, per_environment: int, workers: str = "threads") -> Run:
     run = Run(name)
-    with stack_for(environments, per_environment, threads) as stack:
+    with stack_for(environments, per_environment, workers) as stack:
         function = stack.functions[CONVERSATION]
         conversations = [conversation_of(stack, f"mi-user-{n}") for n in range(STREAMS)]
         base = stack.function_urls[CONVERSATION].url
@@ -193,12 +188,12 @@ def report(runs: list[Run]) -> None:
             f"  {run.name:34} {run.processes:9d} {run.rss_mb:8.0f} {run.pss_mb:8.0f} {p50:8.2f}ms {p95:8.2f}ms"
             f" {run.turns / run.seconds:8.2f} {run.errors:6d}"
         )
-    managed, threaded, classic = runs[0], runs[1], runs[-1]
+    managed, forked, classic = runs[0], runs[1], runs[-1]
     ratio = managed.pss_mb / classic.pss_mb if classic.pss_mb else float("nan")
-    threaded_ratio = threaded.pss_mb / classic.pss_mb if classic.pss_mb else float("nan")
+    forked_ratio = forked.pss_mb / classic.pss_mb if classic.pss_mb else float("nan")
     p95 = percentile(managed.latencies, 0.95) * 1000 if managed.latencies else float("nan")
     print(f"  memory (PSS), one environment / {STREAMS} environments: {ratio:.2f}  goal <= {MEMORY_GOAL:.2f}")
-    print(f"  (threads would be {threaded_ratio:.2f}, with {threaded.errors} errors; see bench/threaded_worker.py)")
+    print(f"  (RUNTIME_WORKERS=processes: {forked_ratio:.2f}, with {forked.errors} errors)")
     print(f"  added latency per event, one environment, p95: {p95:.2f} ms  goal <= {LATENCY_GOAL_MS:.0f} ms")
     print(f"  errors: {managed.errors} in one environment  goal 0")
 
@@ -208,8 +203,8 @@ def main(argv: list[str] | None = None) -> list[Run]:
     parser.parse_args(argv)
     os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
     runs = [
-        measure(f"1 environment x {STREAMS}, forked workers", 1, STREAMS),
-        measure(f"1 environment x {STREAMS}, threads (not shipped)", 1, STREAMS, threads=True),
+        measure(f"1 environment x {STREAMS}, threads", 1, STREAMS),
+        measure(f"1 environment x {STREAMS}, processes", 1, STREAMS, workers="processes"),
         measure(f"{STREAMS} environments x 1 (classic)", STREAMS, 1),
     ]
     report(runs)

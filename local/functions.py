@@ -124,6 +124,7 @@ class ExecutionEnvironment:
         spawned.wait()
 
     def _spawn(self) -> None:
+        self.server.new_worker()
         self.server.init_error = None
         self.server.polled.clear()
         self._spawned_at = time.monotonic()

@@ -14,6 +14,8 @@ import json
 import logging
 import queue
 import re
+import select
+import socket
 import threading
 import time
 import uuid
@@ -127,6 +129,7 @@ class RuntimeApiServer(LoopbackHTTPServer):
         self.lock = threading.Lock()
         self._room = threading.Condition(self.lock)
         self._taking = 0  # `/next` calls that have a slot and wait for an invocation
+        self.generation = 0  # which worker process the polls belong to (see `new_worker`)
         self.polled = threading.Event()  # set once the worker's init is over: it asked for work, or it failed
         self.polled_at = 0.0  # monotonic, when it did
         self.on_release: Callable[[Invocation], None] | None = None
@@ -151,21 +154,52 @@ class RuntimeApiServer(LoopbackHTTPServer):
             self.polled_at = time.monotonic()
             self.polled.set()
 
-    def take_next(self) -> Invocation:
+    def new_worker(self) -> None:
+        """A new worker process starts: polls still waiting from the last one (which died) are void."""
         with self._room:
-            self._room.wait_for(lambda: len(self.held) + self._taking < self.max_concurrency)
+            self.generation += 1
+            self._room.notify_all()
+
+    def take_next(self, asker_alive: Callable[[], bool] = lambda: True) -> Invocation | None:
+        """The next invocation for a `/next` poll; None if the worker that asked has died or been
+        replaced since: handing it an invocation would lose the invocation, which goes back to the
+        front of the line for a live worker."""
+        with self._room:
+            generation = self.generation
+            self._room.wait_for(
+                lambda: len(self.held) + self._taking < self.max_concurrency or self.generation != generation
+            )
+            if self.generation != generation:
+                return None
             self._taking += 1
         try:
-            invocation = self.invocations.get()
+            invocation = self._wait_for_invocation(generation, asker_alive)
         finally:
             with self.lock:
                 self._taking -= 1
+        if invocation is None:
+            return None
         invocation.deadline = time.time() + invocation.timeout_seconds
         invocation.function_arn = self.function_arn
         invocation.taken_at = time.monotonic()
         with self.lock:
             self.held[invocation.request_id] = invocation
         return invocation
+
+    def _wait_for_invocation(self, generation: int, asker_alive: Callable[[], bool]) -> Invocation | None:
+        while True:
+            try:
+                invocation = self.invocations.get(timeout=0.1)
+            except queue.Empty:
+                if self.generation != generation or not asker_alive():
+                    return None
+                continue
+            if self.generation == generation and asker_alive():
+                return invocation
+            with self.invocations.mutex:  # back to the front of the line, for a live worker to take
+                self.invocations.queue.appendleft(invocation)
+                self.invocations.not_empty.notify()
+            return None
 
     def holding(self, request_id: str) -> Invocation | None:
         """The invocation this environment holds, if `request_id` names one."""
@@ -203,7 +237,10 @@ class _RuntimeApiHandler(BaseHTTPRequestHandler):
             self._answer(404, {"errorMessage": "unknown path"})
             return
         self.server.init_over()
-        invocation = self.server.take_next()
+        invocation = self.server.take_next(self._asker_alive)
+        if invocation is None:
+            self.close_connection = True
+            return
         body = json.dumps(invocation.event).encode("utf-8")
         self.send_response(200)
         self.send_header("Lambda-Runtime-Aws-Request-Id", invocation.request_id)
@@ -254,6 +291,15 @@ class _RuntimeApiHandler(BaseHTTPRequestHandler):
             logger.warning("%s stream broke off: %s", self.server.function_name, exc)
             self.close_connection = True
         return Outcome("end", headers=trailers)
+
+    def _asker_alive(self) -> bool:
+        """Whether the worker waiting on this poll still holds its connection (a dead one's is at EOF)."""
+        try:
+            if not select.select([self.connection], [], [], 0)[0]:
+                return True
+            return self.connection.recv(1, socket.MSG_PEEK) != b""
+        except OSError:
+            return False
 
     def _read_body(self) -> bytes:
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":

@@ -1,14 +1,40 @@
 """One thread pool per container for a turn's concurrent I/O: the pre-stream reads, the router, the
 first token. Threads, not asyncio: boto3 and our Runtime API client block, and a turn has few calls.
+
+Each task runs in a copy of its caller's context, so what is per invocation (the trace id, the log
+keys, the metrics being gathered) follows it into the pool. The pool grows with the invocations an
+environment serves at once (`AWS_LAMBDA_MAX_CONCURRENCY` on Managed Instances).
 """
 
 from __future__ import annotations
 
+import contextvars
+import os
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
-WORKERS = ThreadPoolExecutor(max_workers=16, thread_name_prefix="turn-io")
+P = ParamSpec("P")
+T = TypeVar("T")
+_PER_INVOCATION = 4  # a turn's concurrent calls: reads, router, reply
+
+
+class ContextPool(ThreadPoolExecutor):
+    """A thread pool whose tasks see their submitter's context variables."""
+
+    def submit(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Future[T]:
+        return super().submit(contextvars.copy_context().run, fn, *args, **kwargs)
+
+
+def _pool_size() -> int:
+    try:
+        invocations = max(1, int(os.environ.get("AWS_LAMBDA_MAX_CONCURRENCY", "1")))
+    except ValueError:
+        invocations = 1
+    return 12 + _PER_INVOCATION * invocations
+
+
+WORKERS = ContextPool(max_workers=_pool_size(), thread_name_prefix="turn-io")
 
 
 def gather(*calls: Callable[[], Any]) -> list[Any]:

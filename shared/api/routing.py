@@ -17,7 +17,7 @@ from shared.api.paths import UserPath, powertools_rule
 from shared.api.services import CONTEXT_KEY, Services
 from shared.errors import Forbidden
 from shared.http.routes import PathParams, Route
-from shared.observability import logger
+from shared.observability import log_keys
 from shared.settings import AuthSection, settings
 
 P = TypeVar("P", bound=PathParams)
@@ -39,7 +39,7 @@ def authorized_user_id(event: APIGatewayProxyEventV2) -> str:
 
 def require_caller(event: APIGatewayProxyEventV2, path_user_id: str) -> None:
     user_id = authorized_user_id(event)
-    logger.append_keys(user_id=user_id)
+    log_keys(user_id=user_id)
     if user_id != path_user_id:
         raise Forbidden("token user does not match the path")
 

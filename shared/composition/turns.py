@@ -24,7 +24,7 @@ from shared.http.event import HttpRequest
 from shared.http.routes import Router
 from shared.http.stream_request import StreamRequest, open_stream_request
 from shared.http.streaming import JsonResponse, StreamingResponse, streaming_handler
-from shared.observability import lambda_entry, logger
+from shared.observability import lambda_entry, log_keys
 from shared.settings import StreamSettings, TurnSettings
 from shared.store.dynamodb.rate_limit import DynamoRateLimiter
 from shared.store.ports import RequestLimiter
@@ -82,7 +82,7 @@ def stream_deadline(context: Any, stream: StreamSettings) -> float:
 def open_turn(entry: TurnEntry[Any, Turn], request: HttpRequest, context: Any, router: Router) -> Turn:
     stream_request = open_stream_request(request, router)
     user_id = stream_request.user.user_id
-    logger.append_keys(user_id=user_id)
+    log_keys(user_id=user_id)
     verdict = WORKERS.submit(entry.limiter.hit, user_id)  # counted while the flow reads what it needs
     deadline = stream_deadline(context, entry.stream)
     return entry.open(entry.read(stream_request), deadline, context.aws_request_id, verdict.result)

@@ -26,7 +26,7 @@ from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import 
 from pydantic import ValidationError
 
 from shared.jobs import JobMessage
-from shared.observability import lambda_entry, logger, observe
+from shared.observability import lambda_entry, log_keys, logger, observe
 
 STREAM_JOB_ATTRIBUTE = "job"  # the outbox item's attribute that holds the job (a map, camelCase keys)
 
@@ -64,12 +64,12 @@ class JobWorker(Generic[Job, Deps]):
             (deps.observe if deps else observe)(self.invalid_metric, 1)
             return {"statusCode": 400, "error": f"invalid {self.description}", "fields": fields}
         keys = job.log_keys()
-        logger.append_keys(**keys)
+        log_keys(**keys)
         try:
             result = self.run(job, deps or self.compose())
             logger.info(f"{self.description} done", extra=result)
         finally:
-            logger.remove_keys(list(keys))  # a batch's next job must not carry this one's ids
+            logger.thread_safe_remove_keys(list(keys))  # a batch's next job must not carry this one's ids
         return {"statusCode": 200, **result}
 
     def process_stream(self, event: Any, deps: Deps | None = None) -> dict[str, Any]:
@@ -78,7 +78,7 @@ class JobWorker(Generic[Job, Deps]):
 
         def record_handler(record: DynamoDBRecord) -> dict[str, Any]:
             sequence = record.dynamodb.sequence_number if record.dynamodb else None
-            logger.append_keys(sequence_number=sequence)
+            log_keys(sequence_number=sequence)
             try:
                 return self.process(stream_job(record), deps)
             except Exception:

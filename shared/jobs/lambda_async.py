@@ -28,7 +28,7 @@ class LambdaAsyncJobQueue(JobQueue):
 
     @cached_property
     def _client(self) -> Any:
-        return boto3.client("lambda", config=_CONFIG)
+        return boto3.session.Session().client("lambda", config=_CONFIG)  # a session of its own: thread safe
 
     def submit(self, job: dict[str, Any]) -> None:
         response = self._client.invoke(

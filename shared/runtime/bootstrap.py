@@ -25,7 +25,7 @@ from shared.runtime import log_records
 from shared.runtime.client import Invocation, RuntimeApiClient, RuntimeApiUnreachable
 from shared.runtime.context import LambdaContext
 from shared.runtime.stream import current_stream
-from shared.runtime.worker_pool import max_concurrency, serve_in_workers
+from shared.runtime.worker_pool import max_concurrency, serve_in_threads, serve_in_workers, use_threads
 
 logger = logging.getLogger("shared.runtime.bootstrap")
 
@@ -120,7 +120,12 @@ def main(*, streaming: bool = True) -> None:
     address = os.environ["AWS_LAMBDA_RUNTIME_API"]
     client = RuntimeApiClient(address)
     try:
+        concurrency = max_concurrency(os.environ)
+        workers = serve_in_threads if use_threads(os.environ) else serve_in_workers
         handler = load_handler(os.environ["_HANDLER"])
+        prepare = getattr(handler, "prepare_workers", None)
+        if concurrency > 1 and callable(prepare):
+            prepare()
     except Exception as exc:
         logger.exception("init failed")
         try:
@@ -128,15 +133,11 @@ def main(*, streaming: bool = True) -> None:
         except RuntimeApiUnreachable as unreachable:
             logger.error("giving up: %s", unreachable)
         sys.exit(1)
-    concurrency = max_concurrency(os.environ)
     if concurrency == 1:
         serve(client, handler, streaming=streaming)
         return
-    client.close()  # each worker opens its own connection; none is shared across a fork
-    prepare = getattr(handler, "prepare_workers", None)
-    if callable(prepare):
-        prepare()
-    serve_in_workers(concurrency, lambda: serve(RuntimeApiClient(address), handler, streaming=streaming))
+    client.close()  # each worker opens its own connection
+    workers(concurrency, lambda: serve(RuntimeApiClient(address), handler, streaming=streaming))
 
 
 if __name__ == "__main__":

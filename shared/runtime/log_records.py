@@ -31,6 +31,7 @@ import sys
 import time
 import traceback
 from collections.abc import MutableMapping
+from contextvars import ContextVar
 from typing import Any, TextIO
 
 from shared.runtime.log_frames import FrameWriter, frame_type
@@ -79,16 +80,13 @@ _RESERVED = frozenset(
 )
 
 
-class _Invocation:
-    """The invocation in progress, read by every record from any thread."""
-
-    request_id: str = ""
-    tenant_id: str | None = None
+_invocation: ContextVar[tuple[str, str | None]] = ContextVar("invocation", default=("", None))
+"""The invocation in progress: its request id and tenant. A context variable, so that invocations served
+at once on threads each log their own; a process serving one at a time sees the last one set."""
 
 
 def set_invocation(request_id: str, tenant_id: str | None = None) -> None:
-    _Invocation.request_id = request_id
-    _Invocation.tenant_id = tenant_id
+    _invocation.set((request_id, tenant_id))
 
 
 def lambda_log_level(value: str | None) -> int | None:
@@ -102,8 +100,7 @@ def _normal_level(levelno: int) -> int:
 
 class _InvocationFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        record.aws_request_id = _Invocation.request_id
-        record.tenant_id = _Invocation.tenant_id
+        record.aws_request_id, record.tenant_id = _invocation.get()
         return True
 
 

@@ -28,7 +28,7 @@ class S3ImageSource(ImageSource):
 
     @cached_property
     def _client(self) -> Any:
-        return boto3.client("s3", config=S3.botocore_config())
+        return boto3.session.Session().client("s3", config=S3.botocore_config())  # own session: thread safe
 
     def load(self, user_id: str, keys: tuple[str, ...]) -> tuple[Image, ...]:
         return tuple(self._one(user_id, key) for key in keys)

@@ -207,7 +207,9 @@ def test_the_post_turn_job_carries_the_turn_and_what_the_route_asked_for(world: 
     "route", [NOTHING_TO_DO, "no JSON at all", None], ids=["nothing-to-do", "unreadable", "router-down"]
 )
 def test_a_turn_with_no_work_to_do_hands_nothing_off(world: World, route: str | None) -> None:
-    world.script(reply("Sure."), route=route)
+    # the reply waits long enough for the router's (immediate) answer to be known before `complete`;
+    # a router still out then leaves the job to the post-turn worker, which another test covers
+    world.script(reply("Sure.", delay=0.3), route=route)
     events = world.run()
     assert isinstance(events[-1], CompleteEvent)
     assert not any(isinstance(event, ContextualEvent) and event.updateType.endswith("_save") for event in events)

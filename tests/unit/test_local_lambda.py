@@ -268,10 +268,12 @@ def test_the_adapter_ends_a_stream_cleanly_only_when_it_succeeded(handler: str, 
 # --- Managed Instances: one environment, N invocations at once ------------------------------------------
 
 
-def test_one_environment_serves_n_invocations_at_once_in_forked_workers() -> None:
+@pytest.mark.parametrize("workers", ["threads", "processes"])
+def test_one_environment_serves_n_invocations_at_once(workers: str) -> None:
     spec = FunctionSpec(
         name="t-managed",
         handler=f"{HANDLERS}.slow",
+        environment={"RUNTIME_WORKERS": workers},
         timeout_seconds=20,
         concurrency=1,
         environment_concurrency=4,
@@ -290,13 +292,19 @@ def test_one_environment_serves_n_invocations_at_once_in_forked_workers() -> Non
         function.stop()
     assert len(function.environments) == 1
     assert elapsed < 2.5, f"four 1-second invocations ran at once, not one after another ({elapsed:.1f} s)"
-    assert len(set(bodies)) == 4, "each invocation had a worker process of its own"
+    assert len(set(bodies)) == 4, "each invocation had a worker of its own"
+    processes = {body.split("/")[0] for body in bodies}
+    assert len(processes) == (1 if workers == "threads" else 4)
 
 
-def test_a_worker_that_dies_is_replaced_and_the_others_run_on() -> None:
+@pytest.mark.parametrize("workers", ["threads", "processes"])
+def test_a_worker_that_dies_is_replaced(workers: str) -> None:
+    """A forked worker is re-forked and the environment lives on; a threaded one takes the process, and
+    the environment starts anew, as Lambda would start it."""
     spec = FunctionSpec(
         name="t-managed-crash",
         handler=f"{HANDLERS}.die_mid_stream",
+        environment={"RUNTIME_WORKERS": workers},
         streaming=True,
         timeout_seconds=20,
         concurrency=1,
@@ -307,7 +315,7 @@ def test_a_worker_that_dies_is_replaced_and_the_others_run_on() -> None:
     with behind_a_url(function) as post:
         answers = [post() for _ in range(3)]
     assert [(a.status, a.body, a.complete) for a in answers] == [(200, b"data: one\n\n", False)] * 3
-    assert len(function.environments) == 1, "the environment outlived its workers' crashes"
+    assert len(function.environments) == 1
 
 
 def test_an_environment_started_from_a_requests_thread_outlives_that_thread() -> None:
