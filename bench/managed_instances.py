@@ -7,28 +7,30 @@ All run the real conversation turn through the local stack and the same adapter;
 
 - memory: the conversation function's processes, summed at their peak during the turns: resident set
   (RSS, counts shared pages once per process) and proportional set (PSS, shares them out: the real cost);
-- added latency per event: the model double writes each reply piece at a recorded time; the client
-  notes when that piece arrives as a `chunk` event. The difference is what the function, its Runtime API
-  and the Function URL add to each event;
+- added latency per event: the model double writes each reply piece at a recorded time; the client (in
+  processes of its own) notes when that piece arrives as a `chunk` event. The difference is what the
+  function, its Runtime API and the Function URL add to each event;
 - turns per second over the rounds, and errors (any turn without its `complete` event).
 """
 
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 import statistics
 import tempfile
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 
-from bench.conversation import CONVERSATION, Conversation, conversation_of, percentile
+from bench.conversation import CONVERSATION, conversation_of, percentile
 from local.bedrock_double import Finish, RecordedRequest, Script, Text
 from local.stack import LocalStack, StackPorts
 
@@ -105,13 +107,16 @@ def _group_memory_kb(groups: set[int]) -> tuple[int, int, int]:
     return rss, pss, count
 
 
-def _one_turn(
-    conversation: Conversation, url: str, label: str, run: Run, lock: threading.Lock, stack: LocalStack
-) -> None:
+CLIENT_PROCESSES = 4  # the clients run outside the stack's process, so its GIL does not delay their reads
+
+
+def _read_turn(url: str, headers: dict[str, str], label: str) -> tuple[str, list[tuple[float, str]], bool]:
+    """One turn from a client: each chunk line with its arrival (CLOCK_MONOTONIC, shared by every
+    process on the machine), and whether the turn ended with `complete`."""
     received: list[tuple[float, str]] = []
     complete = False
     try:
-        with httpx.Client(timeout=60, headers=conversation.headers) as client:
+        with httpx.Client(timeout=60, headers=headers) as client:
             body = {"userResponse": f"managed instances bench {label}"}
             with client.stream("POST", url, json=body) as response:
                 for line in response.iter_lines():
@@ -121,19 +126,27 @@ def _one_turn(
                     complete = complete or '"type":"complete"' in line
     except httpx.HTTPError:
         complete = False
+    return label, received, complete
+
+
+def _read_turns(turns: list[tuple[str, dict[str, str], str]]) -> list[tuple[str, list[tuple[float, str]], bool]]:
+    """A client process's share of a round, each turn on a thread of its own."""
+    with ThreadPoolExecutor(max_workers=len(turns)) as pool:
+        return list(pool.map(lambda turn: _read_turn(*turn), turns))
+
+
+def _record(run: Run, stack: LocalStack, label: str, received: list[tuple[float, str]], complete: bool) -> None:
+    """The turn's per-event latencies: each piece's arrival minus when the model double wrote it."""
     assert stack.bedrock is not None
     request = next((r for r in stack.bedrock.requests if r.streaming and r.last_user_text.endswith(label)), None)
-    latencies = []
     if request is not None:
         for arrived, line in received:
             for piece in line.split(f"{label}:")[1:]:
                 index = int(piece.split(" ", 1)[0].rstrip('"}'))
                 if index < len(request.delta_times):
-                    latencies.append(arrived - request.delta_times[index])
-    with lock:
-        run.turns += 1
-        run.errors += 0 if complete else 1
-        run.latencies.extend(latencies)
+                    run.latencies.append(arrived - request.delta_times[index])
+    run.turns += 1
+    run.errors += 0 if complete else 1
 
 
 def measure(name: str, environments: int, per_environment: int, workers: str = "threads") -> Run:
@@ -143,7 +156,6 @@ def measure(name: str, environments: int, per_environment: int, workers: str = "
         conversations = [conversation_of(stack, f"mi-user-{n}") for n in range(STREAMS)]
         base = stack.function_urls[CONVERSATION].url
         groups = {environment._process.pid for environment in function.environments if environment._process}
-        lock = threading.Lock()
         peak = [0, 0, 0]
         sampling = threading.Event()
 
@@ -156,18 +168,16 @@ def measure(name: str, environments: int, per_environment: int, workers: str = "
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
         started = time.monotonic()
-        for round_number in range(ROUNDS):
-            threads = [
-                threading.Thread(
-                    target=_one_turn,
-                    args=(conversation, base + conversation.path, f"r{round_number}u{n}", run, lock, stack),
-                )
-                for n, conversation in enumerate(conversations)
-            ]
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join()
+        with ProcessPoolExecutor(CLIENT_PROCESSES, mp_context=multiprocessing.get_context("spawn")) as clients:
+            for round_number in range(ROUNDS):
+                turns = [
+                    (base + conversation.path, conversation.headers, f"r{round_number}u{n}")
+                    for n, conversation in enumerate(conversations)
+                ]
+                shares = [turns[i::CLIENT_PROCESSES] for i in range(CLIENT_PROCESSES)]
+                for results in clients.map(_read_turns, shares):
+                    for label, received, complete in results:
+                        _record(run, stack, label, received, complete)
         run.seconds = time.monotonic() - started
         sampling.set()
         sampler.join()
