@@ -7,7 +7,7 @@ chosen by `RUNTIME_WORKERS`:
 
 - `threads` (the default): N threads in the process that imported the handler. A streamed turn
   mostly waits on the model, so the GIL costs little, and the handler's modules are in memory once:
-  measured with 32 concurrent turns (`make bench`), 66 MB against 1,280 MB for forked workers and
+  measured with 32 concurrent turns (`make bench`), about 70 MB against 1,280 MB for forked workers and
   1,865 MB for 32 single-turn environments. What one invocation must not see of another's is made
   per invocation: `_X_AMZN_TRACE_ID` (`invocation_environ`), the log records' request id, the
   response stream (`current_stream`), Powertools' Logger keys and metrics (`shared.observability`);
