@@ -563,6 +563,10 @@ def make_dynamodb_atomic() -> None:
         operation = getattr(DynamoDBBackend, name)
         if not getattr(operation, "__atomic__", False):
             setattr(DynamoDBBackend, name, _atomic(operation))
+    if not getattr(DynamoHandler.call_action, "__atomic__", False):
+        # a whole request under the lock, answer included: moto answers with its live items, which
+        # another request's update changes in place ("dictionary changed size during iteration")
+        DynamoHandler.call_action = _atomic(DynamoHandler.call_action)  # type: ignore[method-assign]
     if not getattr(DynamoHandler.transact_write_items, "__atomic__", False):
         DynamoHandler.transact_write_items = _once_per_token(DynamoHandler.transact_write_items)  # type: ignore[method-assign]
     if not getattr(StreamShard.add, "__retained__", False):
