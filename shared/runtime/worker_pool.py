@@ -77,16 +77,7 @@ def serve_in_threads(count: int, serve: Callable[[], None]) -> None:
     ended: queue.Queue[int] = queue.Queue()
 
     def worker() -> None:
-        status = 1
-        try:
-            serve()
-            status = 0
-        except SystemExit as exc:
-            status = exc.code if isinstance(exc.code, int) else 1
-        except BaseException:
-            logger.exception("worker thread failed")
-        finally:
-            ended.put(status)
+        ended.put(_exit_status(serve))
 
     for index in range(count):
         threading.Thread(target=worker, name=f"invocations-{index}", daemon=True).start()
@@ -146,23 +137,30 @@ def _fork(serve: Callable[[], None], socket_path: str) -> int:
     pid = os.fork()
     if pid:
         return pid
-    status = 1
-    try:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+    def worker() -> None:
         if socket_path:
             connect_output(socket_path)
         serve()
-        status = 0
+
+    status = _exit_status(worker)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
+
+
+def _exit_status(run: Callable[[], None]) -> int:
+    """What a worker's end means for its process: 0 when it returned, its code when it exited, else 1."""
+    try:
+        run()
     except SystemExit as exc:
-        status = exc.code if isinstance(exc.code, int) else 1
+        return exc.code if isinstance(exc.code, int) else 1
     except BaseException:
         logger.exception("worker failed")
-    finally:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(status)
-    return 0  # never reached: the child leaves through os._exit
+        return 1
+    return 0
 
 
 def _signal(pid: int, signum: int) -> None:
