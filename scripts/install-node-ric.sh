@@ -44,37 +44,7 @@ fi
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 
-missing=()
-if command -v dpkg-query >/dev/null 2>&1; then
-  for package in "${BUILD_PACKAGES[@]}"; do
-    if ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed"; then
-      missing+=("$package")
-    fi
-  done
-fi
-
-if [ "${#missing[@]}" -gt 0 ]; then
-  if ! command -v apt-get >/dev/null 2>&1; then
-    echo "install-node-ric: apt-get not found; install ${missing[*]} yourself" >&2
-    exit 3
-  fi
-  if [ "$(id -u)" -eq 0 ]; then
-    SUDO=()
-  elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
-    SUDO=(sudo -n)
-  else
-    echo "install-node-ric: not root and no passwordless sudo; run: sudo apt-get install ${missing[*]}" >&2
-    exit 3
-  fi
-  apt=("${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get)
-  if ! "${apt[@]}" update -qq >"$log" 2>&1 \
-    || ! "${apt[@]}" install -y -qq --no-install-recommends -o DPkg::Lock::Timeout=300 \
-      "${missing[@]}" >>"$log" 2>&1; then
-    tail -n 20 "$log" >&2
-    echo "install-node-ric: apt-get could not install ${missing[*]} (no network?)" >&2
-    exit 3
-  fi
-fi
+"$(dirname "$0")/apt-install.sh" "${BUILD_PACKAGES[@]}"
 
 # node-gyp builds against the installed Node's own headers rather than downloading them.
 node_prefix=$(dirname "$(dirname "$(readlink -f "$(command -v node)")")")
