@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import statistics
 import subprocess
 import tempfile
@@ -37,7 +38,7 @@ from bench.conversation import (
 )
 from functions.catalog import FUNCTIONS, FunctionDefinition
 from local.deployed import synthesize
-from local.functions import FunctionSpec, LocalFunction
+from local.functions import ExecutionEnvironment, FunctionSpec
 from local.processes import free_port
 from local.stack import LocalStack, StackPorts
 
@@ -115,13 +116,11 @@ def cold_start(label: str, spawn: Callable[[], Callable[[], bool]], runs: int = 
 
 def adapter_cold_start(handler: str, function_env: dict[str, str] | None = None) -> None:
     def spawn() -> Callable[[], bool]:
-        function = LocalFunction(
-            FunctionSpec(name="cold", handler=handler, concurrency=1, environment=dict(function_env or {}))
-        )
-        environment = function.environments[0]
+        spec = FunctionSpec(name="cold", handler=handler, concurrency=1, environment=dict(function_env or {}))
+        environment = ExecutionEnvironment(spec, queue.Queue(), dict(os.environ))
         environment.server.start()
-        environment._spawn()
-        spawned.append(function)
+        environment._spawn()  # the worker alone, timed from here: no supervisor in the way
+        spawned.append(environment)
         server = environment.server
 
         def ready() -> bool:
@@ -131,10 +130,10 @@ def adapter_cold_start(handler: str, function_env: dict[str, str] | None = None)
 
         return ready
 
-    spawned: list[LocalFunction] = []
+    spawned: list[ExecutionEnvironment] = []
     cold_start(handler.rsplit(".", 2)[0], spawn)
-    for function in spawned:
-        function.stop()
+    for environment in spawned:
+        environment.stop()
 
 
 def reference_cold_start(port: int, env: dict[str, str]) -> None:

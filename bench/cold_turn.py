@@ -26,7 +26,7 @@ from typing import IO
 import httpx
 
 from bench.conversation import CONVERSATION, Conversation, conversation_of, ms
-from local.functions import REPO_ROOT, LocalFunction
+from local.functions import REPO_ROOT, ExecutionEnvironment, LocalFunction
 from local.processes import die_with_parent, free_port
 from local.stack import LocalStack, _inherited_environment
 
@@ -61,7 +61,8 @@ def adapter_cold_turn(stack: LocalStack, user_id: str) -> float:
     warm = front_door.function
     conversation = conversation_of(stack, user_id)
     cold = LocalFunction(dataclasses.replace(warm.spec, concurrency=1), _inherited_environment())
-    environment = cold.environments[0]
+    environment = ExecutionEnvironment(cold.spec, cold._invocations, _inherited_environment())
+    cold.environments.append(environment)  # its worker starts below, timed, with the request waiting
     environment.server.start()
     front_door.function = cold
     try:
