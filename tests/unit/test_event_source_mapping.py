@@ -478,3 +478,18 @@ def test_a_stream_trimmed_past_the_last_record_read_is_read_on_from_its_oldest_r
     finally:
         world.stop()
     assert function.batches == [["a"], ["d"]]
+
+
+def test_a_ttl_deletion_reaches_the_function_with_lambdas_user_identity(world: World) -> None:
+    """GetRecords names the TTL service principal `Type`/`PrincipalId`; Lambda's event, `type`/`principalId`."""
+    poller = StreamPoller(world.mapping(), lambda event: InvokeResult(True, b""), endpoint=world.server.endpoint)
+    record = {
+        "eventID": "1",
+        "eventName": "REMOVE",
+        "dynamodb": {"Keys": {"pk": {"S": "RATE#u"}, "sk": {"S": "MINUTE#1"}}, "SequenceNumber": "7"},
+        "userIdentity": {"Type": "Service", "PrincipalId": "dynamodb.amazonaws.com"},
+    }
+    event = poller._event_record(record)
+    assert event["userIdentity"] == {"type": "Service", "principalId": "dynamodb.amazonaws.com"}
+    written = {key: value for key, value in record.items() if key != "userIdentity"}
+    assert "userIdentity" not in poller._event_record(written), "a write by a caller names no identity"

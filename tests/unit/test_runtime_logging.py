@@ -15,6 +15,7 @@ import struct
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -309,3 +310,25 @@ def test_the_bootstrap_frames_the_root_logger_and_leaves_stdout_alone(
     assert b"printed\nover two lines\n" in stdout
     if interpreter == sys.executable:
         assert b'"message":"from powertools"' in stdout
+
+
+def test_invocations_on_threads_each_log_their_own_request_id(logger, capsys):
+    """Managed Instances on threads: a record carries the request id of the invocation that wrote it."""
+    log_records.install({}, logger)
+    both_set = threading.Barrier(2)
+
+    def invocation(request_id: str) -> None:
+        log_records.set_invocation(request_id)
+        both_set.wait()  # the other invocation has set its own by now
+        logger.warning("answered %s", request_id)
+
+    threads = [threading.Thread(target=invocation, args=(f"req-{n}",)) for n in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    lines = [line for line in capsys.readouterr().err.splitlines() if "answered" in line]
+    assert sorted(line.split("\t")[2] + " " + line.split("\t")[3] for line in lines) == [
+        "req-0 answered req-0",
+        "req-1 answered req-1",
+    ]
