@@ -16,6 +16,7 @@ from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 from shared.api.paths import UserPath, powertools_rule
 from shared.api.services import CONTEXT_KEY, Services
 from shared.errors import Forbidden
+from shared.http.auth import allowed_token_use, claimed_user_id
 from shared.http.routes import PathParams, Route
 from shared.observability import log_keys
 from shared.settings import AuthSection, settings
@@ -29,12 +30,13 @@ def current_event(router: Router) -> APIGatewayProxyEventV2:
 
 
 def authorized_user_id(event: APIGatewayProxyEventV2) -> str:
-    """The user the authorizer vouched for; a route behind the authorizer without one is refused."""
-    claim = settings(AuthSection).jwt_user_id_claim
-    user_id = event.request_context.authorizer.jwt_claim.get(claim)
-    if not isinstance(user_id, str) or not user_id.strip():
-        raise Forbidden("the token carries no user id")
-    return user_id
+    """The user of a token the authorizer verified, under the streams' own rules: the authorizer checks
+    the signature, issuer, expiry and app client, but takes an access token as readily as an ID token,
+    so the token's use and its user id claim are checked here (401 for either)."""
+    section = settings(AuthSection)
+    claims = event.request_context.authorizer.jwt_claim
+    allowed_token_use(claims, frozenset(section.jwt_token_use))
+    return claimed_user_id(claims, section.jwt_user_id_claim, section.jwt_allow_sub_fallback)
 
 
 def require_caller(event: APIGatewayProxyEventV2, path_user_id: str) -> None:

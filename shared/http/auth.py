@@ -227,12 +227,11 @@ class TokenVerifier:
         if not isinstance(kid, str) or not kid:
             raise NotAuthenticated("malformed token")
         claims = self._decode(token, self.keys.key_for(kid))
-        token_use = claims.get("token_use")
-        if not isinstance(token_use, str) or token_use not in self.settings.token_uses:
-            raise NotAuthenticated("wrong token_use")
+        token_use = allowed_token_use(claims, self.settings.token_uses)
         if not self._audience_ok(claims, token_use):
             raise NotAuthenticated("wrong audience")
-        return AuthenticatedUser(user_id=self._user_id(claims), token_use=token_use, claims=claims)
+        user_id = claimed_user_id(claims, self.settings.user_id_claim, self.settings.allow_sub_fallback)
+        return AuthenticatedUser(user_id=user_id, token_use=token_use, claims=claims)
 
     def _decode(self, token: str, key: jwt.PyJWK) -> dict[str, Any]:
         try:
@@ -260,14 +259,24 @@ class TokenVerifier:
             return any(isinstance(item, str) and item in self.settings.audiences for item in value)
         return False
 
-    def _user_id(self, claims: Mapping[str, Any]) -> str:
-        claim = self.settings.user_id_claim
-        if claim not in claims and self.settings.allow_sub_fallback:
-            claim = "sub"
-        value = claims.get(claim)
-        if not isinstance(value, str) or not value.strip():
-            raise NotAuthenticated("missing user id")
-        return value
+
+def allowed_token_use(claims: Mapping[str, Any], token_uses: frozenset[str]) -> str:
+    """The token's `token_use`, if it is one the function accepts (an ID token, by default): one rule for
+    every route, whether this module verified the token or API Gateway's authorizer did."""
+    token_use = claims.get("token_use")
+    if not isinstance(token_use, str) or token_use not in token_uses:
+        raise NotAuthenticated("wrong token_use")
+    return token_use
+
+
+def claimed_user_id(claims: Mapping[str, Any], user_id_claim: str, allow_sub_fallback: bool) -> str:
+    """The user a token speaks for (`custom:user_id`, or `sub` where allowed); a token without one is
+    not authenticated, on every route."""
+    claim = "sub" if user_id_claim not in claims and allow_sub_fallback else user_id_claim
+    value = claims.get(claim)
+    if not isinstance(value, str) or not value.strip():
+        raise NotAuthenticated("missing user id")
+    return value
 
 
 def _unverified_header(token: str) -> dict[str, Any]:

@@ -173,9 +173,21 @@ def test_cross_user_access_is_forbidden_and_changes_nothing(method, template, pa
 
 
 @pytest.mark.parametrize(("method", "template", "params"), ROUTES)
-def test_a_token_without_user_id_is_forbidden(method, template, params):
+def test_a_token_without_user_id_is_not_authenticated_as_on_the_streams(method, template, params):
     make_coach("user-1", "c1")
-    assert_error(call(api_event(method, template, {"userId": "user-1", **params}, user=None)), 403, "FORBIDDEN")
+    event = api_event(method, template, {"userId": "user-1", **params}, user=None, body="{}")
+    assert_error(call(event), 401, "UNAUTHORIZED")
+    assert stored_conversations() == []
+
+
+@pytest.mark.parametrize(("method", "template", "params"), ROUTES)
+def test_an_access_token_is_refused_as_on_the_streams(method, template, params):
+    """API Gateway's JWT authorizer accepts an access token of the app client; the routes do not."""
+    make_coach("user-1", "c1")
+    event = api_event(method, template, {"userId": "user-1", **params}, body="{}")
+    event["requestContext"]["authorizer"]["jwt"]["claims"]["token_use"] = "access"
+    assert_error(call(event), 401, "UNAUTHORIZED")
+    assert stored_conversations() == []
 
 
 def test_user_id_claim_is_configurable(monkeypatch):

@@ -166,9 +166,17 @@ def test_cross_user_access_is_forbidden_and_changes_nothing(method, template, pa
 
 
 @pytest.mark.parametrize(("method", "template", "params"), ROUTES)
-def test_a_token_without_user_id_is_forbidden(method, template, params):
+def test_a_token_without_user_id_is_not_authenticated(method, template, params):
     event = api_event(method, template, {"userId": "user-1", **params}, user=None, body="{}")
-    assert_error(call(event), 403, "FORBIDDEN")
+    assert_error(call(event), 401, "UNAUTHORIZED")
+    assert stored_sessions() == []
+
+
+@pytest.mark.parametrize(("method", "template", "params"), ROUTES)
+def test_an_access_token_is_refused(method, template, params):
+    event = api_event(method, template, {"userId": "user-1", **params}, body="{}")
+    event["requestContext"]["authorizer"]["jwt"]["claims"]["token_use"] = "access"
+    assert_error(call(event), 401, "UNAUTHORIZED")
     assert stored_sessions() == []
 
 
