@@ -66,6 +66,9 @@ class AuthStack(Stack):
             user_pool_client_name=f"{config.name_prefix}-web",
             generate_secret=False,  # a browser app cannot keep a secret
             auth_flows=cognito.AuthFlow(user_srp=True),
+            # the app signs in with SRP, not the hosted UI: without this the CDK enables the OAuth
+            # implicit and code grants with a placeholder callback URL (https://example.com)
+            disable_o_auth=True,
             prevent_user_existence_errors=True,
             enable_token_revocation=True,
             id_token_validity=Duration.hours(1),

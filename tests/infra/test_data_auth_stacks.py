@@ -97,3 +97,13 @@ def test_app_client_reads_but_cannot_write_custom_user_id(real):
     assert "custom:user_id" not in props["WriteAttributes"]
     assert props["GenerateSecret"] is False
     assert props["PreventUserExistenceErrors"] == "ENABLED"
+
+
+def test_app_client_has_no_oauth_flow_and_no_placeholder_callback(real):
+    """The app signs in with SRP; an implicit grant to a placeholder URL would hand tokens to anyone."""
+    (client,) = resources(real.raw("auth"), "AWS::Cognito::UserPoolClient").values()
+    props = client["Properties"]
+    assert props["ExplicitAuthFlows"] == ["ALLOW_USER_SRP_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"]
+    assert not props.get("AllowedOAuthFlows")
+    assert not props.get("AllowedOAuthFlowsUserPoolClient")
+    assert not props.get("CallbackURLs")
