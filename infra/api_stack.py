@@ -41,6 +41,7 @@ from infra.catalog_rules import (
     check,
     check_environment,
     construct_id,
+    declared_routes,
     routes,
     target_env_var,
     url_env_var,
@@ -434,7 +435,7 @@ class ApiStack(Stack):
 
     def _http_api(self) -> apigwv2.HttpApi:
         """The API, its stage and the authorizer; routes come after the functions (`_routes`)."""
-        found = routes(self.definitions)
+        found = declared_routes(self.definitions)
         methods = sorted({route.method for route in found} or {"GET"})
         api = apigwv2.HttpApi(
             self,

@@ -55,11 +55,34 @@ def target_env_var(name: str) -> str:
 
 
 def routes(definitions: Iterable[FunctionDefinition]) -> list[Route]:
+    """The HTTP API's routes: every declared one, then an `ANY` route per path (`method_catch_alls`)."""
+    declared = declared_routes(definitions)
+    return declared + method_catch_alls(declared)
+
+
+def declared_routes(definitions: Iterable[FunctionDefinition]) -> list[Route]:
     found: list[Route] = []
     for definition in definitions:
         found += [parse_route(r, definition.name, authorized=True) for r in definition.api_routes]
         found += [parse_route(r, definition.name, authorized=False) for r in definition.public_routes]
     return found
+
+
+def method_catch_alls(declared: Iterable[Route]) -> list[Route]:
+    """An `ANY` route per declared path, so that a method the path does not serve reaches a function,
+    which answers 405 with `Allow` (API Gateway itself would answer 404: an HTTP API matches a route's
+    method first). A route with a method wins over `ANY` on the same path. The catch-all goes to the
+    function that reads the path (its GET), which knows every method on it; a path served by one
+    function goes to that function. It asks for a token wherever a route of the path does."""
+    by_path: dict[str, list[Route]] = {}
+    for route in declared:
+        by_path.setdefault(route.path, []).append(route)
+    catch_alls = []
+    for path, on_path in by_path.items():
+        reader = next((route for route in on_path if route.method == "GET"), on_path[0])
+        authorized = any(route.authorized for route in on_path)
+        catch_alls.append(Route("ANY", path, reader.function, authorized))
+    return catch_alls
 
 
 def rest_stream_routes(definitions: Iterable[FunctionDefinition], mapping: Mapping[str, str]) -> list[Route]:

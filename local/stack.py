@@ -24,6 +24,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from functions.catalog import FUNCTIONS, FunctionDefinition, function_name_variable, url_variable
+from infra.catalog_rules import routes
 from local.api_gateway import ApiGatewayServer, Authorizer
 from local.bedrock_double import BedrockDouble
 from local.demo import seed_demo
@@ -270,11 +271,8 @@ class LocalStack:
             urlsplit(self.issuer_url).path,
             demo=lambda: {**self.outputs(), "token": self.issuer.mint(self.demo["userId"])},
         )
-        for definition in self.definitions:
-            for route in definition.api_routes:
-                self.api.add_route(route, self.functions[definition.name], authorized=True)
-            for route in definition.public_routes:
-                self.api.add_route(route, self.functions[definition.name], authorized=False)
+        for route in routes(self.definitions):  # the template's: each declared route, then the catch-alls
+            self.api.add_route(route.key, self.functions[route.function], authorized=route.authorized)
         self.api.start()
         self.demo = seed_demo(self.dynamodb.resource().Table(TABLE_NAME))
         for function in self.functions.values():

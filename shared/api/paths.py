@@ -57,7 +57,11 @@ ROUTES: tuple[Route[Any], ...] = (
     GET_CREATOR_SESSION,
     GET_CONFIG,
 )
-ROUTER = Router(ROUTES)
+ANSWERED_ELSEWHERE: tuple[Route[Any], ...] = (Route("PUT", f"{CREATOR_SESSIONS}/{{sessionId}}", CreatorSessionPath),)
+"""Methods of this API's paths that another function serves (the creator's fallback): the HTTP API sends
+every other method of a path here, so the `Allow` of a 405 must name them too."""
+
+ROUTER = Router((*ROUTES, *ANSWERED_ELSEWHERE))
 """Only for the verdict on a request no endpoint took: 404 or 405."""
 
 _PARAM = re.compile(r"\{(\w+)\}")

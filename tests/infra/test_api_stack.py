@@ -8,7 +8,7 @@ from pathlib import Path
 from aws_cdk.assertions import Match
 
 from infra.api_stack import ACCESS_LOG_FIELDS
-from infra.catalog_rules import construct_id, target_env_var, url_env_var
+from infra.catalog_rules import construct_id, declared_routes, method_catch_alls, target_env_var, url_env_var
 from infra.functions import EXEC_WRAPPER_PATH, TASK_ROOT
 from shared.settings import RUNTIME_VARIABLES, SDK_ENDPOINT_VARIABLES
 from shared.store.schema import TABLE_NAME_ENV
@@ -163,6 +163,8 @@ def test_every_api_route_has_the_jwt_authorizer_and_public_routes_have_none(synt
     }
     expected_private = {r for d in synthesized.definitions for r in d.api_routes}
     expected_public = {r for d in synthesized.definitions for r in d.public_routes}
+    for catch_all in method_catch_alls(declared_routes(synthesized.definitions)):
+        (expected_private if catch_all.authorized else expected_public).add(catch_all.key)
     assert set(routes) == expected_private | expected_public
     if expected_private:
         assert len(authorizers) == 1
@@ -255,3 +257,19 @@ def test_logical_ids_come_from_catalog_names(synthesized):
     paths = {c.node.path for c in synthesized.built.api.node.children}
     for definition in synthesized.definitions:
         assert f"{synthesized.built.api.stack_name}/{construct_id(definition.name)}" in paths
+
+
+def test_each_path_has_a_catch_all_route_to_the_function_that_reads_it(real):
+    """A method a path does not serve reaches a function (405 with `Allow`), not API Gateway's 404."""
+    template = real.raw("api")
+    routes = {
+        r["Properties"]["RouteKey"]: r["Properties"] for r in resources(template, "AWS::ApiGatewayV2::Route").values()
+    }
+    declared = declared_routes(real.definitions)
+    for path in {route.path for route in declared}:
+        catch_all = routes[f"ANY {path}"]
+        readers = [route for route in declared if route.path == path and route.method == "GET"]
+        owner = (readers or [route for route in declared if route.path == path])[0].function
+        integration_id = catch_all["Target"]["Fn::Join"][1][1]["Ref"]
+        integration = resources(template, "AWS::ApiGatewayV2::Integration")[integration_id]["Properties"]
+        assert refers_to(integration["IntegrationUri"], function_by_name(template, f"coach-stream-{owner}")[0]), path

@@ -282,3 +282,19 @@ def test_an_interrupted_reply_keeps_the_question_open_and_its_retry_answers_it(s
     ]
     assert stored.current_question_id not in (None, first_question)
     assert complete["nextQuestion"] == question_by_id(stored.current_question_id).text
+
+
+def test_a_known_path_with_a_method_it_does_not_serve_is_405_with_allow(stack, user):
+    """The HTTP API's catch-all routes bring the method to the function, which names every method of
+    the path, whichever function serves it (a session's GET is coach-api's, its PUT the fallback's)."""
+    user_id, token = user
+    session = new_session(stack, user)
+    refused = api(stack, "DELETE", f"/users/{user_id}/coach-creator-sessions/{session['sessionId']}", token)
+    assert refused.status_code == 405
+    assert refused.headers["allow"] == "GET, PUT"
+    assert refused.json()["error"]["code"] == "METHOD_NOT_ALLOWED"
+    posted = api(stack, "POST", f"/users/{user_id}/coaches", token, json={})
+    assert (posted.status_code, posted.headers["allow"]) == (405, "GET")
+    assert (
+        api(stack, "GET", f"/users/{user_id}/coach-creator-sessions/{session['sessionId']}", token).status_code == 200
+    )

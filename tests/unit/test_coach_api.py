@@ -436,3 +436,22 @@ def test_config_without_verifier_configuration_is_still_answered(monkeypatch):
         assert "useStreaming" not in get_config("whatever")
     finally:
         auth.default_verifier.cache_clear()
+
+
+def test_every_method_the_catalog_declares_on_a_path_is_in_the_apis_allow() -> None:
+    """The HTTP API sends a path's unserved methods to the function that reads it (`ANY` routes): the
+    405 it answers must name every method of the path, whichever function serves it."""
+    from functions.catalog import COACH_API, FUNCTIONS
+    from infra.catalog_rules import declared_routes, method_catch_alls
+    from shared.api.paths import ROUTER
+    from shared.http.errors import MethodNotAllowed, Problem
+
+    declared = declared_routes(FUNCTIONS)
+    for catch_all in method_catch_alls(declared):
+        if catch_all.function != COACH_API.name:
+            continue
+        path = catch_all.path.replace("{", "").replace("}", "")
+        methods = {route.method for route in declared if route.path == catch_all.path}
+        with pytest.raises(MethodNotAllowed) as refused:
+            ROUTER.match("DELETE", path)
+        assert Problem.of(refused.value).headers["Allow"] == ", ".join(sorted(methods)), catch_all.path
