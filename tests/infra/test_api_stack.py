@@ -8,7 +8,7 @@ from pathlib import Path
 from aws_cdk.assertions import Match
 
 from infra.api_stack import ACCESS_LOG_FIELDS
-from infra.catalog_rules import construct_id, declared_routes, method_catch_alls, target_env_var, url_env_var
+from infra.catalog_rules import construct_id, declared_routes, method_catch_alls, routes, target_env_var, url_env_var
 from infra.functions import EXEC_WRAPPER_PATH, TASK_ROOT
 from shared.settings import RUNTIME_VARIABLES, SDK_ENDPOINT_VARIABLES
 from shared.store.schema import TABLE_NAME_ENV
@@ -194,13 +194,12 @@ def test_jwt_authorizer_trusts_the_user_pool_and_its_client(fake):
 def test_routes_integrate_their_own_function(fake):
     template = fake.raw("api")
     integrations = resources(template, "AWS::ApiGatewayV2::Integration")
+    owners = {route.key: route.function for route in routes(fake.definitions)}
     for route in resources(template, "AWS::ApiGatewayV2::Route").values():
         target = route["Properties"]["Target"]
         integration_id = next(i for i in integrations if refers_to(target, i))
         uri = integrations[integration_id]["Properties"]["IntegrationUri"]
-        owner = next(
-            d for d in fake.definitions if route["Properties"]["RouteKey"] in (*d.api_routes, *d.public_routes)
-        )
+        owner = next(d for d in fake.definitions if d.name == owners[route["Properties"]["RouteKey"]])
         logical_id, _ = _function(fake, owner)
         assert refers_to(uri, logical_id)
         assert integrations[integration_id]["Properties"]["PayloadFormatVersion"] == "2.0"

@@ -196,7 +196,7 @@ def test_impossible_session_ids_are_404(raw_path):
 def test_wrong_methods_are_405_with_allow():
     result = call(api_event("DELETE", SESSION, {"userId": "user-1", "sessionId": "s1"}))
     assert_error(result, 405, "METHOD_NOT_ALLOWED")
-    assert result[1]["Allow"] == "GET"
+    assert result[1]["Allow"] == "GET, PUT", "the session's PUT is the creator fallback's, on the same path"
     result = call(api_event("GET", SESSIONS, {"userId": "user-1"}))
     assert_error(result, 405, "METHOD_NOT_ALLOWED")
     assert result[1]["Allow"] == "POST"
