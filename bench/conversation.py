@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -65,13 +66,15 @@ def ms(values: list[float]) -> str:
 
 
 @contextmanager
-def turn_stack() -> Iterator[LocalStack]:
-    """The local stack, one worker per function, the Bedrock double at the pace above."""
+def turn_stack(responder: Any = None, **options: Any) -> Iterator[LocalStack]:
+    """The local stack on free ports with the Bedrock double answering as `responder` (the pace above
+    by default); `options` are the stack's own (one environment a function unless they say more)."""
     with tempfile.TemporaryDirectory() as state:
-        stack = LocalStack(StackPorts.ephemeral(), Path(state), concurrency=1, model="double").start()
+        settings = {"concurrency": 1, "model": "double", **options}
+        stack = LocalStack(StackPorts.ephemeral(), Path(state), **settings).start()
         try:
             assert stack.bedrock is not None
-            stack.bedrock.responder = PacedModel()
+            stack.bedrock.responder = responder or PacedModel()
             yield stack
         finally:
             stack.stop()

@@ -19,20 +19,18 @@ import argparse
 import multiprocessing
 import os
 import statistics
-import tempfile
 import threading
 import time
-from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 
-from bench.conversation import CONVERSATION, conversation_of, percentile
+from bench.conversation import CONVERSATION, conversation_of, percentile, turn_stack
 from local.bedrock_double import Finish, RecordedRequest, Script, Text
-from local.stack import LocalStack, StackPorts
+from local.stack import LocalStack
 
 STREAMS = 32
 ROUNDS = 3
@@ -67,24 +65,14 @@ class Run:
     processes: int = 0
 
 
-@contextmanager
-def stack_for(environments: int, per_environment: int, workers: str = "threads") -> Iterator[LocalStack]:
-    with tempfile.TemporaryDirectory() as state:
-        stack = LocalStack(
-            StackPorts.ephemeral(),
-            Path(state),
-            concurrency=environments,
-            prewarmed=environments,
-            environment_concurrency=per_environment,
-            model="double",
-            extra_environment={"RATE_LIMIT_PER_MINUTE": "1000", "RUNTIME_WORKERS": workers},
-        ).start()
-        try:
-            assert stack.bedrock is not None
-            stack.bedrock.responder = LabelledModel()
-            yield stack
-        finally:
-            stack.stop()
+def stack_for(environments: int, per_environment: int, workers: str = "threads") -> AbstractContextManager[LocalStack]:
+    return turn_stack(
+        LabelledModel(),
+        concurrency=environments,
+        prewarmed=environments,
+        environment_concurrency=per_environment,
+        extra_environment={"RATE_LIMIT_PER_MINUTE": "1000", "RUNTIME_WORKERS": workers},
+    )
 
 
 def _group_memory_kb(groups: set[int]) -> tuple[int, int, int]:
@@ -174,7 +162,7 @@ def measure(name: str, environments: int, per_environment: int, workers: str = "
                     (base + conversation.path, conversation.headers, f"r{round_number}u{n}")
                     for n, conversation in enumerate(conversations)
                 ]
-                shares = [turns[i::CLIENT_PROCESSES] for i in range(CLIENT_PROCESSES)]
+                shares = [share for i in range(CLIENT_PROCESSES) if (share := turns[i::CLIENT_PROCESSES])]
                 for results in clients.map(_read_turns, shares):
                     for label, received, complete in results:
                         _record(run, stack, label, received, complete)

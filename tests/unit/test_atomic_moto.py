@@ -7,7 +7,6 @@ partition and answer as moto's own; expired items deleted as DynamoDB's TTL dele
 from __future__ import annotations
 
 import gc
-import threading
 import time
 import tracemalloc
 import urllib.request
@@ -23,12 +22,10 @@ from moto.dynamodb.models import dynamodb_backends
 from moto.dynamodb.models.dynamo_type import DynamoType, Item
 from moto.dynamodb.models.table import StreamRecord, Table
 from moto.dynamodbstreams.models import dynamodbstreams_backends
-from moto.moto_server.werkzeug_app import MotoRequestHandler
-from werkzeug.serving import make_server
 
 from local import atomic_moto
 from shared.store.schema import COACH_TABLE
-from tests.fixtures.aws import loopback_client
+from tests.fixtures.aws import atomic_moto_server, loopback_client
 
 
 def key(pk: str, sk: str) -> dict[str, Any]:
@@ -205,12 +202,8 @@ def test_moto_keeps_no_dynamodb_model_it_made(client, table):
 
 @pytest.fixture(scope="module")
 def endpoint() -> Iterator[str]:
-    server = make_server("127.0.0.1", 0, atomic_moto.application({}), threaded=True, request_handler=MotoRequestHandler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join()
+    with atomic_moto_server() as url:
+        yield url
 
 
 class Stream:

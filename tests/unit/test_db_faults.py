@@ -16,13 +16,11 @@ import boto3
 import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError, ReadTimeoutError
-from moto.moto_server.werkzeug_app import MotoRequestHandler
-from werkzeug.serving import make_server
 
 from local import atomic_moto
 from local.db_faults import CONTROL_PATH, FaultControl, FaultRule
 from shared.store.schema import COACH_TABLE
-from tests.fixtures.aws import loopback_client
+from tests.fixtures.aws import atomic_moto_server, loopback_client
 
 KEY = {"pk": {"S": "USER#u"}, "sk": {"S": "COUNTER"}}
 
@@ -138,12 +136,8 @@ def test_concurrent_repeats_of_one_token_apply_once_and_all_succeed(client, tabl
 
 @pytest.fixture(scope="module")
 def endpoint() -> Iterator[str]:
-    server = make_server("127.0.0.1", 0, atomic_moto.application({}), threaded=True, request_handler=MotoRequestHandler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join()
+    with atomic_moto_server() as url:
+        yield url
 
 
 @pytest.fixture
