@@ -2,9 +2,10 @@
 
 The opener does everything that may still refuse the turn with a status: the conversation and the
 coach are loaded (404), the images read (400/403), and the user's message stored, or a stored
-answer to the same `clientMessageId` found (409 while that turn is in flight). Once it returns,
-nothing refuses any more: `events()` says `start`; the context loads (three reads at once) while
-the router (one small-model call) runs; the reply's stream starts as soon as the context is read,
+answer to the same `clientMessageId` found (409 while that turn is in flight). The context (three
+bounded reads at once) loads while the message is stored, so a turn that passed its checks pays one
+round trip for both. Once the opener returns, nothing refuses any more: `events()` says `start`, the
+router (one small-model call) runs, and the reply's stream starts as soon as the context is read,
 never after the router, whose progress lines are shown only if they come before the first token;
 the reply is stored, whole or partial, with the post-turn job the router asked for; `complete`.
 """
@@ -108,8 +109,26 @@ def open_conversation_turn(
     # A process that dies mid-turn leaves its claim behind; it lapses this long after the turn's own deadline
     # (which is before the function's), so a retry then runs the turn again.
     until = claim_until(time.time(), deadline - time.monotonic(), deps.claim_margin_seconds)
-    begun = deps.conversations.begin_turn(conversation, user_message, digest=message.digest(), until_epoch=until)
-    return ConversationTurn(conversation, coach, images, begun, deps, deadline, request_id)
+    # Read only once every check has passed, so a refused request costs no more reads than before.
+    context = WORKERS.submit(load_context, deps, conversation)
+    try:
+        begun = deps.conversations.begin_turn(conversation, user_message, digest=message.digest(), until_epoch=until)
+    except BaseException:
+        wait((context,))  # nothing keeps running behind a refusal
+        raise
+    return ConversationTurn(conversation, coach, images, begun, deps, deadline, request_id, context)
+
+
+def load_context(deps: TurnDependencies, conversation: Conversation) -> TurnContext:
+    """History, recent memories and recent workouts: bounded reads, all three at once. The history is
+    read before the user's message is stored; the prompt leaves that message out of it by id anyway."""
+    user_id, coach_id = conversation.user_id, conversation.coach_id
+    history, memories, workouts = gather(
+        lambda: deps.conversations.list_messages(user_id, conversation.conversation_id, HISTORY_MESSAGES),
+        lambda: deps.memories.recent_memories(user_id, coach_id),
+        lambda: deps.workouts.recent_workouts(user_id),
+    )
+    return TurnContext(history=history, memories=memories, workouts=workouts)
 
 
 class ConversationTurn:
@@ -124,6 +143,7 @@ class ConversationTurn:
         deps: TurnDependencies,
         deadline: float,
         request_id: str,
+        context: Future[TurnContext],
     ) -> None:
         self.conversation = conversation
         self.coach = coach
@@ -132,6 +152,7 @@ class ConversationTurn:
         self.deps = deps
         self.deadline = deadline
         self.request_id = request_id
+        self.context = context
         self.started = time.monotonic()
 
     def events(self) -> Iterator[TurnEvent]:
@@ -146,7 +167,7 @@ class ConversationTurn:
             self.deps.model_settings.reply_model_id,
             self.coach,
             self.conversation,
-            self._context(),
+            self.context.result(),
             user_message,
             self.images,
             datetime.now(UTC),
@@ -164,16 +185,6 @@ class ConversationTurn:
 
     def _route(self, text: str) -> RouteDecision:
         return decide_route(self.deps.model, self.deps.model_settings.side_model_id, text)
-
-    def _context(self) -> TurnContext:
-        """History, recent memories and recent workouts: bounded reads, all three at once."""
-        user_id, coach_id, deps = self.conversation.user_id, self.conversation.coach_id, self.deps
-        history, memories, workouts = gather(
-            lambda: deps.conversations.list_messages(user_id, self.conversation.conversation_id, HISTORY_MESSAGES),
-            lambda: deps.memories.recent_memories(user_id, coach_id),
-            lambda: deps.workouts.recent_workouts(user_id),
-        )
-        return TurnContext(history=history, memories=memories, workouts=workouts)
 
     def _with_route_lines(
         self, reply_events: Iterator[ChunkEvent], routing: Future[RouteDecision]

@@ -470,3 +470,45 @@ def test_the_prompt_does_not_wait_for_the_router(world: World) -> None:
     world.run()
     (request,) = world.model.stream_requests
     assert "trains at dawn" in (request.system.dynamic if request.system else "")
+
+
+class _SlowWrites(InMemoryConversationRepository):
+    """Storing the user's message takes `seconds`, as a transaction over the network does."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__()
+        self.seconds = seconds
+        self.history_reads: list[float] = []
+        self.write_span: tuple[float, float] = (0.0, 0.0)
+
+    def list_messages(self, user_id: str, conversation_id: str, limit: int | None = None) -> list[ChatMessage]:
+        self.history_reads.append(time.monotonic())
+        return super().list_messages(user_id, conversation_id, limit)
+
+    def begin_turn(self, *args: object, **kwargs: object):  # type: ignore[no-untyped-def]
+        started = time.monotonic()
+        time.sleep(self.seconds)
+        try:
+            return super().begin_turn(*args, **kwargs)  # type: ignore[arg-type]
+        finally:
+            self.write_span = (started, time.monotonic())
+
+
+def test_the_context_is_read_while_the_message_is_stored() -> None:
+    world = World(conversations=_SlowWrites(0.15))
+    world.script(reply("Sure."))
+    turn = world.open()
+    writes = world.conversations
+    assert isinstance(writes, _SlowWrites)
+    (read_at,) = writes.history_reads
+    assert writes.write_span[0] <= read_at < writes.write_span[1], "the history read waited for the write"
+    assert isinstance(list(turn.events())[-1], CompleteEvent)
+    assert len(writes.history_reads) == 1, "the turn read its context once"
+
+
+def test_a_turn_refused_before_its_write_reads_no_context() -> None:
+    world = World(conversations=_SlowWrites(0.0))
+    world.script(reply("never sent"))
+    with pytest.raises(NotFound):
+        world.open(world.message(coach_id="no-such-coach"))
+    assert world.conversations.history_reads == []  # type: ignore[attr-defined]
