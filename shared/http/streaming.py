@@ -15,17 +15,20 @@ line.
 from __future__ import annotations
 
 import functools
+import itertools
 import logging
 from collections.abc import Callable, Iterator
 from typing import Any
 
 from shared.errors import CoachError, InvalidRequest
+from shared.events import TurnFailed
 from shared.http.cors import cors_headers
 from shared.http.errors import Problem
 from shared.http.event import HttpRequest, is_api_gateway_completion, is_http_event, parse_http_event
 from shared.http.keep_alive import KeepAlive
 from shared.http.proxy import BufferedProxyResponse, response_metadata
 from shared.http.responses import BodyItem, JsonResponse, StreamingResponse, encode_item
+from shared.observability import count_error
 from shared.runtime.stream import current_stream
 from shared.settings import SseSettings, settings
 
@@ -52,7 +55,7 @@ def streaming_handler(fn: Handler) -> LambdaHandler:
             if is_api_gateway_completion(event):
                 logger.debug("API Gateway completion invocation acknowledged")
                 return {}
-            return _error_proxy(Problem.of(InvalidRequest("this function answers HTTP events only")))
+            return _error_proxy(_counted(InvalidRequest("this function answers HTTP events only")))
         request = parse_http_event(event)
         runtime_stream = current_stream.get()
         stream = runtime_stream or BufferedProxyResponse()
@@ -83,12 +86,19 @@ def _open(fn: Handler, request: HttpRequest, context: Any) -> tuple[StreamingRes
         body = iter(response.body)
         return response, next(body, _END), body
     except CoachError as exc:
-        response = _error_response(Problem.of(exc))
+        response = _error_response(_counted(exc))
     except Exception as exc:
         logger.exception("handler failed before the response started")
-        response = _error_response(Problem.of(exc))
+        response = _error_response(_counted(exc))
     body = iter(response.body)
     return response, next(body), body
+
+
+def _counted(exc: BaseException) -> Problem:
+    """The problem an error is answered with, counted under its contract code (the alarms read these)."""
+    problem = Problem.of(exc)
+    count_error(problem.code)
+    return problem
 
 
 def _error_response(problem: Problem) -> StreamingResponse:
@@ -107,14 +117,15 @@ def _error_proxy(problem: Problem) -> dict[str, Any]:
 def _pump(write: Callable[[bytes], None], first: object, rest: Iterator[BodyItem], sse: bool) -> BaseException | None:
     """Write every item as it comes; a failure mid-stream ends the stream with an `error` event."""
     try:
-        if first is not _END:
-            write(encode_item(first))  # type: ignore[arg-type]
-        for item in rest:
-            write(encode_item(item))
+        for item in rest if first is _END else itertools.chain((first,), rest):
+            if isinstance(item, TurnFailed):  # the turn tells its failure in its last event: counted like any other
+                count_error(Problem.of(item.error).code)
+            write(encode_item(item))  # type: ignore[arg-type]
     except Exception as exc:
         logger.exception("stream failed after it started")
+        problem = _counted(exc)
         if sse:
-            write(encode_item(Problem.of(exc).event()))
+            write(encode_item(problem.event()))
         return exc
     return None
 
