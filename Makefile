@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup dev test test-unit test-integration bench lint format synth deploy clean
+.PHONY: setup dev dev-llm test test-unit test-integration bench lint format synth deploy clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -16,6 +16,9 @@ setup: $(STAMP) ## create .venv and install the dev requirements (idempotent)
 
 dev: setup ## run the local stack: Function URLs on :3001/:3002, the API on :3000
 	$(PY) -m local dev
+
+dev-llm: setup ## the same stack with a real local model (SmolLM2-135M via llama.cpp; builds on first use)
+	$(PY) -m local dev --model llama
 
 test: setup ## lint, then every test suite
 	$(VENV)/bin/ruff check .

@@ -4,8 +4,9 @@ Reproduce with `make bench` (or `.venv/bin/python -m bench`). Both servers run o
 are measured by the same client over loopback HTTP. The three figures with goals, (a) first chunk
 minus first token, (b) the cold request against the reference, (c) the handler's import, are printed
 where they are measured and again side by side at the end; then Managed Instances against classic
-Lambda (`bench.managed_instances`). `python -m bench.burst` and `python -m bench.soak` measure the local
-Lambda itself: a burst of new clients, and the local DynamoDB over 1,000 turns.
+Lambda (`bench.managed_instances`), and the real local model when installed (`bench.real_model`).
+`python -m bench.burst` and `python -m bench.soak` measure the local Lambda itself: a burst of new
+clients, and the local DynamoDB over 1,000 turns.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from pathlib import Path
 
 import httpx
 
-from bench import managed_instances
+from bench import managed_instances, real_model
 from bench.cold_turn import RATIO_GOAL, measure_cold_turns, reference_server
 from bench.conversation import (
     CONVERSATION,
@@ -234,6 +235,7 @@ def main() -> None:
     imports = measure_imports()
     figures_against_goals(turns, cold, imports)
     managed_instances.main([])
+    real_model.main([])  # skipped with a message until the real model is installed
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from shared.settings import (
     CoachApiSettings,
@@ -27,12 +27,18 @@ from shared.store.dynamodb.keys import POST_TURN_ITEM_TYPE
 
 __all__ = [
     "FUNCTIONS",
+    "AsyncInvokeConfig",
+    "CoachBuildFailureSettings",
     "FunctionDefinition",
     "TableStreamSource",
     "construct_id",
     "function_name_variable",
     "url_variable",
 ]
+
+
+class CoachBuildFailureSettings(ObservabilitySettings, TableSettings):
+    """The coach build's failure handler (`mark-coach-build-failed`): the table and its metrics, no model."""
 
 
 @dataclass(frozen=True)
@@ -72,6 +78,31 @@ class TableStreamSource:
 
 
 @dataclass(frozen=True)
+class AsyncInvokeConfig:
+    """How Lambda runs the function's asynchronous invocations (its `EventInvokeConfig`), declared.
+
+    A failing invocation is retried `retry_attempts` times (Lambda waits about one, then two minutes), never
+    past `max_event_age_seconds` in Lambda's queue. Then Lambda sends its invocation record (the request
+    payload, the last error) to the on-failure destination: the catalog function `on_failure_function`,
+    invoked asynchronously with the record, or, when None, the dead-letter queue `<function name>-dlq`
+    (kept `dead_letter_retention_days`, alarmed). Either way no failed invocation is dropped unseen.
+    """
+
+    retry_attempts: int = 2
+    max_event_age_seconds: int = 6 * 3600
+    on_failure_function: str | None = None
+    dead_letter_retention_days: int = 14
+
+    # Lambda's delays between the attempts of a failed asynchronous invocation: about 1, then 2 minutes.
+    RETRY_DELAYS_SECONDS: ClassVar[tuple[int, ...]] = (60, 120)
+
+    def worst_case_seconds(self, timeout_seconds: int) -> int:
+        """Every attempt running to its timeout, with Lambda's delays between them: what the age must allow."""
+        delays = sum(self.RETRY_DELAYS_SECONDS[: self.retry_attempts])
+        return (1 + self.retry_attempts) * timeout_seconds + delays
+
+
+@dataclass(frozen=True)
 class FunctionDefinition:
     name: str  # the deployed function name's suffix and the local function's name
     folder: str  # functions/<folder>/handler.py
@@ -94,6 +125,7 @@ class FunctionDefinition:
     sdk_calls_after_deadline: tuple[tuple[str, int], ...] = ()
     invokes: tuple[str, ...] = ()  # names of functions it invokes asynchronously
     stream_source: TableStreamSource | None = None  # invoked by the table's stream, not by a caller
+    async_invoke: AsyncInvokeConfig | None = None  # retries and on-failure destination of async invocations
     api_routes: tuple[str, ...] = ()  # "METHOD /path" on the HTTP API (JWT authorizer unless public)
     public_routes: tuple[str, ...] = ()  # "METHOD /path" without the authorizer
     url_output_key: str | None = None  # the stack output / outputs.json key of its Function URL
@@ -204,6 +236,20 @@ COACH_API = FunctionDefinition(
     public_routes=("GET /config",),
 )
 
+# A coach build that fails every attempt: its invocation record marks the session's build failed.
+MARK_COACH_BUILD_FAILED = FunctionDefinition(
+    name="mark-coach-build-failed",
+    folder="mark_coach_build_failed",
+    table_actions=("GetItem", "UpdateItem"),
+    streaming=False,
+    settings=CoachBuildFailureSettings,
+    timeout_seconds=30,
+    sdk_calls=(("dynamodb", 2),),  # the mark, and a read when its condition fails
+    memory_mb=256,
+    # Its own failures (the table unreachable for three attempts over hours) land in its dead-letter queue.
+    async_invoke=AsyncInvokeConfig(),
+)
+
 BUILD_COACH_FROM_SESSION = FunctionDefinition(
     name="build-coach-from-session",
     folder="build_coach_from_session",
@@ -216,6 +262,9 @@ BUILD_COACH_FROM_SESSION = FunctionDefinition(
     # the session, the coach, the session's link to it (or its failure marker)
     sdk_calls=(("dynamodb", 5), ("model", 1)),
     memory_mb=512,
+    # Three attempts at most 15 minutes apart; an hour leaves room for throttling, and a user waiting for a
+    # coach learns of a failure within the hour (Lambda's default keeps an event six hours).
+    async_invoke=AsyncInvokeConfig(max_event_age_seconds=3600, on_failure_function=MARK_COACH_BUILD_FAILED.name),
 )
 
 STREAM_COACH_CREATOR_SESSION = FunctionDefinition(
@@ -255,6 +304,7 @@ FUNCTIONS: tuple[FunctionDefinition, ...] = (
     STREAM_COACH_CREATOR_SESSION,
     UPDATE_COACH_CREATOR_SESSION,
     BUILD_COACH_FROM_SESSION,
+    MARK_COACH_BUILD_FAILED,
 )
 
 

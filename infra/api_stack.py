@@ -32,12 +32,13 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from functions.catalog import FunctionDefinition
+from functions.catalog import AsyncInvokeConfig, FunctionDefinition
 from infra import bedrock
 from infra.auth_stack import AuthStack
 from infra.bundling import REPO_ROOT, BundleSpec, missing_sources
 from infra.catalog_rules import (
     CatalogError,
+    async_invoke_config,
     check,
     check_environment,
     construct_id,
@@ -48,6 +49,7 @@ from infra.catalog_rules import (
 )
 from infra.config import InfraConfig
 from infra.data_stack import UPLOADS_PREFIX, DataStack
+from infra.feature_flags import StreamingFlags
 from infra.functions import (
     ManagedInstancesPlacement,
     PythonCatalogFunction,
@@ -55,10 +57,11 @@ from infra.functions import (
     function_code,
 )
 from infra.managed_instances import FUNCTION_NAME_SUFFIX, MAX_FUNCTION_NAME, ManagedInstancesStack
+from infra.monitoring import Monitoring
 from infra.nag import acknowledge
 from infra.rest_streaming import REST_STREAM_OUTPUT_KEY, RestStreamingApi
 from infra.time_budget import TimeBudgetError, time_budget
-from shared.settings import SDK_ENDPOINT_VARIABLES
+from shared.settings import SDK_ENDPOINT_VARIABLES, FlagSettings
 from shared.store.schema import TABLE_NAME_ENV
 
 # Item actions a catalog entry may declare (transactions are authorized through these same actions, item
@@ -121,6 +124,7 @@ class ApiStack(Stack):
         self._check_managed_instances_callers()
         self.add_stack_dependency(data)  # the uploads bucket ARN is an explicit import (see DataStack)
         self.http_api = self._http_api()
+        self.flags = StreamingFlags(self, "StreamingFlags", config=config)  # before the functions that read them
         self.functions: dict[str, PythonCatalogFunction] = {}
         for definition in self.definitions:
             self.functions[definition.name] = self._function(definition, root)
@@ -128,6 +132,7 @@ class ApiStack(Stack):
         for definition in self.definitions:
             self._grant(definition)
             self._stream_source(definition)
+            self._async_invoke(definition)
         self._stream_urls_for_buffered_functions()
         self._routes()
         self.rest_stream = self._rest_streaming_api()
@@ -138,6 +143,7 @@ class ApiStack(Stack):
                 "do not deploy this synth",
             )
         self._outputs()
+        self.monitoring = Monitoring(self, "Monitoring", api=self)  # last: it takes up every alarm above
 
     # --- functions -------------------------------------------------------------------------------
 
@@ -154,7 +160,9 @@ class ApiStack(Stack):
             "JWT_AUDIENCE": self.auth.client.user_pool_client_id,
             "STREAMING_ENABLED": "true" if config.streaming_enabled else "false",
             "STREAMING_PERCENTAGE": str(config.streaming_percentage),
+            **self.flags.variables(),
             "RATE_LIMIT_PER_MINUTE": str(config.rate_limit_per_minute),
+            "RATE_LIMIT_READS_PER_MINUTE": str(config.rate_limit_reads_per_minute),
             **self._time_settings(definition),
             "ALLOWED_ORIGINS": ",".join(config.allowed_origins),
             "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
@@ -305,6 +313,8 @@ class ApiStack(Stack):
 
     def _grant(self, definition: FunctionDefinition) -> None:
         fn = self.functions[definition.name]
+        if issubclass(definition.settings, FlagSettings):
+            self.flags.grant_read(fn.role)
         if definition.uses_table:
             table = self.data.table
             actions = table_actions(definition)
@@ -398,6 +408,76 @@ class ApiStack(Stack):
             treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
         )
         self.dead_letter_queues[definition.name] = queue
+
+    def _async_invoke(self, definition: FunctionDefinition) -> None:
+        """Lambda's handling of the function's asynchronous invocations (`FunctionDefinition.async_invoke`): its
+        retries, its maximum event age, and where the record of an invocation that failed them all goes: the
+        catalog function named for it (a Lambda destination: Lambda invokes it with the record), or the function's
+        own dead-letter queue (encrypted, TLS only, alarmed). Lambda delivers the record with the function's role,
+        which gets exactly that invoke or that send (`_FunctionDestination`, `_QueueDestination`)."""
+        config = async_invoke_config(definition, self.definitions)
+        if config is None:
+            return
+        destination: lambda_.IDestination
+        if config.on_failure_function is not None:
+            target = config.on_failure_function
+            destination = _FunctionDestination(self.functions[target].invoke_target, self._function_arn(target))
+        else:
+            destination = _QueueDestination(self._async_dead_letter_queue(definition, config))
+        self.functions[definition.name].invoke_target.configure_async_invoke(
+            retry_attempts=config.retry_attempts,
+            max_event_age=Duration.seconds(config.max_event_age_seconds),
+            on_failure=destination,
+        )
+
+    def async_dead_letter_queue_name(self, catalog_name: str) -> str:
+        """Where a function's failed asynchronous invocations are recorded: `<function name>-async-dlq` (apart from
+        its stream mapping's `-dlq`: one function may have both)."""
+        return f"{self.function_name(catalog_name)}-async-dlq"
+
+    def _function_arn(self, catalog_name: str) -> str:
+        """A catalog function's unqualified ARN, from its fixed deployed name."""
+        return Stack.of(self).format_arn(
+            service="lambda",
+            resource="function",
+            resource_name=self.function_name(catalog_name),
+            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+        )
+
+    def _async_dead_letter_queue(self, definition: FunctionDefinition, config: AsyncInvokeConfig) -> sqs.Queue:
+        cid = construct_id(definition.name)
+        name = self.async_dead_letter_queue_name(definition.name)
+        queue = sqs.Queue(
+            self,
+            f"{cid}AsyncDeadLetters",
+            queue_name=name,
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            retention_period=Duration.days(config.dead_letter_retention_days),
+        )
+        acknowledge(
+            queue,
+            "AwsSolutions-SQS3",
+            reason=f"This queue is the on-failure destination of {definition.name}'s asynchronous invocations: what "
+            "lands here is kept for an operator (and alarmed), not consumed, so it needs no dead-letter queue of "
+            "its own.",
+        )
+        cloudwatch.Alarm(
+            self,
+            f"{cid}AsyncDeadLettersAlarm",
+            alarm_name=f"{name}-not-empty",
+            alarm_description=f"{definition.name}: asynchronous invocations that failed every attempt are recorded "
+            f"in {name}, each with its event.",
+            metric=queue.metric_approximate_number_of_messages_visible(
+                period=Duration.minutes(5), statistic=cloudwatch.Stats.MAXIMUM
+            ),
+            threshold=1,
+            evaluation_periods=1,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+        self.dead_letter_queues[f"{definition.name} (async)"] = queue
+        return queue
 
     def model_grants(self, definition: FunctionDefinition) -> dict[str, list[str]]:
         """Bedrock action -> the configured model ids the function calls that way (`model_calls`)."""
@@ -552,6 +632,38 @@ def _without_trailing_slash(url: str) -> str:
     """A Function URL is `https://<id>.lambda-url.<region>.on.aws/`; the outputs carry no trailing slash,
     like the local stack's, so `${url}/users/...` never makes a `//` path."""
     return Fn.join("", ["https://", Fn.select(2, Fn.split("/", url))])
+
+
+@jsii.implements(lambda_.IDestination)
+class _FunctionDestination:
+    """A function as an on-failure destination, its invoke granted on its unqualified ARN (`grant_arn`, by
+    name, as async targets are) only. (CDK's `LambdaDestination` also grants `<arn>:*`, every version and
+    alias, which the record never goes to.)"""
+
+    def __init__(self, target: lambda_.IFunction, grant_arn: str) -> None:
+        self._target = target
+        self._grant_arn = grant_arn
+
+    def bind(
+        self, scope: Construct, fn: lambda_.IFunction, *, type: lambda_.DestinationType
+    ) -> lambda_.DestinationConfig:
+        fn.add_to_role_policy(iam.PolicyStatement(actions=["lambda:InvokeFunction"], resources=[self._grant_arn]))
+        return lambda_.DestinationConfig(destination=self._target.function_arn)
+
+
+@jsii.implements(lambda_.IDestination)
+class _QueueDestination:
+    """A queue as an on-failure destination, with only the send Lambda makes. (CDK's `SqsDestination` also
+    grants `GetQueueAttributes` and `GetQueueUrl`, which Lambda does not use: it sends to the queue's ARN.)"""
+
+    def __init__(self, queue: sqs.IQueue) -> None:
+        self._queue = queue
+
+    def bind(
+        self, scope: Construct, fn: lambda_.IFunction, *, type: lambda_.DestinationType
+    ) -> lambda_.DestinationConfig:
+        fn.add_to_role_policy(iam.PolicyStatement(actions=["sqs:SendMessage"], resources=[self._queue.queue_arn]))
+        return lambda_.DestinationConfig(destination=self._queue.queue_arn)
 
 
 @jsii.implements(apigwv2.IAccessLogSettings)

@@ -9,7 +9,13 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from functions.catalog import FunctionDefinition, TableStreamSource, construct_id, function_name_variable
+from functions.catalog import (
+    AsyncInvokeConfig,
+    FunctionDefinition,
+    TableStreamSource,
+    construct_id,
+    function_name_variable,
+)
 from functions.catalog import url_variable as url_env_var
 from shared.settings import RUNTIME_VARIABLES, SDK_ENDPOINT_VARIABLES
 
@@ -153,6 +159,7 @@ def check(definitions: Iterable[FunctionDefinition]) -> list[FunctionDefinition]
         _in_range(definition.name, "memory", definition.memory_mb, 128, 10240, " MB")
         if definition.stream_source is not None:
             check_stream_source(definition, definition.stream_source)
+    check_async_invokes(items)
     duplicates = {n for n in names if names.count(n) > 1}
     if duplicates:
         raise CatalogError(f"duplicate function names: {sorted(duplicates)}")
@@ -187,6 +194,55 @@ def check_stream_source(definition: FunctionDefinition, source: TableStreamSourc
     if source.starting_position not in STARTING_POSITIONS:
         raise CatalogError(f"{name}: stream starting_position must be one of {STARTING_POSITIONS}")
     _in_range(name, "dead_letter_retention_days", source.dead_letter_retention_days, 1, 14, " (SQS's limits)")
+
+
+def async_invoke_config(
+    definition: FunctionDefinition, definitions: Iterable[FunctionDefinition]
+) -> AsyncInvokeConfig | None:
+    """How the stack configures the function's asynchronous invocations: as declared; for a function invoked
+    asynchronously (an `invokes` target, an on-failure function) that declares nothing, Lambda's retries with
+    its own dead-letter queue, so no asynchronous invocation fails unseen; else None (nothing to configure)."""
+    if definition.async_invoke is not None:
+        return definition.async_invoke
+    for other in definitions:
+        named = other.async_invoke.on_failure_function if other.async_invoke is not None else None
+        if definition.name in other.invokes or definition.name == named:
+            return AsyncInvokeConfig()
+    return None
+
+
+def check_async_invokes(definitions: Iterable[FunctionDefinition]) -> None:
+    """Each function's asynchronous invocation settings (`async_invoke_config`) within what Lambda accepts, with
+    an event age that lets every attempt run (else the age limit would cut the retries short)."""
+    items = {d.name: d for d in definitions}
+    for definition in items.values():
+        config = async_invoke_config(definition, items.values())
+        if config is not None:
+            check_async_invoke(definition, config, items)
+
+
+def check_async_invoke(
+    definition: FunctionDefinition, config: AsyncInvokeConfig, items: Mapping[str, FunctionDefinition]
+) -> None:
+    name = definition.name
+    _in_range(name, "async retry_attempts", config.retry_attempts, 0, 2)
+    _in_range(name, "async max_event_age_seconds", config.max_event_age_seconds, 60, 21600)
+    _in_range(name, "async dead_letter_retention_days", config.dead_letter_retention_days, 1, 14, " (SQS's limits)")
+    worst = config.worst_case_seconds(definition.timeout_seconds)
+    if config.max_event_age_seconds < worst:
+        raise CatalogError(
+            f"{name}: async max_event_age_seconds {config.max_event_age_seconds} cuts its retries short: "
+            f"{1 + config.retry_attempts} attempts of {definition.timeout_seconds} s and Lambda's delays take {worst} s"
+        )
+    target = config.on_failure_function
+    if target is None:
+        return
+    if target == name:
+        raise CatalogError(f"{name}: a function cannot be its own on-failure destination")
+    if target not in items:
+        raise CatalogError(f"{name}: on-failure function {target!r} is not in the catalog")
+    if items[target].streaming:
+        raise CatalogError(f"{name}: on-failure function {target} must be a buffered function (it gets a record)")
 
 
 def _in_range(owner: str, what: str, value: int, low: int, high: int, unit: str = "") -> None:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from shared.models.settings import DEFAULT_REPLY_MODEL_ID, DEFAULT_SIDE_MODEL_ID
+from shared.settings import RATE_LIMIT_MAX
 
 ARCHITECTURES = ("arm64", "x86_64")
 # Only the retention periods CloudWatch Logs accepts.
@@ -31,6 +32,8 @@ MI_MAX_CONCURRENCY_LIMIT = 1600
 # CapacityProviderScalingConfig.MaxVCpuCount: the API takes 2 and up, CDK's CapacityProvider 12 and up.
 MI_MAX_VCPU_RANGE = (12, 15000)
 MI_MIN_PYTHON = (3, 13)
+# The flags' cache age is also the AppConfig session's RequiredMinimumPollIntervalInSeconds (AWS: 15 to 86400).
+FLAGS_MAX_AGE_RANGE = (15, 3600)
 # On Managed Instances each concurrent request runs in a process of its own (AWS's Python runtime, and the
 # adapter's forked workers in shared/runtime/worker_pool.py). A turn function measures about 72 MB resident
 # after import with its three clients, before any copy-on-write sharing; 128 MB per process leaves room for
@@ -59,7 +62,10 @@ SETTINGS: dict[str, Setting] = {
     "allowed_origins": Setting("allowedOrigins", "ALLOWED_ORIGINS"),
     "streaming_enabled": Setting("streamingEnabled", "STREAMING_ENABLED"),
     "streaming_percentage": Setting("streamingPercentage", "STREAMING_PERCENTAGE"),
+    # Not FLAGS_MAX_AGE_SECONDS itself: locally that is a function override, below AppConfig's 15 s minimum.
+    "flags_max_age_seconds": Setting("flagsMaxAgeSeconds", "COACH_FLAGS_MAX_AGE_SECONDS"),
     "rate_limit_per_minute": Setting("rateLimitPerMinute", "RATE_LIMIT_PER_MINUTE"),
+    "rate_limit_reads_per_minute": Setting("rateLimitReadsPerMinute", "RATE_LIMIT_READS_PER_MINUTE"),
     "stream_time_budget_seconds": Setting("streamTimeBudgetSeconds", "STREAM_TIME_BUDGET_SECONDS"),
     "log_retention_days": Setting("logRetentionDays", "LOG_RETENTION_DAYS"),
     "api_throttle_rate": Setting("apiThrottleRate", "API_THROTTLE_RATE"),
@@ -85,7 +91,10 @@ class InfraConfig:
     allowed_origins: tuple[str, ...] = ("http://localhost:3000", "http://127.0.0.1:3000")
     streaming_enabled: bool = True
     streaming_percentage: int = 100
-    rate_limit_per_minute: int = 20
+    # How stale a function's streaming flags may be after an AppConfig deployment (infra/feature_flags.py).
+    flags_max_age_seconds: int = 30
+    rate_limit_per_minute: int = 20  # per user: turns and REST writes, in any 60 s (a sliding window)
+    rate_limit_reads_per_minute: int = 60  # per user: REST reads, in any 60 s
     stream_time_budget_seconds: int = 240  # capped per turn function by its deadline margin (infra/time_budget.py)
     log_retention_days: int = 30
     api_throttle_rate: int = 50  # per stage (HTTP API $default, REST streaming), requests per second
@@ -127,8 +136,12 @@ class InfraConfig:
                 fail("allowed_origins", f"{origin!r} is not scheme://host[:port] (no wildcard, no path)")
         if not 0 <= self.streaming_percentage <= 100:
             fail("streaming_percentage", "0 to 100")
-        if self.rate_limit_per_minute < 1:
-            fail("rate_limit_per_minute", "at least 1")
+        low, high = FLAGS_MAX_AGE_RANGE
+        if not low <= self.flags_max_age_seconds <= high:
+            fail("flags_max_age_seconds", f"{low} to {high} seconds (it is AppConfig's poll interval too)")
+        for name in ("rate_limit_per_minute", "rate_limit_reads_per_minute"):
+            if not 1 <= getattr(self, name) <= RATE_LIMIT_MAX:
+                fail(name, f"1 to {RATE_LIMIT_MAX} (one slot per request in the limit's item)")
         if not 10 <= self.stream_time_budget_seconds <= 900:
             fail("stream_time_budget_seconds", "10 to 900")
         if self.log_retention_days not in LOG_RETENTION_DAYS:

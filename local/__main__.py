@@ -26,9 +26,20 @@ def _token(args: argparse.Namespace) -> int:
 
 def _dev(args: argparse.Namespace) -> int:
     from local import stack  # lazily: the stack pulls in moto and every function
+    from local.llama_server import RealModelUnavailable
 
-    stack.main(args)
+    try:
+        stack.main(args)
+    except RealModelUnavailable as error:
+        print(f"local dev: {error}", file=sys.stderr)
+        return 3
     return 0
+
+
+def _flags(args: argparse.Namespace) -> int:
+    from local.appconfig_profile import flags_command  # lazily: `token` must stay quick
+
+    return flags_command(Path(args.state_dir), args.streaming, args.percentage)
 
 
 def _chat(args: argparse.Namespace) -> int:
@@ -51,6 +62,11 @@ def build_parser() -> argparse.ArgumentParser:
     dev.add_argument(
         "--concurrency", type=int, default=10, metavar="N", help="environments a function may run at once (10)"
     )
+    dev.add_argument(
+        "--model",
+        choices=("double", "bedrock", "openai", "llama"),
+        help="who answers (default: $COACH_LOCAL_MODEL, else the Bedrock double); llama: SmolLM2 via llama.cpp",
+    )
     dev.set_defaults(run=_dev)
     chat = commands.add_parser("chat", help="stream a coach conversation in the terminal (local or deployed)")
     chat.add_argument("-m", "--message", help="send this one message and exit (else an interactive prompt)")
@@ -63,6 +79,11 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument("--raw", action="store_true", help="print the raw SSE lines, like curl -N")
     chat.add_argument("--no-color", action="store_true", help="no ANSI styling (also: NO_COLOR, or not a TTY)")
     chat.set_defaults(run=_chat)
+    flags = commands.add_parser("flags", help="show or change the streaming flags the local AppConfig serves")
+    flags.add_argument("--streaming", choices=("on", "off"), help="turn streaming on or off")
+    flags.add_argument("--percentage", type=int, metavar="N", help="share of users who stream, 0 to 100")
+    flags.add_argument("--state-dir", default=str(DEFAULT_DIRECTORY), help="the local stack's state folder")
+    flags.set_defaults(run=_flags)
     return parser
 
 

@@ -6,7 +6,9 @@ authorizer would (signature, issuer, audience, expiry) and hand the claims to th
 
 Local only, this front door also serves the demo page: `GET /demo/...` from `web/demo/`,
 `GET /web/...` (the JS client) from `web/`, and `GET /demo/session.json`, the outputs plus a fresh
-token for the demo user, so the page can sign in with one click.
+token for the demo user, so the page can sign in with one click. `GET /openapi.json` is the contract's
+OpenAPI document (`shared.api.openapi`) with this stack's URLs as its servers: generated here, not by a
+function, so it is local only, like the demo (a deployed stack's: `python -m shared.api.openapi --outputs`).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import json
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
@@ -37,6 +39,7 @@ DemoSession = Callable[[], dict[str, Any]]
 
 WEB_ROOT = REPO_ROOT / "web"
 DEMO_SESSION_PATH = "/demo/session.json"
+OPENAPI_PATH = "/openapi.json"
 CONTENT_TYPES = {
     ".html": "text/html; charset=utf-8",
     ".js": "text/javascript; charset=utf-8",
@@ -107,6 +110,9 @@ class _ApiHandler(BaseHTTPRequestHandler):
                 HttpAnswer(200, {"Content-Type": "application/json"}, body=json.dumps(self.server.jwks()).encode())
             )
             return
+        if self.command == "GET" and path == OPENAPI_PATH:
+            self._send(self._openapi())
+            return
         if self.command == "GET" and (path == "/demo" or path.startswith(("/demo/", "/web/"))):
             self._send(self._static(path))
             return
@@ -144,10 +150,40 @@ class _ApiHandler(BaseHTTPRequestHandler):
             return
         self._send(buffer_outcomes(invocation))
 
-    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _handle
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _handle  # HEAD reaches the ANY routes
+
+    def do_OPTIONS(self) -> None:
+        """The HTTP API has a CORS configuration, so API Gateway answers OPTIONS itself and no function
+        sees it; the CORS headers (which need the stack's origins) are the Function URL double's business."""
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self._send(HttpAnswer(204))
+
+    def __getattr__(self, name: str) -> Any:
+        """A method no HTTP API route can name (TRACE, CONNECT, ...): no route matches, the gateway's 404
+        (inferred from how API Gateway matches routes; `http.server` alone would answer 501)."""
+        if name.startswith("do_"):
+            return self._no_route
+        raise AttributeError(name)
+
+    def _no_route(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self._send(_message(404, "Not Found"))
 
     def _send(self, answer: HttpAnswer) -> None:
-        send_answer(self, answer)
+        send_answer(self, replace(answer, body=b"") if self.command == "HEAD" else answer)
+
+    def _openapi(self) -> HttpAnswer:
+        """The document with the stack's outputs as its servers (the demo session carries the outputs)."""
+        from shared.api.openapi import contract_document  # only when asked: it builds every schema
+
+        outputs: dict[str, Any] = {"apiUrl": f"http://127.0.0.1:{self.server.server_port}"}
+        if self.server.demo is not None:
+            try:
+                outputs = {k: v for k, v in self.server.demo().items() if k != "token"}
+            except Exception:
+                logger.exception("the stack's outputs are not ready; the stream servers stay relative")
+        document = json.dumps(contract_document(outputs), indent=1).encode()
+        return HttpAnswer(200, {"Content-Type": "application/json", "Cache-Control": "no-cache"}, body=document)
 
     def _static(self, path: str) -> HttpAnswer:
         """The demo page, its session and the JS client; nothing outside `web/`, ever."""

@@ -25,7 +25,6 @@ fractions of a second, not Lambda's backoff.
 
 from __future__ import annotations
 
-import base64
 import fnmatch
 import json
 import logging
@@ -45,6 +44,7 @@ from local.aws_calls import ACCOUNT_ID, DEFAULT_REGION
 from local.event_filter import accepts, parse_filter_criteria
 from local.lambda_api import InvokeResult
 from local.runtime_api import Throttled
+from ops.stream_events import lambda_event_record
 
 logger = logging.getLogger(__name__)
 
@@ -284,25 +284,8 @@ class StreamPoller:
         return str(self._streams.get_shard_iterator(**request)["ShardIterator"])
 
     def _event_record(self, record: Mapping[str, Any]) -> dict[str, Any]:
-        """A `GetRecords` record as Lambda hands it to the function: JSON, times in epoch seconds, binary
-        values in base64, and the stream's ARN added."""
-        stream = dict(record["dynamodb"])
-        created = stream.get("ApproximateCreationDateTime")
-        if isinstance(created, datetime):
-            stream["ApproximateCreationDateTime"] = int(created.timestamp())
-        event = {
-            "eventID": record["eventID"],
-            "eventName": record["eventName"],
-            "eventVersion": record.get("eventVersion", "1.1"),
-            "eventSource": record.get("eventSource", "aws:dynamodb"),
-            "awsRegion": record.get("awsRegion", self.region),
-            "dynamodb": _json_ready(stream),
-            "eventSourceARN": self.stream_arn,
-        }
-        if "userIdentity" in record:  # GetRecords says Type/PrincipalId; Lambda's event says type/principalId
-            identity = record["userIdentity"]
-            event["userIdentity"] = {"type": identity.get("Type"), "principalId": identity.get("PrincipalId")}
-        return event
+        """A `GetRecords` record as Lambda hands it to the function (the same conversion a redrive uses)."""
+        return lambda_event_record(record, region=self.region, stream_arn=self.stream_arn)
 
     # --- invoking, retrying, dead-lettering ---------------------------------------------------------------
 
@@ -440,17 +423,6 @@ def read_record(streams: Any, batch_info: Mapping[str, Any]) -> dict[str, Any] |
     )["ShardIterator"]
     records = streams.get_records(ShardIterator=iterator, Limit=1)["Records"]
     return dict(records[0]) if records else None
-
-
-def _json_ready(value: Any) -> Any:
-    """Binary attribute values as Lambda's JSON carries them: base64 text."""
-    if isinstance(value, bytes | bytearray):
-        return base64.b64encode(bytes(value)).decode("ascii")
-    if isinstance(value, Mapping):
-        return {key: _json_ready(item) for key, item in value.items()}
-    if isinstance(value, list | tuple | set):
-        return [_json_ready(item) for item in value]
-    return value
 
 
 def _iso(epoch: Any, *, milliseconds: bool = False) -> str | None:

@@ -2,9 +2,17 @@
 
 It speaks the real wire API that botocore parses: `POST /2015-03-31/functions/{name}/invocations`,
 with `X-Amz-Invocation-Type` `RequestResponse` (run, answer the result), `Event` (answer 202 at once,
-run in the background with Lambda's retries: two more attempts after a failure, with delays) or
-`DryRun` (204). Errors carry `x-amzn-ErrorType`, so botocore raises the modelled exceptions.
-The functions are anything with `invoke(event) -> Invocation`, normally `local.functions.LocalFunction`.
+run in the background with Lambda's retries) or `DryRun` (204). Errors carry `x-amzn-ErrorType`, so
+botocore raises the modelled exceptions. The functions are anything with `invoke(event) -> Invocation`,
+normally `local.functions.LocalFunction`.
+
+An `Event` invocation follows the function's `AWS::Lambda::EventInvokeConfig` of the templates
+(`AsyncInvokeConfig.from_template`): its retry attempts (Lambda's default, two, without one), its maximum
+event age, and its on-failure destination. After the last failed attempt, or once the event is too old,
+Lambda's invocation record (`invocation_record`) goes to that destination as Lambda sends it, with the
+function's own role (so the IAM gate judges the send against the function's synthesized policy): a Lambda
+function is invoked asynchronously with the record as its event, an SQS queue gets it as a message body.
+Retries here wait seconds (`retry_delays`), not Lambda's one and two minutes.
 """
 
 from __future__ import annotations
@@ -14,12 +22,18 @@ import logging
 import queue
 import re
 import threading
+import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import unquote, urlsplit
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
 
 from local.processes import LoopbackHTTPServer
 from local.runtime_api import Invocation, Outcome, Throttled
@@ -36,6 +50,11 @@ MAX_ASYNC_PAYLOAD = 1024 * 1024
 DEFAULT_RETRY_DELAYS = (1.0, 2.0)  # Lambda waits about 1 and 2 minutes; seconds are enough locally
 _RESULT_GRACE_SECONDS = 5.0
 THROTTLE_RETRY_SECONDS = 0.5
+DEFAULT_RETRY_ATTEMPTS = 2  # Lambda's, for a function without an EventInvokeConfig
+DEFAULT_MAX_EVENT_AGE_SECONDS = 6 * 3600
+_INVOKE_CONFIG_PROPERTIES = frozenset(
+    {"FunctionName", "Qualifier", "MaximumRetryAttempts", "MaximumEventAgeInSeconds", "DestinationConfig"}
+)
 
 
 class Invocable(Protocol):
@@ -61,6 +80,76 @@ class AsyncResult:
     succeeded: bool
     payload: bytes
     error_type: str = ""
+    condition: str = ""  # why Lambda gave up on a failed one: RetriesExhausted or EventAgeExceeded
+    delivered_to: str | None = None  # the on-failure destination its invocation record went to
+
+
+class InvokeConfigError(ValueError):
+    """An `EventInvokeConfig` in the template that this emulation cannot run faithfully."""
+
+
+@dataclass(frozen=True)
+class AsyncInvokeConfig:
+    """One `AWS::Lambda::EventInvokeConfig`, its function and destination resolved to local values."""
+
+    function_name: str
+    retry_attempts: int = DEFAULT_RETRY_ATTEMPTS
+    max_event_age_seconds: int = DEFAULT_MAX_EVENT_AGE_SECONDS
+    on_failure: str | None = None  # a Lambda function ARN or an SQS queue ARN
+
+    @classmethod
+    def from_template(
+        cls, logical_id: str, properties: Mapping[str, Any], resolve: Callable[[Any], Any]
+    ) -> AsyncInvokeConfig:
+        unknown = sorted(set(properties) - _INVOKE_CONFIG_PROPERTIES)
+        if unknown:
+            raise InvokeConfigError(f"{logical_id}: {unknown} not emulated locally")
+        if properties.get("Qualifier", "$LATEST") != "$LATEST":
+            raise InvokeConfigError(f"{logical_id}: only $LATEST runs locally, not {properties['Qualifier']}")
+        destinations = properties.get("DestinationConfig") or {}
+        if "OnSuccess" in destinations:
+            raise InvokeConfigError(f"{logical_id}: on-success destinations are not emulated locally")
+        destination = resolve((destinations.get("OnFailure") or {}).get("Destination"))
+        if destination is not None and not str(destination).startswith(("arn:aws:lambda:", "arn:aws:sqs:")):
+            raise InvokeConfigError(f"{logical_id}: only Lambda and SQS destinations run locally, not {destination}")
+        return cls(
+            function_name=function_name_of(str(resolve(properties["FunctionName"]))),
+            retry_attempts=int(properties.get("MaximumRetryAttempts", DEFAULT_RETRY_ATTEMPTS)),
+            max_event_age_seconds=int(properties.get("MaximumEventAgeInSeconds", DEFAULT_MAX_EVENT_AGE_SECONDS)),
+            on_failure=str(destination) if destination is not None else None,
+        )
+
+
+def invocation_record(
+    *,
+    request_id: str,
+    function_arn: str,
+    condition: str,
+    attempts: int,
+    event: Any,
+    last: InvokeResult | None,
+    at: float,
+) -> dict[str, Any]:
+    """The record Lambda sends to an on-failure destination (`shared.jobs.invocation_record` reads it):
+    the request, why Lambda gave up, and the last attempt's error, if an attempt ran."""
+    record: dict[str, Any] = {
+        "version": "1.0",
+        "timestamp": datetime.fromtimestamp(at, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "requestContext": {
+            "requestId": request_id,
+            "functionArn": f"{function_arn}:$LATEST",
+            "condition": condition,
+            "approximateInvokeCount": attempts,
+        },
+        "requestPayload": event,
+    }
+    if last is not None:
+        record["responseContext"] = {"statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled"}
+        try:
+            record["responsePayload"] = json.loads(last.payload)
+        except ValueError:
+            record["responsePayload"] = last.payload.decode("utf-8", "replace")
+    return record
 
 
 def function_name_of(name_or_arn: str) -> str:
@@ -123,10 +212,14 @@ class LambdaApiServer(LoopbackHTTPServer):
         region: str = "us-east-1",
         account: str = "000000000000",
         iam: IamGate | None = None,
+        async_configs: Mapping[str, AsyncInvokeConfig] | None = None,
+        sqs_endpoint: str | None = None,
     ) -> None:
         super().__init__((host, port), _LambdaApiHandler)
         self.functions = dict(functions)
-        self.retry_delays = tuple(retry_delays)
+        self.retry_delays = tuple(retry_delays) or (0.0,)
+        self.async_configs = dict(async_configs or {})  # by function name, from the templates
+        self.sqs_endpoint = sqs_endpoint  # where an SQS on-failure destination lives
         self.on_async_result = on_async_result
         self.region = region
         self.account = account
@@ -174,33 +267,88 @@ class LambdaApiServer(LoopbackHTTPServer):
                 if self._stopping.wait(THROTTLE_RETRY_SECONDS):
                     return InvokeResult(False, _error_document("TooManyRequestsException", "Rate Exceeded."))
 
-    def run_async(self, request_id: str, name: str, event: Any) -> None:
-        """Run one `Event` invocation to its end, retrying failures as Lambda does."""
+    def run_async(self, request_id: str, name: str, event: Any, received: float | None = None) -> None:
+        """Run one `Event` invocation to its end, retrying failures as the function's EventInvokeConfig says,
+        then hand Lambda's invocation record of a failure to its on-failure destination."""
         function = self.functions[name]
-        attempts = 0
-        result = InvokeResult(False, b"")
-        for delay in (0.0, *self.retry_delays):
-            if delay and self._stopping.wait(delay):
+        config = self.async_configs.get(name) or AsyncInvokeConfig(name)
+        received = time.time() if received is None else received
+        attempts, condition = 0, "RetriesExhausted"
+        last: InvokeResult | None = None
+        for retry in range(config.retry_attempts + 1):
+            if retry and self._stopping.wait(self.retry_delays[min(retry, len(self.retry_delays)) - 1]):
+                return  # the stack is stopping: nothing more runs, as when a function is deleted
+            if time.time() - received > config.max_event_age_seconds:
+                condition = "EventAgeExceeded"
                 break
             attempts += 1
-            result = self._run_unthrottled(function, event)
-            if result.succeeded:
+            last = self._run_unthrottled(function, event)
+            if last.succeeded:
                 break
             logger.warning(
                 "%s async attempt %d failed (%s): %s",
                 name,
                 attempts,
-                result.error_type,
-                result.payload[:300].decode("utf-8", "replace"),
+                last.error_type,
+                last.payload[:300].decode("utf-8", "replace"),
             )
+        result = last or InvokeResult(False, b"")
+        delivered_to = None
         if not result.succeeded:
-            logger.error("%s async invocation %s gave up after %d attempts", name, request_id, attempts)
-        final = AsyncResult(request_id, name, attempts, result.succeeded, result.payload, result.error_type)
+            logger.error("%s async invocation %s gave up after %d attempts (%s)", name, request_id, attempts, condition)
+            record = invocation_record(
+                request_id=request_id,
+                function_arn=self.function_arn(name),
+                condition=condition,
+                attempts=attempts,
+                event=event,
+                last=last,
+                at=time.time(),
+            )
+            delivered_to = self._send_on_failure(name, config.on_failure, record)
+        final = AsyncResult(
+            request_id,
+            name,
+            attempts,
+            result.succeeded,
+            result.payload,
+            result.error_type,
+            condition="" if result.succeeded else condition,
+            delivered_to=delivered_to,
+        )
         with self._results_changed:
             self.async_results.append(final)
             self._results_changed.notify_all()
         if self.on_async_result is not None:
             self.on_async_result(final)
+
+    def _send_on_failure(self, source: str, destination: str | None, record: dict[str, Any]) -> str | None:
+        """Send `record` to `destination` as Lambda does, with the source function's role (locally, its name is the
+        access key): invoke a function asynchronously, or send to a queue. Returns the destination, or None when
+        there is none or the send failed (Lambda then counts a `DestinationDeliveryFailures`)."""
+        if destination is None:
+            logger.error("%s: invocation record discarded: no on-failure destination", source)
+            return None
+        credentials = {
+            "region_name": self.region,
+            "aws_access_key_id": source,
+            "aws_secret_access_key": "local",
+            "config": Config(retries={"mode": "standard", "total_max_attempts": 3}, read_timeout=10),
+        }
+        body = json.dumps(record)
+        try:
+            if destination.startswith("arn:aws:sqs:"):
+                _, _, _, _, owner, queue_name = destination.split(":", 5)
+                sqs = boto3.client("sqs", endpoint_url=self.sqs_endpoint, **credentials)
+                sqs.send_message(QueueUrl=f"{self.sqs_endpoint}/{owner}/{queue_name}", MessageBody=body)
+            else:
+                client = boto3.client("lambda", endpoint_url=self.url, **credentials)
+                client.invoke(FunctionName=destination, InvocationType="Event", Payload=body.encode("utf-8"))
+        except (BotoCoreError, ClientError):
+            logger.exception("%s: invocation record could not be sent to %s", source, destination)
+            return None
+        logger.error("%s: invocation record sent to %s", source, destination)
+        return destination
 
 
 class _LambdaApiHandler(BaseHTTPRequestHandler):
@@ -250,7 +398,7 @@ class _LambdaApiHandler(BaseHTTPRequestHandler):
             self._send(202, b"", request_id)
             threading.Thread(
                 target=self.server.run_async,
-                args=(request_id, name, event),
+                args=(request_id, name, event, time.time()),
                 name=f"async-{name}",
                 daemon=True,
             ).start()

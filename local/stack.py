@@ -17,7 +17,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,8 @@ from urllib.parse import urlsplit
 from functions.catalog import FUNCTIONS, FunctionDefinition, function_name_variable, url_variable
 from infra.catalog_rules import routes
 from local.api_gateway import ApiGatewayServer, Authorizer
+from local.appconfig_double import AppConfigDataDouble, serve_flags
+from local.appconfig_profile import local_reference
 from local.bedrock_double import BedrockDouble
 from local.demo import seed_demo
 from local.deployed import (
@@ -44,7 +46,11 @@ from local.function_url import FunctionUrlServer
 from local.functions import REPO_ROOT, FunctionRuntime, FunctionSpec, LocalFunction
 from local.iam_gate import AwsCall, CallLog, IamGate
 from local.issuer import LOCAL_CLIENT_ID, LocalIssuer
-from local.lambda_api import LambdaApiServer, run_invocation
+from local.lambda_api import AsyncInvokeConfig, LambdaApiServer, run_invocation
+from local.llama_server import DESCRIPTION as LLAMA_DESCRIPTION
+from local.llama_server import MODEL_ALIAS as LLAMA_MODEL_ALIAS
+from local.llama_server import LlamaServer
+from local.llama_server import install as install_llama
 from local.model_responders import local_coach_responder
 from local.processes import free_port
 from shared.http.auth import AuthSettings, JwksCache, TokenVerifier, bearer_token
@@ -65,6 +71,7 @@ class StackPorts:
     dynamodb: int = 3003
     bedrock: int = 3004
     lambda_api: int = 3005
+    appconfig: int = 3006
     function_urls: dict[str, int] = field(
         default_factory=lambda: {f.name: f.local_port for f in FUNCTIONS if f.local_port is not None}
     )
@@ -78,6 +85,7 @@ class StackPorts:
             dynamodb=free_port(),
             bedrock=free_port(),
             lambda_api=free_port(),
+            appconfig=free_port(),
             function_urls=urls,
         )
 
@@ -109,14 +117,17 @@ class LocalStack:
         self.function_output = function_output  # one file for every function's log; None: this console
         self.extra_environment = dict(extra_environment or {})
         self.model = model or os.environ.get("COACH_LOCAL_MODEL", "double")
-        if self.model not in ("double", "bedrock", "openai"):
-            raise ValueError("COACH_LOCAL_MODEL must be double, bedrock or openai")
+        if self.model not in ("double", "bedrock", "openai", "llama"):
+            raise ValueError("COACH_LOCAL_MODEL must be double, bedrock, openai or llama")
         self.issuer_url = f"http://127.0.0.1:{self.ports.api}/local-user-pool"
         self.issuer = LocalIssuer.load_or_create(state_dir, issuer=self.issuer_url)
         self.dynamodb = LocalDynamoDb(self.ports.dynamodb)
         self.bedrock: BedrockDouble | None = None
+        self.appconfig: AppConfigDataDouble | None = None  # the templates' AppConfig profile, once started
         if self.model == "double":
             self.bedrock = BedrockDouble(self.ports.bedrock, responder=local_coach_responder(model_speed))
+        # A real model behind the functions' OpenAI-compatible adapter: llama.cpp with SmolLM2-135M.
+        self.llama = LlamaServer(log_path=state_dir / "llama-server.log") if self.model == "llama" else None
         self.functions: dict[str, LocalFunction] = {}
         self.function_urls: dict[str, FunctionUrlServer] = {}
         self.api: ApiGatewayServer | None = None
@@ -137,6 +148,8 @@ class LocalStack:
     def model_description(self) -> str:
         if self.bedrock is not None:
             return f"Bedrock double (scripted coach replies, no AWS) at {self.bedrock.url}"
+        if self.llama is not None:
+            return f"{LLAMA_DESCRIPTION} at {self.llama.url} (COACH_LOCAL_MODEL=llama)"
         if self.model == "bedrock":
             return "real Amazon Bedrock with your AWS credentials (COACH_LOCAL_MODEL=bedrock)"
         endpoint = self.deploy_environ.get("OPENAI_BASE_URL", "?")
@@ -162,6 +175,8 @@ class LocalStack:
             "AWS_ENDPOINT_URL_S3": self.dynamodb.endpoint,  # moto's server answers every service
             "AWS_ENDPOINT_URL_LAMBDA": self.url(self.ports.lambda_api),
         }
+        if self.appconfig is not None:
+            env["AWS_ENDPOINT_URL_APPCONFIGDATA"] = self.appconfig.url
         if self.bedrock is not None:
             env["AWS_ENDPOINT_URL_BEDROCK_RUNTIME"] = self.bedrock.url
         else:
@@ -219,12 +234,23 @@ class LocalStack:
             **self.template_environment(catalog_name),
             **self.sdk_environment(deployed.name),
             **overrides,
-            **_model_overrides(self.model, self.deploy_environ),
+            **self.model_environment(wanted),
             **self.extra_environment,
         }
 
+    def model_environment(self, wanted: Collection[str]) -> dict[str, str]:
+        """What points a function at the chosen model when Bedrock (real or double) does not answer; the
+        local model's name replaces the Bedrock ids in the functions that read them."""
+        if self.llama is None:
+            return _model_overrides(self.model, self.deploy_environ)
+        names = {name: LLAMA_MODEL_ALIAS for name in ("MODEL_ID_REPLY", "MODEL_ID_SIDE") if name in wanted}
+        return {"MODEL_PROVIDER": "openai", "OPENAI_BASE_URL": self.llama.url, **names}
+
     def start(self) -> LocalStack:
         self.state_dir.mkdir(parents=True, exist_ok=True)
+        if self.llama is not None:
+            install_llama()  # quick once installed; the first run on a machine builds llama.cpp
+            self.llama.start()
         began = time.monotonic()
         self.deployed = synthesize(self.definitions, self.deploy_environ)
         self.synth_note = f"templates ready in {time.monotonic() - began:.1f}s"
@@ -237,6 +263,9 @@ class LocalStack:
         if self.bedrock is not None:
             self.bedrock.iam = self.iam
             self.bedrock.start()
+        ages = (self.function_environment(d.name).get("FLAGS_MAX_AGE_SECONDS") for d in self.definitions)
+        flag_ages = [int(age) for age in ages if age]
+        self.appconfig = serve_flags(self.deployed.templates, self.state_dir, self.ports.appconfig, flag_ages)
         inherited = _inherited_environment()
         for definition in self.definitions:
             deployed = self.deployed.function(definition.name)
@@ -256,7 +285,15 @@ class LocalStack:
             )
             self.functions[definition.name] = LocalFunction(spec, inherited).start()
         by_deployed_name = {function.spec.name: function for function in self.functions.values()}
-        self.lambda_api = LambdaApiServer(by_deployed_name, port=self.ports.lambda_api, iam=self.iam).start()
+        self.lambda_api = LambdaApiServer(
+            by_deployed_name,
+            port=self.ports.lambda_api,
+            iam=self.iam,
+            region=LOCAL_REGION,
+            account=LOCAL_ACCOUNT,
+            async_configs={config.function_name: config for config in self.async_invoke_configs()},
+            sqs_endpoint=self.dynamodb.endpoint,
+        ).start()
         for definition in self.definitions:
             if definition.streaming:
                 port = self.ports.function_urls[definition.name]
@@ -346,6 +383,16 @@ class LocalStack:
         ]
         return [mapping for mapping in mappings if mapping.enabled]
 
+    def async_invoke_configs(self) -> list[AsyncInvokeConfig]:
+        """Every `EventInvokeConfig` of the templates (retries, event age, on-failure destination), resolved to
+        local functions and queues: how the local Invoke API runs each function's `Event` invocations."""
+        assert self.deployed is not None, "start() synthesizes the templates"
+        resolver = LocalResolver(self.deployed, self._resource_attribute)
+        return [
+            AsyncInvokeConfig.from_template(logical_id, resource["Properties"], resolver.resolve)
+            for logical_id, resource in self._resources_of("AWS::Lambda::EventInvokeConfig").items()
+        ]
+
     def role_policies(self) -> dict[str, list[dict[str, Any]]]:
         """Each function's synthesized role statements, resolved against the local resources."""
         assert self.deployed is not None, "start() synthesizes the templates"
@@ -372,6 +419,9 @@ class LocalStack:
             ("AWS::S3::Bucket", "Arn"): f"arn:aws:s3:::{UPLOADS_BUCKET}",
             ("AWS::Logs::LogGroup", "Arn"): f"arn:aws:logs:{account}:log-group:local-{logical_id}:*",
         }
+        if resource_type.startswith("AWS::AppConfig::"):
+            properties = self._resources_of(resource_type)[logical_id]["Properties"]
+            return local_reference(resource_type, properties, attribute)
         if resource_type == "AWS::Lambda::Function":
             name = next(f.name for f in self.deployed.functions.values() if f.logical_id == logical_id)
             return name if attribute == "Ref" else f"arn:aws:lambda:{account}:function:{name}"
@@ -419,8 +469,12 @@ class LocalStack:
             self.lambda_api.stop()
         if self.bedrock is not None:
             self.bedrock.stop()
+        if self.appconfig is not None:
+            self.appconfig.stop()
         for function in self.functions.values():
             function.stop()
+        if self.llama is not None:
+            self.llama.stop()
         self.dynamodb.stop()
 
 
@@ -527,7 +581,9 @@ def main(args: argparse.Namespace | None = None) -> None:
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stopped.set())
     concurrency = args.concurrency if args else 10
-    stack = LocalStack(StackPorts.ephemeral() if ephemeral else StackPorts(), state_dir, concurrency=concurrency)
+    model = getattr(args, "model", None)  # None: COACH_LOCAL_MODEL, else the double
+    ports = StackPorts.ephemeral() if ephemeral else StackPorts()
+    stack = LocalStack(ports, state_dir, concurrency=concurrency, model=model)
     try:
         stack.start()
     except BaseException:

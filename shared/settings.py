@@ -17,7 +17,7 @@ import re
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 # Set in the template for the runtime rather than for Python code: Lambda runs the wrapper, the wrapper
 # reads the switch (`STREAMING_ADAPTER=off` hands over to the stock bootstrap).
@@ -29,6 +29,7 @@ SDK_ENDPOINT_VARIABLES = (
     "AWS_ENDPOINT_URL_S3",
     "AWS_ENDPOINT_URL_LAMBDA",
     "AWS_ENDPOINT_URL_BEDROCK_RUNTIME",
+    "AWS_ENDPOINT_URL_APPCONFIGDATA",
 )
 
 S = TypeVar("S", bound="EnvSettings")
@@ -129,12 +130,42 @@ class WebSettings(EnvSettings):
 
 
 class FlagSettings(EnvSettings):
+    """The streaming flags' defaults, and where AppConfig keeps their live values (`shared/flags.py`):
+    with the three AppConfig names set, AppConfig's values win; without them, these defaults are all."""
+
     streaming_enabled: bool = Field(True, alias="STREAMING_ENABLED")
     streaming_percentage: int = Field(100, alias="STREAMING_PERCENTAGE", ge=0, le=100)
+    appconfig_application: str = Field("", alias="APPCONFIG_APPLICATION")
+    appconfig_environment: str = Field("", alias="APPCONFIG_ENVIRONMENT")
+    appconfig_flags_profile: str = Field("", alias="APPCONFIG_FLAGS_PROFILE")
+    # How stale a container's flags may be; also the AppConfig session's poll interval (AWS: 15 s at least).
+    flags_max_age_seconds: int = Field(30, alias="FLAGS_MAX_AGE_SECONDS", ge=1, le=3600)
+
+    @model_validator(mode="after")
+    def _all_appconfig_names_or_none(self) -> FlagSettings:
+        names = (self.appconfig_application, self.appconfig_environment, self.appconfig_flags_profile)
+        if any(names) and not all(names):
+            raise ValueError(
+                "APPCONFIG_APPLICATION, APPCONFIG_ENVIRONMENT and APPCONFIG_FLAGS_PROFILE go together: all or none"
+            )
+        return self
+
+
+# A per-user limit's item keeps one slot per request of its window, all shifted in one update expression:
+# DynamoDB's expression limits (4 KB, 300 operators or functions) hold to about this many.
+RATE_LIMIT_MAX = 100
 
 
 class RateLimitSettings(EnvSettings):
-    rate_limit_per_minute: int = Field(20, alias="RATE_LIMIT_PER_MINUTE", ge=1)
+    """The writes budget per user and minute, shared by every turn (streamed or not) and every REST write."""
+
+    rate_limit_per_minute: int = Field(20, alias="RATE_LIMIT_PER_MINUTE", ge=1, le=RATE_LIMIT_MAX)
+
+
+class ReadRateLimitSettings(EnvSettings):
+    """The REST reads budget per user and minute: apart from the writes, and higher."""
+
+    rate_limit_reads_per_minute: int = Field(60, alias="RATE_LIMIT_READS_PER_MINUTE", ge=1, le=RATE_LIMIT_MAX)
 
 
 class StreamSettings(EnvSettings):
@@ -207,8 +238,17 @@ class ModelWorkerSettings(ObservabilitySettings, TableSettings, ModelSection):
     model, nothing else."""
 
 
-class CoachApiSettings(ObservabilitySettings, TableSettings, AuthSection, FlagSettings, EndpointSettings):
-    """The REST routes: the authorizer checks tokens, `/config` verifies an optional one itself."""
+class CoachApiSettings(
+    ObservabilitySettings,
+    TableSettings,
+    AuthSection,
+    FlagSettings,
+    EndpointSettings,
+    RateLimitSettings,
+    ReadRateLimitSettings,
+):
+    """The REST routes: the authorizer checks tokens, `/config` verifies an optional one itself; writes spend
+    the turns' budget, reads their own."""
 
 
 # --- the loaded settings of this process -----------------------------------------------------------

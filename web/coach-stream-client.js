@@ -9,9 +9,12 @@
 //   2. the API's buffered SSE           {apiUrl}/...?stream=true                 (same parser)
 //   3. the API's plain JSON             {apiUrl}/...                             (turned into events)
 // A network error, a 5xx, or a body that ends before its first event moves on to the next step.
-// A 4xx never does: it throws a CoachStreamError. Once an event has been yielded the message is
-// never sent again: a failed turn ends with the stream's own `error` event, and a connection that
-// breaks (STREAM_INTERRUPTED) or a body that stops (STREAM_INCOMPLETE) is recovered from the store.
+// A 4xx never does: it throws a CoachStreamError with the status and a code, the same whether our
+// function answered (the contract's `{"error": {...}}`) or API Gateway or Lambda did before it ran
+// (a JWT authorizer's 401, a throttle's 429: see `errorFromResponse`). Once an event has been
+// yielded the message is never sent again: a failed turn ends with the stream's own `error` event,
+// and a connection that breaks (STREAM_INTERRUPTED) or a body that stops (STREAM_INCOMPLETE) is
+// recovered from the store.
 // `onTransport(transport)` says which step answered, just before the first event is yielded.
 //
 // Recovery: the server runs the turn on after the client is gone and stores the reply when the
@@ -43,7 +46,8 @@ const BROKE_AFTER_START = new Set(["STREAM_INTERRUPTED", "STREAM_INCOMPLETE"]);
 const RECOVERY_DEFAULTS = { timeoutMs: 150_000, firstDelayMs: 500, maxDelayMs: 5_000 };
 
 /**
- * A failed request: an HTTP error answered before the stream (status and the contract's code), a
+ * A failed request: an HTTP error answered before the stream (status and the contract's code, also
+ * for API Gateway's and Lambda's own answers: 401 UNAUTHORIZED, 429 RATE_LIMITED, ...), a
  * network failure (`status` 0, code "NETWORK_ERROR"), a stream that broke or ended too early
  * after its first event (code "STREAM_INTERRUPTED" or "STREAM_INCOMPLETE", thrown only when it
  * cannot be recovered), or a recovery that found no stored reply in time ("REPLY_NOT_RECOVERED",
@@ -60,7 +64,7 @@ export class CoachStreamError extends Error {
     this.status = status;
     /** The contract's error code, e.g. "UNAUTHORIZED", "RATE_LIMITED", "NETWORK_ERROR". */
     this.code = code;
-    /** Seconds from a 429's Retry-After header, else null. */
+    /** Seconds from a Retry-After header (our 429s send one; API Gateway's and Lambda's throttles do not), else null. */
     this.retryAfter = retryAfter;
     /** Which transport failed. */
     this.transport = transport;
@@ -308,8 +312,8 @@ async function* runTurn(options, route) {
         const failed = networkError(error, signal, attempt.transport);
         throw failed instanceof CoachStreamError ? fallsBack(failed) : failed;
       }
-      if (response.status >= 500) throw fallsBack(await httpError(response, attempt.transport));
-      if (!response.ok) throw await httpError(response, attempt.transport); // a 4xx: never retried
+      if (response.status >= 500) throw fallsBack(await errorFromResponse(response, attempt.transport));
+      if (!response.ok) throw await errorFromResponse(response, attempt.transport); // a 4xx: never retried
       const events = sse ? readSse(response, signal, attempt.transport) : jsonEvents(response, route, attempt);
       let first = true;
       for await (const event of events) {
@@ -553,7 +557,7 @@ async function getJson(url, { token, fetch, signal, transport }) {
   } catch (error) {
     throw networkError(error, signal, transport);
   }
-  if (!response.ok) throw await httpError(response, transport);
+  if (!response.ok) throw await errorFromResponse(response, transport);
   return response.json();
 }
 
@@ -596,21 +600,58 @@ function networkError(error, signal, transport) {
   return new CoachStreamError({ code: "NETWORK_ERROR", message, transport, cause: error });
 }
 
-/** A CoachStreamError from an HTTP error answer (`{"error": {"code", "message"}}`). */
-async function httpError(response, transport) {
-  let code = `HTTP_${response.status}`;
+/**
+ * The code of an error answer that is not the contract's `{"error": {...}}`: API Gateway's own (a JWT
+ * authorizer's `401 {"message":"Unauthorized"}`, a throttled stage's `429 {"message":"Too Many Requests"}`)
+ * and Lambda's (a throttled Function URL's `429 {"Message":"Rate Exceeded."}`), told apart by status only.
+ */
+const CODES_BY_STATUS = {
+  401: "UNAUTHORIZED",
+  403: "FORBIDDEN",
+  404: "NOT_FOUND",
+  413: "PAYLOAD_TOO_LARGE",
+  429: "RATE_LIMITED",
+};
+
+/**
+ * The CoachStreamError of an HTTP error answer, whoever wrote it: our functions'
+ * `{"error": {"code", "message"}}`, or API Gateway's or Lambda's own bodies (`{"message"}` or
+ * `{"Message"}`), coded by status. `retryAfter` is a Retry-After header's seconds (or its date, as
+ * seconds from now), else null; a gateway's 401 says why in `www-authenticate` when it is readable.
+ *
+ * @param {Response} response an answer that is not ok
+ * @param {Transport|"recovery"|null} [transport]
+ * @returns {Promise<CoachStreamError>}
+ */
+export async function errorFromResponse(response, transport = null) {
+  let code = CODES_BY_STATUS[response.status] ?? `HTTP_${response.status}`;
   let message = response.statusText || `HTTP ${response.status}`;
   try {
     const body = await response.json();
-    if (body?.error?.code) code = body.error.code;
-    if (body?.error?.message) message = body.error.message;
-    else if (typeof body?.message === "string") message = body.message; // API Gateway's own errors
+    if (typeof body?.error?.code === "string") code = body.error.code;
+    const text = body?.error?.message ?? body?.message ?? body?.Message;
+    if (typeof text === "string" && text) message = text;
   } catch {
     // not JSON: keep the status line
   }
-  const retryAfterHeader = response.headers.get("retry-after");
-  const retryAfter = retryAfterHeader !== null && /^\d+$/.test(retryAfterHeader) ? Number(retryAfterHeader) : null;
+  if (response.status === 401) message = authenticateError(response.headers) ?? message;
+  const retryAfter = retryAfterSeconds(response.headers.get("retry-after"));
   return new CoachStreamError({ status: response.status, code, message, retryAfter, transport });
+}
+
+/** `error_description` of a `www-authenticate: Bearer ... error_description="..."` header, if any. */
+function authenticateError(headers) {
+  const found = /error_description="([^"]*)"/.exec(headers.get("www-authenticate") ?? "");
+  return found && found[1] ? found[1] : null;
+}
+
+/** Retry-After as whole seconds: delta-seconds, or an HTTP date from now (never negative); else null. */
+function retryAfterSeconds(value) {
+  if (value === null) return null;
+  const text = value.trim();
+  if (/^\d+$/.test(text)) return Number(text);
+  const at = Date.parse(text);
+  return Number.isNaN(at) ? null : Math.max(0, Math.ceil((at - Date.now()) / 1000));
 }
 
 function newClientMessageId() {

@@ -7,7 +7,8 @@ from typing import Any
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.api_gateway import Router
 
-from shared.api.bodies import CreateConversationBody, body_bytes, parse_optional_body
+from shared.api.bodies import CreateConversationBody
+from shared.api.documented import operation
 from shared.api.paths import (
     CREATE_CONVERSATION,
     GET_COACH,
@@ -17,19 +18,21 @@ from shared.api.paths import (
     ConversationPath,
     UserPath,
 )
-from shared.api.routing import current_event, endpoint
+from shared.api.routing import endpoint
+from shared.api.schemas import CoachList, ConversationWithMessages
 from shared.api.services import Services
 from shared.errors import NotFound
+from shared.store.records import Coach, Conversation
 
 router = Router()
 
 
-@endpoint(router, LIST_COACHES)
+@endpoint(router, LIST_COACHES, doc=operation("The user's coaches", CoachList))
 def list_coaches(path: UserPath, services: Services) -> dict[str, Any]:
     return {"coaches": [coach.api() for coach in services.coaches.list_coaches(path.user_id)]}
 
 
-@endpoint(router, GET_COACH)
+@endpoint(router, GET_COACH, doc=operation("One coach's configuration", Coach))
 def get_coach(path: CoachPath, services: Services) -> dict[str, Any]:
     coach = services.coaches.get_coach(path.user_id, path.coach_id)
     if coach is None:
@@ -37,17 +40,20 @@ def get_coach(path: CoachPath, services: Services) -> dict[str, Any]:
     return coach.api()
 
 
-@endpoint(router, CREATE_CONVERSATION)
-def create_conversation(path: CoachPath, services: Services) -> Response:
-    event = current_event(router)
-    body = parse_optional_body(CreateConversationBody, body_bytes(event.body, event.is_base64_encoded))
+@endpoint(
+    router,
+    CREATE_CONVERSATION,
+    body=CreateConversationBody,
+    doc=operation("Start a conversation with a coach", Conversation, status=201, body=True),
+)
+def create_conversation(path: CoachPath, services: Services, body: CreateConversationBody) -> Response:
     if services.coaches.get_coach(path.user_id, path.coach_id) is None:
         raise NotFound("coach not found")
     conversation = services.conversations.create_conversation(path.user_id, path.coach_id, body.title)
     return Response(status_code=201, content_type=content_types.APPLICATION_JSON, body=conversation.api())
 
 
-@endpoint(router, GET_CONVERSATION)
+@endpoint(router, GET_CONVERSATION, doc=operation("A conversation with its messages", ConversationWithMessages))
 def get_conversation(path: ConversationPath, services: Services) -> dict[str, Any]:
     conversation = services.conversations.get_conversation(path.user_id, path.coach_id, path.conversation_id)
     if conversation is None:

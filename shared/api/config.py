@@ -11,8 +11,10 @@ from typing import Any
 from aws_lambda_powertools.event_handler.api_gateway import Router
 
 from shared import flags
+from shared.api.documented import operation
 from shared.api.paths import GET_CONFIG, NoParams
 from shared.api.routing import current_event, endpoint
+from shared.api.schemas import FrontendConfig
 from shared.api.services import Services
 from shared.errors import NotAuthenticated
 from shared.http.auth import authenticate
@@ -22,18 +24,21 @@ from shared.settings import EndpointSettings, settings
 router = Router()
 
 
-@endpoint(router, GET_CONFIG, public=True)
+@endpoint(
+    router, GET_CONFIG, public=True, doc=operation("What a frontend needs to start", FrontendConfig, authorized=False)
+)
 def get_config(_: NoParams, __: Services) -> dict[str, Any]:
+    values = flags.current_flags()  # one snapshot: the features and useStreaming always agree
     config: dict[str, Any] = {
         "features": {
-            "streamingEnabled": flags.streaming_enabled(),
-            "streamingPercentage": flags.streaming_percentage(),
+            "streamingEnabled": values.streaming_enabled,
+            "streamingPercentage": values.streaming_percentage,
         },
         "endpoints": _endpoints(settings(EndpointSettings)),
     }
     user_id = _optional_user_id(current_event(router).headers)
     if user_id is not None:
-        config["useStreaming"] = flags.use_streaming(user_id)
+        config["useStreaming"] = flags.use_streaming(user_id, values)
     return config
 
 

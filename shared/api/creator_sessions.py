@@ -11,9 +11,11 @@ from typing import Any
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.api_gateway import Router
 
-from shared.api.bodies import CreateCreatorSessionBody, body_bytes, parse_optional_body
+from shared.api.bodies import CreateCreatorSessionBody
+from shared.api.documented import operation
 from shared.api.paths import CREATE_CREATOR_SESSION, GET_CREATOR_SESSION, CreatorSessionPath, UserPath
-from shared.api.routing import current_event, endpoint
+from shared.api.routing import endpoint
+from shared.api.schemas import CreatorSessionStarted, CreatorSessionView
 from shared.api.services import Services
 from shared.coach_creator.history import answered_ids
 from shared.coach_creator.questions import Level, Question, next_question, progress, question_by_id
@@ -25,10 +27,13 @@ router = Router()
 FIRST_LEVEL: Level = "BEGINNER"  # nothing is known about the user before the first answer
 
 
-@endpoint(router, CREATE_CREATOR_SESSION)
-def create_creator_session(path: UserPath, services: Services) -> Response:
-    event = current_event(router)
-    parse_optional_body(CreateCreatorSessionBody, body_bytes(event.body, event.is_base64_encoded))
+@endpoint(
+    router,
+    CREATE_CREATOR_SESSION,
+    body=CreateCreatorSessionBody,
+    doc=operation("Start a coach creator interview", CreatorSessionStarted, status=201, body=True),
+)
+def create_creator_session(path: UserPath, services: Services, _: CreateCreatorSessionBody) -> Response:
     first = next_question((), FIRST_LEVEL)
     if first is None:
         raise InternalError("the question set is empty")
@@ -42,7 +47,7 @@ def create_creator_session(path: UserPath, services: Services) -> Response:
     return Response(status_code=201, content_type=content_types.APPLICATION_JSON, body=body)
 
 
-@endpoint(router, GET_CREATOR_SESSION)
+@endpoint(router, GET_CREATOR_SESSION, doc=operation("A coach creator interview so far", CreatorSessionView))
 def get_creator_session(path: CreatorSessionPath, services: Services) -> dict[str, Any]:
     session = services.sessions.get_session(path.user_id, path.session_id)
     if session is None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from shared.store.ports import CoachRepository, ConversationRepository, CreatorSessionRepository
+from shared.store.ports import CoachRepository, ConversationRepository, CreatorSessionRepository, RequestLimits
 
 CONTEXT_KEY = "services"
 
@@ -18,3 +18,4 @@ class Services:
     coaches: CoachRepository
     conversations: ConversationRepository
     sessions: CreatorSessionRepository
+    limits: RequestLimits | None = None  # per-user budgets, checked after the caller (None: unlimited)

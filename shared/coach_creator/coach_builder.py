@@ -6,12 +6,17 @@ conditional write, so a retry (or a duplicate invocation) finds the coach and on
 A model failure raises, so the job is retried; an answer that is not the JSON asked for gets a plain
 coach built from the answers themselves, since asking again would not reliably fix it and the user
 is waiting for a coach to talk to.
+
+When every attempt has failed, Lambda hands the job to `mark-coach-build-failed`, which calls
+`mark_build_failed`: the session shows `failed` instead of generating forever, and the failure is
+counted once (`CoachBuildsFailed`), however often the news arrives.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
@@ -33,6 +38,7 @@ MAX_NAME_CHARS = 60
 MAX_FIELD_CHARS = 2_000
 MAX_ANSWER_CHARS = 3_000  # per answer in the prompt: enough for a coach, bounded input tokens
 DEFAULT_NAME = "Your Coach"
+BUILD_FAILED_METRIC = "CoachBuildsFailed"  # alarmed on: a user was left without the coach they built
 
 BUILDER_PROMPT = f"""You design a personal fitness coach from an intake interview with an athlete.
 Answer with a single JSON object and nothing else:
@@ -67,6 +73,29 @@ class CoachBuilderDependencies(ModelDependencies):
 
     sessions: CreatorSessionRepository
     coaches: CoachRepository
+
+
+@dataclass(frozen=True, kw_only=True)
+class BuildFailureDependencies:
+    """What marking a build failed needs: the sessions and where its metric goes."""
+
+    sessions: CreatorSessionRepository
+    observe: Callable[[str, float], None] = field(default=lambda name, value: None)
+
+
+def mark_build_failed(job: BuildCoachJob, deps: BuildFailureDependencies) -> bool:
+    """Lambda gave up on building `job`'s coach: its session shows `failed`, and the failure is counted.
+
+    Idempotent: a failure delivered again, or one for a session whose coach exists after all (a late
+    attempt that won), changes nothing and counts nothing. False then, True for the call that marked it.
+    """
+    marked = deps.sessions.mark_coach_failed(job.user_id, job.session_id)
+    if marked:
+        logger.error("building the coach failed on every attempt; the session is marked failed")
+        deps.observe(BUILD_FAILED_METRIC, 1)
+    else:
+        logger.info("coach build failure already marked, or the coach exists: nothing to mark")
+    return marked
 
 
 class CoachDraft(BaseModel):

@@ -27,7 +27,7 @@ from shared.http.streaming import JsonResponse, StreamingResponse, streaming_han
 from shared.observability import lambda_entry, log_keys
 from shared.settings import StreamSettings, TurnSettings
 from shared.store.dynamodb.rate_limit import DynamoRateLimiter
-from shared.store.ports import RequestLimiter
+from shared.store.ports import WRITES_BUDGET, RequestLimiter
 
 
 class Turn(Protocol):
@@ -55,11 +55,12 @@ def turn_entry(
     read: Callable[[StreamRequest[Any]], Ask],
     open_flow: Callable[[Ask, float, str, Callable[[], None]], T_co],
 ) -> TurnEntry[Ask, T_co]:
-    """A flow's entry with the limits every turn shares: the per-user rate limit in the flow's table."""
+    """A flow's entry with the limits every turn shares: the per-user writes budget in the flow's table, which
+    the fallbacks and the REST writes share too (one model-spending budget however the turn arrives)."""
     return TurnEntry(
         read=read,
         open=open_flow,
-        limiter=DynamoRateLimiter(settings.rate_limit_per_minute, table_name=settings.table_name),
+        limiter=DynamoRateLimiter(settings.rate_limit_per_minute, name=WRITES_BUDGET, table_name=settings.table_name),
         stream=settings,
     )
 

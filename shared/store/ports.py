@@ -153,8 +153,10 @@ class CreatorSessionRepository(ABC):
         """The coach built from the session exists: status `ready` (idempotent); `RecordNotFound` if gone."""
 
     @abstractmethod
-    def mark_coach_failed(self, user_id: str, session_id: str) -> None:
-        """Building the coach gave up: status `failed`, unless a coach is already attached."""
+    def mark_coach_failed(self, user_id: str, session_id: str) -> bool:
+        """Building the coach gave up: status `failed`, unless a coach is already attached. True only for
+        the call that marked it: a session already failed, built or gone is left as it is (False), so a
+        failure delivered twice is marked and counted once."""
 
     @staticmethod
     def check_step(claimed: CreatorSession, step: QuestionAnswer, *, counts: bool) -> None:
@@ -194,9 +196,30 @@ class WorkoutRepository(ABC):
 
 
 class RequestLimiter(ABC):
+    """One per-user budget: at most `limit` requests in any window of its length, however they fall."""
+
     @abstractmethod
     def hit(self, user_id: str) -> None:
-        """Counts one request; `shared.errors.RateLimited` (changing nothing) when over the limit."""
+        """Counts one request; `shared.errors.RateLimited` (changing nothing) when over the limit, with the
+        seconds until a request would be admitted."""
+
+
+# The budgets: what changes state or spends the model (turns, streamed or not, and REST writes) shares one;
+# REST reads, cheap and frequent, have their own, higher one.
+WRITES_BUDGET = "writes"
+READS_BUDGET = "reads"
+READ_METHODS = frozenset({"GET", "HEAD"})
+
+
+@dataclass(frozen=True)
+class RequestLimits:
+    """The REST API's two budgets, picked by the request's method."""
+
+    writes: RequestLimiter
+    reads: RequestLimiter
+
+    def for_method(self, method: str) -> RequestLimiter:
+        return self.reads if method.upper() in READ_METHODS else self.writes
 
 
 class ImageSource(ABC):

@@ -33,6 +33,7 @@ class InMemoryCreatorSessionRepository(CreatorSessionRepository):
         self._clock = clock
         self._lock = threading.RLock()
         self._sessions: dict[tuple[str, str], CreatorSession] = {}
+        self._failure_marks: dict[tuple[str, str], str] = {}  # the DynamoDB item's `coach_failure_mark`
 
     def create_session(self, user_id: str, first_question_id: str) -> CreatorSession:
         stamp = now_iso()
@@ -99,11 +100,17 @@ class InMemoryCreatorSessionRepository(CreatorSessionRepository):
                 raise RecordNotFound(NOT_FOUND)
             self._write(current, coach_id=coach_id, coach_config_status="ready")
 
-    def mark_coach_failed(self, user_id: str, session_id: str) -> None:
+    def mark_coach_failed(self, user_id: str, session_id: str) -> bool:
+        mark = new_id()  # as the DynamoDB adapter: a write sent again carries the same mark
         with self._lock:
             current = self.get_session(user_id, session_id)
-            if current is not None and current.coach_config_status != "ready":
-                self._write(current, coach_config_status="failed")
+            if current is None or current.coach_config_status == "ready":
+                return False
+            if current.coach_config_status == "failed":
+                return self._failure_marks.get((user_id, session_id)) == mark
+            self._write(current, coach_config_status="failed")
+            self._failure_marks[(user_id, session_id)] = mark
+            return True
 
     def _now(self) -> int:
         return int(self._clock())

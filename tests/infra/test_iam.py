@@ -110,7 +110,9 @@ def test_invoke_only_the_declared_async_targets(synthesized):
     for definition in synthesized.definitions:
         grouped = _by_action(_role_statements(synthesized, definition))
         targets = grouped.get("lambda:InvokeFunction", [])
-        expected = {f"function:{prefix}-{t}" for t in definition.invokes}
+        on_failure = definition.async_invoke.on_failure_function if definition.async_invoke else None
+        # Lambda delivers a failed async invocation's record to its on-failure function with this role.
+        expected = {f"function:{prefix}-{t}" for t in (*definition.invokes, *([on_failure] if on_failure else []))}
         assert {t.rsplit(":", 2)[-2] + ":" + t.rsplit(":", 1)[-1] for t in targets} == expected
 
 

@@ -155,3 +155,71 @@ def test_the_table_stream_queues_and_stream_mappings_are_the_templates(stack, sy
         queue_id = template["DestinationConfig"]["OnFailure"]["Destination"]["Fn::GetAtt"][0]
         assert local.on_failure_destination.endswith(":" + api[queue_id]["Properties"]["QueueName"])
         assert poller.stream_arn is not None and poller.stream_arn == described["LatestStreamArn"]
+
+
+APPCONFIG_NAMED = {
+    "AWS::AppConfig::Application": "APPCONFIG_APPLICATION",
+    "AWS::AppConfig::Environment": "APPCONFIG_ENVIRONMENT",
+    "AWS::AppConfig::ConfigurationProfile": "APPCONFIG_FLAGS_PROFILE",
+}
+
+
+def test_the_local_appconfig_serves_the_templates_profile_where_the_functions_look(stack, synthesized):
+    """The flag readers are told the template's AppConfig names, and the local AppConfig Data serves exactly
+    that application, environment and profile, starting from the template's first version."""
+    api = synthesized.raw("api")["Resources"]
+    names = {variable: r["Properties"]["Name"] for r in api.values() if (variable := APPCONFIG_NAMED.get(r["Type"]))}
+    (version,) = [r["Properties"] for r in api.values() if r["Type"] == "AWS::AppConfig::HostedConfigurationVersion"]
+    assert stack.appconfig is not None
+    profile = stack.appconfig.flags.profile
+    served = {"APPCONFIG_APPLICATION": profile.application, "APPCONFIG_ENVIRONMENT": profile.environment}
+    assert {**served, "APPCONFIG_FLAGS_PROFILE": profile.profile} == names
+    assert profile.content == version["Content"]
+    readers = 0
+    for definition in stack.definitions:
+        template_env = synthesized.function(definition.name)["Properties"]["Environment"]["Variables"]
+        if not template_env.get("APPCONFIG_APPLICATION"):
+            continue  # not a flag reader, or one that opts out of AppConfig (a test function)
+        readers += 1
+        assert {name: template_env[name] for name in names} == names, definition.name
+        local_env = stack.functions[definition.name].spec.environment
+        assert local_env["AWS_ENDPOINT_URL_APPCONFIGDATA"] == stack.appconfig.url
+    assert readers > 0
+
+
+def test_async_invocations_follow_the_templates_retries_event_age_and_on_failure_destination(stack, synthesized):
+    """The local Invoke API runs each function's `Event` invocations with its template's `EventInvokeConfig`,
+    and sends the record of one that failed them all to the same destination (a function, or a queue)."""
+    api = synthesized.raw("api")["Resources"]
+    names = {lid: r["Properties"]["FunctionName"] for lid, r in api.items() if r["Type"] == "AWS::Lambda::Function"}
+    templates = [r["Properties"] for r in api.values() if r["Type"] == "AWS::Lambda::EventInvokeConfig"]
+    assert stack.lambda_api is not None
+    local = stack.lambda_api.async_configs
+    assert len(local) == len(templates) >= 1
+    for template in templates:
+        config = local[names[template["FunctionName"]["Ref"]]]
+        assert (config.retry_attempts, config.max_event_age_seconds) == (
+            template["MaximumRetryAttempts"],
+            template["MaximumEventAgeInSeconds"],
+        )
+        target_id = template["DestinationConfig"]["OnFailure"]["Destination"]["Fn::GetAtt"][0]
+        if target_id in names:
+            assert config.on_failure is not None and config.on_failure.endswith(f":function:{names[target_id]}")
+        else:
+            assert config.on_failure is not None and config.on_failure.startswith("arn:aws:sqs:")
+            assert config.on_failure.endswith(":" + api[target_id]["Properties"]["QueueName"])
+
+
+def test_every_function_that_spends_the_writes_budget_runs_with_one_limit(stack, synthesized):
+    """Turns (streamed or not) and REST writes spend one item per user (`shared.store.ports.WRITES_BUDGET`), a log
+    of the last `RATE_LIMIT_PER_MINUTE` admissions: one limit in every template, and locally the same in every
+    function, or two functions would read the same log at two lengths."""
+    templates, local = {}, {}
+    for definition in stack.definitions:
+        template_env = synthesized.function(definition.name)["Properties"]["Environment"]["Variables"]
+        if "RATE_LIMIT_PER_MINUTE" in template_env:
+            templates[definition.name] = template_env["RATE_LIMIT_PER_MINUTE"]
+            local[definition.name] = stack.functions[definition.name].spec.environment["RATE_LIMIT_PER_MINUTE"]
+    assert {"stream-coach-conversation", "send-coach-conversation-message", "coach-api"} <= set(templates)
+    assert len(set(templates.values())) == 1, templates
+    assert len(set(local.values())) == 1, local

@@ -177,3 +177,38 @@ def test_a_retry_is_told_from_a_lost_claim(sessions: CreatorSessionRepository, c
     with pytest.raises(WriteConflict, match="changed; reload it"):
         sessions.commit(first, step(), "experience", "BEGINNER", is_complete=False)
     assert stored(sessions, first) == second
+
+
+# --- a coach build that failed -------------------------------------------------------------------
+
+
+def test_a_failed_build_is_marked_once_and_never_over_a_built_coach(sessions: CreatorSessionRepository) -> None:
+    """Lambda may deliver a failure twice, or after a late attempt built the coach: one mark, one True."""
+    building = sessions.create_session(USER, "goals")
+    assert sessions.mark_coach_failed(USER, building.session_id) is True
+    assert stored(sessions, building).coach_config_status == "failed"
+    assert sessions.mark_coach_failed(USER, building.session_id) is False  # delivered again
+    assert stored(sessions, building).coach_config_status == "failed"
+
+    built = sessions.create_session(USER, "goals")
+    sessions.attach_coach(USER, built.session_id, "coach-1")
+    assert sessions.mark_coach_failed(USER, built.session_id) is False
+    assert (stored(sessions, built).coach_id, stored(sessions, built).coach_config_status) == ("coach-1", "ready")
+
+    assert sessions.mark_coach_failed(USER, "gone") is False
+    assert sessions.get_session(USER, "gone") is None
+
+
+def test_a_retried_mark_is_answered_as_the_mark_it_was(
+    sessions: CreatorSessionRepository, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The SDK sends the applied write again, same arguments (forced: both calls make the same mark): that call
+    still marked the session; a later delivery (a mark of its own) did not."""
+    session = sessions.create_session(USER, "goals")
+    module = sys.modules[type(sessions).__module__]
+    monkeypatch.setattr(module, "new_id", lambda: "mark-1")
+    assert sessions.mark_coach_failed(USER, session.session_id) is True
+    assert sessions.mark_coach_failed(USER, session.session_id) is True
+    monkeypatch.setattr(module, "new_id", lambda: "mark-2")
+    assert sessions.mark_coach_failed(USER, session.session_id) is False
+    assert stored(sessions, session).coach_config_status == "failed"

@@ -23,6 +23,7 @@ from shared.store.ports import (
     ConversationRepository,
     CreatorSessionRepository,
     MemoryRepository,
+    WRITES_BUDGET,
     RequestLimiter,
     TurnStart,
     WorkoutRepository,
@@ -507,24 +508,30 @@ def test_workouts_come_most_recent_first_and_save_idempotently(adapter) -> None:
     assert [w.workout_id for w in workouts.recent_workouts(USER, limit=1)] == ["w3"]
 
 
-def test_the_request_limit_counts_per_user_and_minute(adapter, clock: Clock) -> None:
+def test_the_request_limit_admits_at_most_the_limit_in_any_window(adapter, clock: Clock) -> None:
     limiter: RequestLimiter = adapter(
-        lambda: InMemoryRateLimiter(2, clock=clock), lambda table: DynamoRateLimiter(2, table, clock=clock)
+        lambda: InMemoryRateLimiter(2, clock=clock),
+        lambda table: DynamoRateLimiter(2, table, clock=clock, name=WRITES_BUDGET),
     )
     limiter.hit(USER)
+    clock.now = NOW + 40
     limiter.hit(USER)
     for _ in range(2):  # a refused request counts nothing
         with pytest.raises(RateLimited) as refused:
             limiter.hit(USER)
-        assert refused.value.retry_after_seconds == 45
+        assert refused.value.retry_after_seconds == 20  # when the first leaves the window, not at a minute's turn
     limiter.hit("user-2")
-    clock.now = NOW + 45
+    clock.now = NOW + 60
     limiter.hit(USER)
+    with pytest.raises(RateLimited) as refused:
+        limiter.hit(USER)
+    assert refused.value.retry_after_seconds == 40
 
 
 def test_a_limit_of_zero_never_refuses(adapter, clock: Clock) -> None:
     limiter: RequestLimiter = adapter(
-        lambda: InMemoryRateLimiter(0, clock=clock), lambda table: DynamoRateLimiter(0, table, clock=clock)
+        lambda: InMemoryRateLimiter(0, clock=clock),
+        lambda table: DynamoRateLimiter(0, table, clock=clock, name=WRITES_BUDGET),
     )
     for _ in range(5):
         limiter.hit(USER)

@@ -3,10 +3,12 @@
 
 import {
   CoachStreamError,
+  errorFromResponse,
   fetchConfig,
   streamCoachConversation,
   streamCoachCreatorSession,
 } from '/web/coach-stream-client.js';
+import { describeError } from './errors.js';
 
 const $ = (selector) => document.querySelector(selector);
 
@@ -19,60 +21,7 @@ const state = {
   running: null, // the AbortController of the turn in flight, if any
 };
 
-// --- errors in words ---------------------------------------------------------------------------
-
-/** An error from the page's own (non-streaming) API calls, shaped like CoachStreamError. */
-class ApiError extends Error {
-  constructor(status, code, message, retryAfter) {
-    super(message);
-    this.name = 'ApiError';
-    this.status = status;
-    this.code = code;
-    this.retryAfter = retryAfter;
-  }
-}
-
-function retrySeconds(error) {
-  const value = error.retryAfter ?? error.retryAfterSeconds ?? error.headers?.get?.('Retry-After');
-  const seconds = Number.parseInt(value, 10);
-  return Number.isFinite(seconds) && seconds >= 0 ? seconds : null;
-}
-
-/** What to tell a person about an error (a thrown error or a mid-stream `error` event). */
-export function describeError(error) {
-  const code = error?.code;
-  const status = error?.status;
-  if (error?.name === 'AbortError') return null;
-  if (code === 'UNAUTHORIZED' || status === 401) return 'Your session expired — sign in again.';
-  if (code === 'RATE_LIMITED' || status === 429) {
-    const seconds = retrySeconds(error);
-    return seconds === null ? 'Slow down — try again in a moment.' : `Slow down — try again in ${seconds} s.`;
-  }
-  if (code === 'FORBIDDEN' || status === 403) return 'This account may not open that coach or conversation.';
-  if (code === 'NOT_FOUND' || status === 404) return 'That coach, conversation or interview no longer exists.';
-  if (code === 'CONFLICT' || status === 409) {
-    return 'This interview changed in another tab (or is already finished) — reload to continue.';
-  }
-  if (code === 'PAYLOAD_TOO_LARGE' || status === 413) return 'That message is too long — please shorten it.';
-  if (code === 'VALIDATION_ERROR' || status === 400) {
-    return `The server did not accept that message: ${error.message || 'invalid request'}.`;
-  }
-  if (code === 'MODEL_UNAVAILABLE') return 'The coach is unavailable right now — try again in a minute.';
-  if (code === 'MODEL_STREAM_INTERRUPTED') return 'The coach was cut off mid-reply; the part you see was saved.';
-  if (code === 'TIMEOUT') return 'The reply took too long and was cut short; the part you see was saved.';
-  if (code === 'STREAMING_DISABLED') return 'Streaming is switched off on the server right now.';
-  if (code === 'REPLY_NOT_RECOVERED') {
-    return 'The connection dropped mid-reply and the saved reply did not show up in time — reopen the conversation later to see it.';
-  }
-  if (code === 'STREAM_INTERRUPTED' || code === 'STREAM_INCOMPLETE') {
-    return 'The connection dropped mid-reply — the coach saves the reply; reopen the conversation to see it.';
-  }
-  if (code === 'NETWORK_ERROR' || error instanceof TypeError || (status === 0 && !code)) {
-    return 'Can’t reach the server — is `make dev` still running?';
-  }
-  if (typeof status === 'number' && status >= 500) return 'Something went wrong on the server — please try again.';
-  return `Something went wrong: ${error?.message || error}`;
-}
+// --- errors in words: ./errors.js (`describeError`) -------------------------------------------
 
 function showError(error) {
   const text = typeof error === 'string' ? error : describeError(error);
@@ -108,16 +57,11 @@ async function api(method, path, body) {
       body: body === undefined ? undefined : JSON.stringify(body),
     });
   } catch (cause) {
-    throw new ApiError(0, 'NETWORK_ERROR', String(cause?.message || cause));
+    throw new CoachStreamError({ code: 'NETWORK_ERROR', message: String(cause?.message || cause), cause });
   }
-  const data = await response.json().catch(() => ({}));
-  if (!response.ok) {
-    const problem = data.error || {};
-    const code = problem.code || (response.status === 401 ? 'UNAUTHORIZED' : 'HTTP_' + response.status);
-    throw new ApiError(response.status, code, problem.message || data.message || response.statusText,
-      response.headers.get('Retry-After'));
-  }
-  return data;
+  // The client's reading of an error answer: ours, API Gateway's (401, 429) or Lambda's, all typed alike.
+  if (!response.ok) throw await errorFromResponse(response);
+  return response.json().catch(() => ({}));
 }
 
 const userPath = () => `/users/${encodeURIComponent(state.userId)}`;
@@ -134,9 +78,12 @@ async function signIn() {
     try {
       response = await fetch(new URL('session.json', location.href), { cache: 'no-store' });
     } catch (cause) {
-      throw new ApiError(0, 'NETWORK_ERROR', String(cause));
+      throw new CoachStreamError({ code: 'NETWORK_ERROR', message: String(cause), cause });
     }
-    if (!response.ok) throw new ApiError(response.status, null, 'the local stack refused the demo sign-in');
+    if (!response.ok) {
+      const message = 'the local stack refused the demo sign-in';
+      throw new CoachStreamError({ status: response.status, code: 'SIGN_IN_REFUSED', message });
+    }
     state.session = await response.json();
     state.userId = state.session.demo.userId;
     setSignedIn(true);

@@ -7,6 +7,7 @@ import { describe, test } from "node:test";
 import {
   CoachStreamError,
   createSseParser,
+  errorFromResponse,
   fetchConfig,
   streamCoachConversation,
   streamCoachCreatorSession,
@@ -806,5 +807,106 @@ describe("fetchConfig", () => {
   test("an error answer throws a CoachStreamError", async () => {
     const { fetch } = fakeFetch(() => errorResponse(500, "INTERNAL_ERROR", "no"));
     await assert.rejects(fetchConfig({ apiUrl: "http://api.test", fetch }), { status: 500, code: "INTERNAL_ERROR" });
+  });
+});
+
+// --- who answered an error: our functions, API Gateway, Lambda ---------------------------------
+
+/** The error answers a client can meet, byte for byte as each side writes them. */
+const ERROR_SHAPES = [
+  {
+    name: "our function's 401 (the contract's shape)",
+    response: () => errorResponse(401, "UNAUTHORIZED", "token expired"),
+    expected: { status: 401, code: "UNAUTHORIZED", message: "token expired", retryAfter: null },
+  },
+  {
+    name: "our function's 429 with Retry-After",
+    response: () => errorResponse(429, "RATE_LIMITED", "too many requests; try again shortly", { "Retry-After": "17" }),
+    expected: { status: 429, code: "RATE_LIMITED", message: "too many requests; try again shortly", retryAfter: 17 },
+  },
+  {
+    name: "the HTTP API JWT authorizer's 401, with www-authenticate",
+    response: () =>
+      new Response('{"message":"Unauthorized"}', {
+        status: 401,
+        headers: {
+          ...JSON_HEADERS,
+          "www-authenticate": 'Bearer scope="" error="invalid_token" error_description="the token has expired"',
+        },
+      }),
+    expected: { status: 401, code: "UNAUTHORIZED", message: "the token has expired", retryAfter: null },
+  },
+  {
+    name: "the HTTP API JWT authorizer's 401, its header not exposed to the page (CORS)",
+    response: () => new Response('{"message":"Unauthorized"}', { status: 401, headers: JSON_HEADERS }),
+    expected: { status: 401, code: "UNAUTHORIZED", message: "Unauthorized", retryAfter: null },
+  },
+  {
+    name: "the HTTP API stage throttle's 429",
+    response: () => new Response('{"message":"Too Many Requests"}', { status: 429, headers: JSON_HEADERS }),
+    expected: { status: 429, code: "RATE_LIMITED", message: "Too Many Requests", retryAfter: null },
+  },
+  {
+    name: "a throttled Function URL's 429",
+    response: () => new Response('{"Message":"Rate Exceeded."}', { status: 429, headers: JSON_HEADERS }),
+    expected: { status: 429, code: "RATE_LIMITED", message: "Rate Exceeded.", retryAfter: null },
+  },
+  {
+    name: "a 429 whose body is not JSON, Retry-After as a date",
+    response: () =>
+      new Response("slow down", {
+        status: 429,
+        statusText: "Too Many Requests",
+        headers: { "Retry-After": new Date(Date.now() + 30_000).toUTCString() },
+      }),
+    expected: { status: 429, code: "RATE_LIMITED", message: "Too Many Requests" },
+  },
+];
+
+describe("error answers, whoever wrote them", { timeout: 10_000 }, () => {
+  for (const shape of ERROR_SHAPES) {
+    test(`${shape.name}: the stream throws it typed, with no fallback`, async () => {
+      const { fetch, calls } = fakeFetch(shape.response);
+      const error = await collect(conversation(fetch).iterator).catch((e) => e);
+      assert.ok(error instanceof CoachStreamError, String(error));
+      assert.deepEqual(
+        { status: error.status, code: error.code, message: error.message, transport: error.transport },
+        { status: shape.expected.status, code: shape.expected.code, message: shape.expected.message, transport: "stream" },
+      );
+      if ("retryAfter" in shape.expected) assert.equal(error.retryAfter, shape.expected.retryAfter);
+      assert.equal(calls.length, 1);
+    });
+
+    test(`${shape.name}: the same from a fallback and from a read`, async () => {
+      const fromFallback = fakeFetch(() => errorResponse(503, "INTERNAL_ERROR", "busy"), shape.response);
+      const fallbackError = await collect(conversation(fromFallback.fetch).iterator).catch((e) => e);
+      const read = fakeFetch(shape.response);
+      const readError = await fetchConfig({ apiUrl: "http://api.test", fetch: read.fetch }).catch((e) => e);
+      for (const error of [fallbackError, readError]) {
+        assert.ok(error instanceof CoachStreamError, String(error));
+        assert.equal(error.status, shape.expected.status);
+        assert.equal(error.code, shape.expected.code);
+        assert.equal(error.message, shape.expected.message);
+      }
+      assert.equal(fallbackError.transport, "buffered");
+    });
+  }
+
+  test("Retry-After as a date is the seconds until it, never negative", async () => {
+    const soon = await errorFromResponse(
+      new Response("", { status: 429, headers: { "Retry-After": new Date(Date.now() + 30_000).toUTCString() } }),
+    );
+    assert.ok(soon.retryAfter >= 29 && soon.retryAfter <= 31, String(soon.retryAfter));
+    const past = await errorFromResponse(
+      new Response("", { status: 429, headers: { "Retry-After": "Wed, 21 Oct 2015 07:28:00 GMT" } }),
+    );
+    assert.equal(past.retryAfter, 0);
+    const nonsense = await errorFromResponse(new Response("", { status: 429, headers: { "Retry-After": "soon" } }));
+    assert.equal(nonsense.retryAfter, null);
+  });
+
+  test("a status no code is known for keeps HTTP_<status>", async () => {
+    const error = await errorFromResponse(new Response('{"message":"Conflict"}', { status: 409, headers: JSON_HEADERS }));
+    assert.deepEqual([error.code, error.message], ["HTTP_409", "Conflict"]);
   });
 });

@@ -168,17 +168,29 @@ class DynamoCreatorSessionRepository(TableAdapter, CreatorSessionRepository):
         except ConditionFailed:
             raise RecordNotFound(NOT_FOUND) from None
 
-    def mark_coach_failed(self, user_id: str, session_id: str) -> None:
-        update = "SET #coach_config_status = :failed, #updated_at = :now"
-        # a failed condition means gone, or a coach is attached already: nothing to mark
-        with contextlib.suppress(ConditionFailed), conditional_write():
-            self.table.update_item(
-                Key=_key(user_id, session_id),
-                UpdateExpression=update,
-                ConditionExpression="attribute_exists(pk) AND #coach_config_status <> :ready",
-                ExpressionAttributeNames=_names(update),
-                ExpressionAttributeValues={":failed": "failed", ":ready": "ready", ":now": now_iso()},
-            )
+    def mark_coach_failed(self, user_id: str, session_id: str) -> bool:
+        update = "SET #coach_config_status = :failed, #coach_failure_mark = :mark, #updated_at = :now"
+        mark = new_id()  # this call's own: the SDK sends the same write again, a redelivery makes a new one
+        try:
+            with conditional_write():
+                self.table.update_item(
+                    Key=_key(user_id, session_id),
+                    UpdateExpression=update,
+                    ConditionExpression="attribute_exists(pk) AND NOT #coach_config_status IN (:ready, :failed)",
+                    ExpressionAttributeNames=_names(update),
+                    ExpressionAttributeValues={
+                        ":failed": "failed",
+                        ":ready": "ready",
+                        ":mark": mark,
+                        ":now": now_iso(),
+                    },
+                )
+        except ConditionFailed:
+            # Gone, built, or marked already: nothing to mark. Unless the SDK sent this very write again after its
+            # answer was lost: then the session carries this call's mark, and this call marked it.
+            item = self.table.get_item(Key=_key(user_id, session_id), ConsistentRead=True).get("Item") or {}
+            return item.get("coach_failure_mark") == mark
+        return True
 
     def _end_claim(
         self,

@@ -1,53 +1,106 @@
-"""A per-user request limit: one counter item per user and minute, expired by TTL.
+"""A per-user request limit as a sliding window log: never more than `limit` requests in any `window`.
 
-The increment is conditional, so a request over the limit changes nothing and gets `RateLimited`
-with the seconds until the window turns.
+One item per user and budget holds the times of the last `limit` admitted requests, oldest first, in the
+attributes `t0` ... `t{limit-1}`. A request is admitted when `t0`, the admission `limit` requests back,
+has left the window; admitting it shifts the log by one (`t0 = t1, ..., t{limit-1} = now`). Condition and
+shift are one conditional `UpdateItem`, so the hot path costs one round trip, concurrent requests are
+serialized by DynamoDB on the item, and a refused request writes nothing. A refusal reads the item as it
+was (`ReturnValuesOnConditionCheckFailure`) for an exact `Retry-After`: when `t0` leaves the window.
+
+Unlike a counter per clock minute, nothing resets at a boundary, so there is no double burst across it;
+unlike a token bucket, the bound holds for every window, not just on average. The item expires (TTL) one
+window after its newest admission, when it no longer refuses anything.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
+from decimal import Decimal
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from shared.errors import RateLimited
+from shared.settings import RATE_LIMIT_MAX
 from shared.store.dynamodb import keys
-from shared.store.dynamodb.table import ConditionFailed, TableAdapter, conditional_write
+from shared.store.dynamodb.table import TableAdapter
 from shared.store.ports import RequestLimiter
 
 WINDOW_SECONDS = 60
+# One slot per admitted request in one update expression; DynamoDB caps an expression at 4 KB and 300
+# operators or functions: at 100 slots it is about 3 KB with 99 functions.
+MAX_LIMIT = RATE_LIMIT_MAX
+EXPIRY_SLACK_SECONDS = 60  # functions' clocks may disagree; the item outlives its usefulness by this much
+REFUSED = "too many requests; try again shortly"
+
+
+def shift_expression(limit: int) -> str:
+    """`SET t0 = if_not_exists(t1, :zero), ..., t{limit-1} = :now, expiresAt = :expires`.
+
+    The right-hand sides read the item as it was before the update; a slot a new item lacks reads as
+    epoch 0, long out of any window.
+    """
+    shifted = [f"t{i} = if_not_exists(t{i + 1}, :zero)" for i in range(limit - 1)]
+    return "SET " + ", ".join([*shifted, f"t{limit - 1} = :now", "expiresAt = :expires"])
+
+
+ADMIT_CONDITION = "attribute_not_exists(t0) OR t0 <= :cutoff"
 
 
 class DynamoRateLimiter(TableAdapter, RequestLimiter):
+    """One budget (`name`) per user: the turns and REST writes share one, REST reads have their own."""
+
     def __init__(
         self,
         limit: int,
         table: Any | None = None,
         clock: Callable[[], float] = time.time,
         *,
+        name: str,
+        window_seconds: int = WINDOW_SECONDS,
         table_name: str | None = None,
     ) -> None:
         super().__init__(table, table_name=table_name)
+        if limit > MAX_LIMIT:
+            raise ValueError(f"a sliding window log holds at most {MAX_LIMIT} requests, not {limit}")
         self.limit = limit
+        self.name = name
+        self.window_seconds = window_seconds
         self._clock = clock
+        self._expression = shift_expression(limit) if limit > 0 else ""
 
     def hit(self, user_id: str) -> None:
         if self.limit <= 0:
             return
         now = self._clock()
-        window = int(now // WINDOW_SECONDS)
         try:
-            with conditional_write():
-                self.table.update_item(
-                    Key={"pk": keys.rate_limit_pk(user_id), "sk": f"WINDOW#{window}"},
-                    UpdateExpression="ADD hits :one SET expiresAt = :expires",
-                    ConditionExpression="attribute_not_exists(hits) OR hits < :limit",
-                    ExpressionAttributeValues={
-                        ":one": 1,
-                        ":limit": self.limit,
-                        ":expires": (window + 2) * WINDOW_SECONDS,
-                    },
-                )
-        except ConditionFailed:
-            retry_after = (window + 1) * WINDOW_SECONDS - now
-            raise RateLimited(int(retry_after) + 1, "too many requests; try again shortly") from None
+            self.table.update_item(
+                Key={"pk": keys.rate_limit_pk(user_id), "sk": f"LIMIT#{self.name}"},
+                UpdateExpression=self._expression,
+                ConditionExpression=ADMIT_CONDITION,
+                ExpressionAttributeValues={
+                    **({":zero": 0} if self.limit > 1 else {}),  # DynamoDB refuses a value no expression uses
+                    ":now": _millis(now),
+                    ":cutoff": _millis(now - self.window_seconds),
+                    ":expires": math.ceil(now) + self.window_seconds + EXPIRY_SLACK_SECONDS,
+                },
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                raise
+            oldest = _oldest_admission(exc.response.get("Item"))
+            wait = self.window_seconds if oldest is None else oldest + self.window_seconds - now
+            raise RateLimited(math.ceil(wait), REFUSED) from None
+
+
+def _millis(epoch_seconds: float) -> Decimal:
+    return Decimal(f"{epoch_seconds:.3f}")
+
+
+def _oldest_admission(item: dict[str, Any] | None) -> float | None:
+    """`t0` of the item as the refused update found it (the low-level attribute-value form)."""
+    slot = (item or {}).get("t0", {})
+    return float(slot["N"]) if "N" in slot else None

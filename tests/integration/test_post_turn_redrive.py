@@ -1,0 +1,149 @@
+"""Post-turn work that ended in the dead-letter queue, redriven by the operator tool once the fault is fixed.
+
+A job fails every attempt (the model refuses it), so the local event source mapping describes its batch in the
+post-turn function's dead-letter queue (moto's SQS, as the template names it). The model is fixed; then
+`python -m ops.redrive_post_turn`, pointed at the local stack by the standard `AWS_ENDPOINT_URL_*` variables,
+reads the batch back from the stream, invokes the function with it and deletes the message: the work lands.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from functions.catalog import COACH_CONVERSATION_POST_TURN, POST_TURN_ITEM_TYPE
+from local.bedrock_double import RecordedRequest, Script
+from local.demo import DEMO_COACH
+from local.stack import TABLE_NAME, LocalStack
+from ops import redrive_post_turn
+from shared.coach_conversation.post_turn import PostTurnJob
+from shared.coach_conversation.post_turn_work import workout_id_for
+from shared.store.dynamodb import keys
+from shared.store.dynamodb.memories import DynamoWorkoutRepository
+from tests.integration.test_post_turn_effects import eventually
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def fault(stack: LocalStack) -> Iterator[dict[str, Any]]:
+    """A model that refuses any request with the marker until `fault["fixed"]` is set."""
+    assert stack.bedrock is not None
+    state: dict[str, Any] = {"marker": f"refuse-{uuid.uuid4().hex[:8]}", "fixed": False}
+    default = stack.bedrock.responder
+
+    def responder(request: RecordedRequest) -> Script:
+        if not state["fixed"] and state["marker"] in request.last_user_text:
+            return Script.error(400, "ValidationException", "refused for the test")
+        return default(request)
+
+    stack.bedrock.responder = responder
+    yield state
+    stack.bedrock.responder = default
+
+
+@pytest.fixture
+def local_aws(stack: LocalStack, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The operator's AWS configuration, pointed at the local stack the standard way."""
+    assert stack.lambda_api is not None
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SQS", stack.dynamodb.endpoint)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB_STREAMS", stack.dynamodb.endpoint)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_LAMBDA", stack.lambda_api.url)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "operator")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "local")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def outbox_item(table: Any, user: str, text: str) -> tuple[dict[str, str], str]:
+    """A post-turn job exactly as a turn's transaction writes it; returns its key and user message id."""
+    conversation_id, message_id = uuid.uuid4().hex, uuid.uuid4().hex
+    job = PostTurnJob(
+        user_id=user,
+        coach_id=DEMO_COACH.coach_id,
+        conversation_id=conversation_id,
+        user_message_id=message_id,
+        ai_message_id=f"{message_id}-reply",
+        user_text=text,
+        ai_text="Nice work.",
+        message_timestamp="2026-01-05T08:00:00Z",
+        is_workout_log=True,
+        has_memory_to_save=False,
+        message_count=2,
+    )
+    key = {"pk": keys.conversation_pk(user, conversation_id), "sk": keys.post_turn_sk(message_id)}
+    table.put_item(
+        Item={
+            **key,
+            "type": POST_TURN_ITEM_TYPE,
+            "job": job.model_dump(by_alias=True),
+            "expiresAt": int(time.time()) + 7 * 24 * 3600,
+        }
+    )
+    return key, message_id
+
+
+def test_a_dead_lettered_job_is_redriven_after_the_fix_and_its_work_lands(stack, fault, local_aws):
+    table = stack.dynamodb.resource().Table(TABLE_NAME)
+    workouts = DynamoWorkoutRepository(table)
+    user = f"redrive-{uuid.uuid4().hex[:8]}"
+    key, message_id = outbox_item(table, user, f"I did 5x5 squats at 100kg today {fault['marker']}")
+
+    (poller,) = [p for p in stack.stream_pollers if p.mapping.function_name.endswith(COACH_CONVERSATION_POST_TURN.name)]
+    sqs = stack.dynamodb.client("sqs")
+    queue_url = sqs.get_queue_url(QueueName=poller.mapping.on_failure_destination.rsplit(":", 1)[1])["QueueUrl"]
+    streams = stack.dynamodb.client("dynamodbstreams")
+
+    def ours() -> str | None:
+        """The id of the dead letter naming our item; every message received is made visible again at once."""
+        found = None
+        for message in sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", []):
+            sqs.change_message_visibility(
+                QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
+            )
+            info = json.loads(message["Body"])["DDBStreamBatchInfo"]
+            iterator = streams.get_shard_iterator(
+                StreamArn=info["streamArn"],
+                ShardId=info["shardId"],
+                ShardIteratorType="AT_SEQUENCE_NUMBER",
+                SequenceNumber=info["startSequenceNumber"],
+            )["ShardIterator"]
+            first = streams.get_records(ShardIterator=iterator, Limit=1)["Records"][0]
+            if {k: v["S"] for k, v in first["dynamodb"]["Keys"].items()} == key:
+                found = message["MessageId"]
+        return found
+
+    letter_id = eventually(ours, seconds=60, what="the dead letter")
+    assert not workouts.recent_workouts(user, 10), "nothing was stored for the failed job"
+
+    # A dry run reads and reports, and changes nothing.
+    said: list[str] = []
+    redrive_post_turn.main(["--dry-run"], say=said.append)
+    (line,) = [s for s in said if letter_id in s]
+    assert line.startswith("dry run") and "would invoke coach-stream-coach-conversation-post-turn with 1" in line
+    assert not workouts.recent_workouts(user, 10)
+    assert eventually(ours, seconds=5, what="the dead letter, kept") == letter_id
+
+    # Redriven while the fault is still there: the work fails again and the message stays.
+    said.clear()
+    redrive_post_turn.main([], say=said.append)
+    (line,) = [s for s in said if letter_id in s]
+    assert line.startswith("kept") and "failed again" in line, line
+    assert eventually(ours, seconds=5, what="the dead letter, kept") == letter_id
+
+    fault["fixed"] = True
+    said.clear()
+    redrive_post_turn.main([], say=said.append)
+    (line,) = [s for s in said if letter_id in s]
+    assert line.startswith("redriven") and "message deleted" in line, line
+
+    (workout,) = [w for w in workouts.recent_workouts(user, 10) if w.workout_id == workout_id_for(message_id)]
+    assert workout.conversation_id in key["pk"]
+    time.sleep(0.5)
+    assert ours() is None, "the redriven dead letter was deleted"
