@@ -595,6 +595,9 @@ def main(args: argparse.Namespace | None = None) -> None:
         print(f"  {key:28} {value}")
     print(f"  {'dynamodb + s3 (moto)':28} {stack.dynamodb.endpoint}")
     print(f"  {'model':28} {stack.model_description()}")
+    if stack.appconfig is not None:
+        flags = f"{stack.appconfig.flags.path} (python -m local flags --streaming on|off --percentage N)"
+        print(f"  {'streaming flags (AppConfig)':28} {stack.appconfig.url}, from {flags}")
     print(f"  {'demo page':28} {outputs['apiUrl']}/demo/")
     print(f"  {'functions':28} as `cdk synth` defines them ({stack.synth_note})")
     print(f"  {'concurrency':28} up to {stack.concurrency} environments a function, then 429 (--concurrency)")

@@ -60,7 +60,13 @@ STREAMING_OFF_CONVERSATION = FunctionDefinition(
     folder="",
     streaming=True,
     **CONVERSATION_LIKE,
-    extra_environment={"STREAMING_ENABLED": "false"},
+    # Without AppConfig's names the environment alone decides (empty counts as unset), as under `sam local invoke`.
+    extra_environment={
+        "STREAMING_ENABLED": "false",
+        "APPCONFIG_APPLICATION": "",
+        "APPCONFIG_ENVIRONMENT": "",
+        "APPCONFIG_FLAGS_PROFILE": "",
+    },
 )
 MISCONFIGURED_CONVERSATION = FunctionDefinition(
     name="t-conversation-misconfigured",
