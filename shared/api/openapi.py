@@ -76,7 +76,7 @@ def contract_document(outputs: Mapping[str, Any] | None = None) -> dict[str, Any
     from shared.api.app import app
 
     outputs = outputs or {}
-    rest_url = str(outputs.get("apiUrl") or "/")
+    rest_url = str(outputs.get("apiUrl") or "").rstrip("/") or "/"  # a Function URL output ends in "/"
     schemes = {BEARER: HTTPBearer(bearerFormat="JWT", description="a Cognito ID token of the app client")}
     settings: dict[str, Any] = {
         "title": TITLE,
@@ -92,9 +92,9 @@ def contract_document(outputs: Mapping[str, Any] | None = None) -> dict[str, Any
     _merge_components(document, other["components"]["schemas"])
     _merge_components(document, _event_schemas())
     for flow in FLOWS:
-        url = outputs.get(_url_output_key(flow.stream_function)) or f"/{flow.stream_function}"
+        url = str(outputs.get(_url_output_key(flow.stream_function)) or "").rstrip("/") or f"/{flow.stream_function}"
         stream_path = document["paths"][flow.stream_route.template]
-        stream_path["servers"] = [{"url": str(url), "description": f"{flow.stream_function} Function URL"}]
+        stream_path["servers"] = [{"url": url, "description": f"{flow.stream_function} Function URL"}]
     _drop_powertools_422(document)
     return document
 
@@ -113,23 +113,23 @@ def _other_functions() -> Any:
         events = _event_stream(flow)
         summary = f"The {flow.name} turn without streaming ({flow.fallback_function})"
         doc = operation(summary, flow.reply, body=True, turn=True, event_stream=events)
-        _describe(resolver, fallback, doc, stream_query=True)
+        _describe(resolver, fallback, doc, flow.fallback_function, stream_query=True)
         summary = f"The {flow.name} turn as Server-Sent Events ({flow.stream_function}, its own Function URL)"
         doc = operation(summary, None, gateway=False, body=True, turn=True, event_stream=events)
-        _describe(resolver, flow.stream_route, doc, stream_query=False)
+        _describe(resolver, flow.stream_route, doc, flow.stream_function, stream_query=False)
     return resolver
 
 
-def _describe(resolver: Any, route: Route[Any], doc: dict[str, Any], *, stream_query: bool) -> None:
+def _describe(resolver: Any, route: Route[Any], doc: dict[str, Any], function: str, *, stream_query: bool) -> None:
+    """`route` as `function` serves it; its operationId is the function's name (`stream_coach_conversation`)."""
+
     def served_elsewhere(**_: Any) -> None:
         raise AssertionError("documentation only")
 
     served_elsewhere.__signature__ = powertools_signature(  # type: ignore[attr-defined]
         route, StreamRequestBody, body_required=True, stream_query=stream_query
     )
-    name = "stream" if route.template.endswith("/stream") else "fallback"
-    operation_id = f"{name}_{route.method.lower()}_{route.template.strip('/').replace('/', '_')}"
-    operation_id = operation_id.replace("{", "").replace("}", "").replace("-", "_")
+    operation_id = function.replace("-", "_")
     resolver.route(powertools_rule(route.template), route.method, operation_id=operation_id, **doc)(served_elsewhere)
 
 

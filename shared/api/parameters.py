@@ -46,12 +46,12 @@ def powertools_signature(
             inspect.Parameter(STREAM_QUERY, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=annotation)
         )
     if body is not None:
-        declared: Any = body if body_required else body | None
+        # an optional body is absent, never JSON `null`, which `read_body` refuses: so no `| None` here
         parameters.append(
             inspect.Parameter(
                 BODY,
                 inspect.Parameter.KEYWORD_ONLY,
-                annotation=Annotated[declared, Body(media_type="application/json")],
+                annotation=Annotated[body, Body(media_type="application/json")],
                 **({} if body_required else {"default": None}),
             )
         )

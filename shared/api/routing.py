@@ -89,7 +89,8 @@ def endpoint(
 
         call.__name__ = func.__name__
         call.__signature__ = powertools_signature(route, body)  # type: ignore[attr-defined]
-        router.route(powertools_rule(route.template), route.method, **(doc or {}))(call)
+        described = {"operation_id": func.__name__, **(doc or {})}
+        router.route(powertools_rule(route.template), route.method, **described)(call)
         SERVED[(route.method, route.template)] = call
         return func
 

@@ -17,7 +17,7 @@ from jsonschema import Draft202012Validator
 from openapi_spec_validator import validate as validate_openapi
 
 from functions.catalog import FUNCTIONS
-from infra.catalog_rules import declared_routes
+from infra.catalog_rules import declared_routes, routes
 from local.api_gateway import OPENAPI_PATH, ApiGatewayServer
 from shared.api.openapi import FLOWS, contract_document
 from shared.events import ChunkEvent, ContextualEvent, StartEvent
@@ -67,9 +67,10 @@ def test_each_stream_is_on_its_own_function_url(document):
     streams = {key: server for key, (_, server) in operations(document).items() if server != OUTPUTS["apiUrl"]}
     by_name = {definition.name: definition for definition in FUNCTIONS}
     expected = {
+        # a Function URL output ends in "/", which a server URL leaves out (paths start with one)
         f"{flow.stream_route.method} {flow.stream_route.template}": OUTPUTS[
             by_name[flow.stream_function].url_output_key or ""
-        ]
+        ].rstrip("/")
         for flow in FLOWS
     }
     assert streams == expected
@@ -183,3 +184,8 @@ def test_the_local_api_gateway_serves_the_document_with_the_stacks_urls():
     assert served == json.loads(json.dumps(contract_document(demo)))
     assert served["servers"][0]["url"] == OUTPUTS["apiUrl"]
     assert "token" not in json.dumps(served["servers"])
+
+
+def test_the_document_is_served_locally_only_no_deployed_route_claims_its_path():
+    """Where local and deployed differ: in AWS no route (catch-alls included) serves `/openapi.json`."""
+    assert all(route.path != OPENAPI_PATH for route in routes(FUNCTIONS))

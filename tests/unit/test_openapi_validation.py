@@ -8,6 +8,7 @@ order, and what Powertools alone would have got wrong.
 
 from __future__ import annotations
 
+import base64
 import json
 
 import pytest
@@ -75,3 +76,23 @@ def test_a_bad_body_of_any_declared_type_is_400(content_type):
     )
     assert assert_error(call(event), 400, "VALIDATION_ERROR") == "unknown field 'y'"
     assert stored_conversations() == []
+
+
+def test_a_json_null_body_is_refused_as_the_document_says():
+    """The document declares the body optional (absent), not nullable: `null` is no JSON object."""
+    event = api_event("POST", CONVERSATIONS, PATH, body="null")
+    assert assert_error(call(event), 400, "VALIDATION_ERROR") == "request body must be a JSON object"
+    assert stored_conversations() == []
+
+
+@pytest.mark.parametrize(
+    ("body", "is_base64"),
+    [
+        (base64.b64encode(b'{"title": "\xff\xfe"}').decode(), True),  # not UTF-8: API Gateway sends it base64
+        ("[" * 20_000 + "]" * 20_000, False),  # under 64 KiB, nested deeper than the parser goes
+    ],
+    ids=["not-utf-8", "too-deep"],
+)
+def test_a_body_that_is_no_json_at_all_is_400_not_500(body, is_base64):
+    event = api_event("POST", CONVERSATIONS, PATH, body=body, is_base64=is_base64)
+    assert assert_error(call(event), 400, "VALIDATION_ERROR") == "request body is not valid JSON"
