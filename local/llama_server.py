@@ -27,7 +27,12 @@ MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 MODEL_ALIAS = "SmolLM2-135M-Instruct"  # the name the functions send as their model id
 DESCRIPTION = "SmolLM2-135M-Instruct (llama.cpp, local)"
 CONTEXT_TOKENS = 8192  # SmolLM2's own context length: a conversation's prompt and reply fit in it
-THREADS = 2  # this project's machines have two cores
+# This project's machines have two cores. Prompts are read in one batch, work both cores share well; a
+# reply is made one small token at a time, and two threads then wait on each other whenever another
+# process of the stack wakes up (the function, the front door, the client: each token wakes them all).
+# Measured in a conversation turn: 5.6 tokens/s on two threads, 50-74 on one.
+PROMPT_THREADS = 2
+TOKEN_THREADS = 1
 CANNOT_INSTALL = 3  # install-llm.sh's exit status when the machine cannot build or fetch it
 
 
@@ -103,9 +108,9 @@ class LlamaServer:
             "--n_ctx",
             str(CONTEXT_TOKENS),
             "--n_threads",
-            str(THREADS),
+            str(TOKEN_THREADS),
             "--n_threads_batch",
-            str(THREADS),
+            str(PROMPT_THREADS),
             "--interrupt_requests",
             "false",
         ]

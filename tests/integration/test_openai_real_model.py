@@ -250,22 +250,7 @@ def assert_streamed_reply(events: list[tuple[float, dict]]) -> tuple[dict, str]:
     return events[-1][1], "".join(text for _, text in chunks)
 
 
-def test_a_conversation_turn_streams_the_real_models_reply_and_stores_it(llama_stack: LocalStack) -> None:
-    demo = llama_stack.demo
-    token = llama_stack.issuer.mint(demo["userId"])
-    path = f"/users/{demo['userId']}/coaches/{demo['coachId']}/conversations/{demo['conversationId']}"
-    url = llama_stack.function_urls[CONVERSATION_FUNCTION].url + path + "/stream"
-
-    complete, reply = assert_streamed_reply(stream_turn(url, token, "I did 5x5 squats at 100kg today, what next?"))
-
-    assert reply.strip()
-    assert complete["fullMessage"] == reply
-    assert complete["aiMessage"]["metadata"]["model"] == MODEL_ALIAS
-    stored = httpx.get(f"{llama_stack.outputs()['apiUrl']}{path}", headers={"Authorization": f"Bearer {token}"})
-    assert stored.status_code == 200
-    assert stored.json()["messages"][-1]["content"] == reply
-
-
+# The creator first: the conversation's post-turn work calls the same one-at-a-time server afterwards.
 def test_a_coach_creator_answer_streams_the_real_models_reply(llama_stack: LocalStack) -> None:
     user_id = "llama-creator"
     token = llama_stack.issuer.mint(user_id)
@@ -281,3 +266,19 @@ def test_a_coach_creator_answer_streams_the_real_models_reply(llama_stack: Local
 
     assert complete["aiResponse"].strip()
     assert complete["progressDetails"]["questionsCompleted"] >= 1
+
+
+def test_a_conversation_turn_streams_the_real_models_reply_and_stores_it(llama_stack: LocalStack) -> None:
+    demo = llama_stack.demo
+    token = llama_stack.issuer.mint(demo["userId"])
+    path = f"/users/{demo['userId']}/coaches/{demo['coachId']}/conversations/{demo['conversationId']}"
+    url = llama_stack.function_urls[CONVERSATION_FUNCTION].url + path + "/stream"
+
+    complete, reply = assert_streamed_reply(stream_turn(url, token, "I did 5x5 squats at 100kg today, what next?"))
+
+    assert reply.strip()
+    assert complete["fullMessage"] == reply
+    assert complete["aiMessage"]["metadata"]["model"] == MODEL_ALIAS
+    stored = httpx.get(f"{llama_stack.outputs()['apiUrl']}{path}", headers={"Authorization": f"Bearer {token}"})
+    assert stored.status_code == 200
+    assert stored.json()["messages"][-1]["content"] == reply

@@ -117,7 +117,9 @@ CONVERSATIONS = f"{COACHES}/coach-1/conversations"
 
 def assert_rate_limited(response: dict[str, Any], retry_after: int) -> None:
     assert response["statusCode"] == 429
-    assert json.loads(response["body"]) == {"error": {"code": "RATE_LIMITED", "message": "too many requests; try again shortly"}}
+    assert json.loads(response["body"]) == {
+        "error": {"code": "RATE_LIMITED", "message": "too many requests; try again shortly"}
+    }
     assert response["headers"]["Retry-After"] == str(retry_after)
     assert response["headers"]["Content-Type"] == "application/json"
 

@@ -19,11 +19,11 @@ from shared.store.dynamodb.memories import DynamoMemoryRepository, DynamoWorkout
 from shared.store.dynamodb.rate_limit import DynamoRateLimiter
 from shared.store.errors import RecordNotFound, WriteConflict
 from shared.store.ports import (
+    WRITES_BUDGET,
     CoachRepository,
     ConversationRepository,
     CreatorSessionRepository,
     MemoryRepository,
-    WRITES_BUDGET,
     RequestLimiter,
     TurnStart,
     WorkoutRepository,

@@ -8,8 +8,12 @@ serialized by DynamoDB on the item, and a refused request writes nothing. A refu
 was (`ReturnValuesOnConditionCheckFailure`) for an exact `Retry-After`: when `t0` leaves the window.
 
 Unlike a counter per clock minute, nothing resets at a boundary, so there is no double burst across it;
-unlike a token bucket, the bound holds for every window, not just on average. The item expires (TTL) one
-window after its newest admission, when it no longer refuses anything.
+unlike a token bucket, the bound holds for every window, not just on average. The item expires (TTL) a
+window (and some slack) after its newest admission, when it no longer refuses anything.
+
+The bound is as exact as the callers' clocks, whose times it keeps (functions' clocks agree to well under
+a second). An update the SDK retries after its answer was lost takes a second slot: stricter, never looser.
+After the limit changes, at most the larger of the two passes until the old log has left the window.
 """
 
 from __future__ import annotations
