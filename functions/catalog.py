@@ -12,6 +12,7 @@ from typing import Any, ClassVar
 
 from shared.settings import (
     CoachApiSettings,
+    CoachBuildFailureSettings,
     ConversationTurnSettings,
     CreatorTurnSettings,
     EnvSettings,
@@ -28,17 +29,12 @@ from shared.store.dynamodb.keys import POST_TURN_ITEM_TYPE
 __all__ = [
     "FUNCTIONS",
     "AsyncInvokeConfig",
-    "CoachBuildFailureSettings",
     "FunctionDefinition",
     "TableStreamSource",
     "construct_id",
     "function_name_variable",
     "url_variable",
 ]
-
-
-class CoachBuildFailureSettings(ObservabilitySettings, TableSettings):
-    """The coach build's failure handler (`mark-coach-build-failed`): the table and its metrics, no model."""
 
 
 @dataclass(frozen=True)

@@ -238,6 +238,10 @@ class ModelWorkerSettings(ObservabilitySettings, TableSettings, ModelSection):
     model, nothing else."""
 
 
+class CoachBuildFailureSettings(ObservabilitySettings, TableSettings):
+    """The coach build's on-failure destination (`mark-coach-build-failed`): the table and its metrics, no model."""
+
+
 class CoachApiSettings(
     ObservabilitySettings,
     TableSettings,
