@@ -364,21 +364,13 @@ class ApiStack(Stack):
         if source is None:
             return
         fn = self.functions[definition.name]
-        cid = construct_id(definition.name)
-        queue = sqs.Queue(
-            self,
-            f"{cid}DeadLetters",
-            queue_name=self.dead_letter_queue_name(definition.name),
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            enforce_ssl=True,
-            retention_period=Duration.days(source.dead_letter_retention_days),
-        )
-        acknowledge(
-            queue,
-            "AwsSolutions-SQS3",
-            reason=f"This queue is the dead-letter destination of {definition.name}'s event source mapping: what "
-            "lands here is kept for an operator (and alarmed), not consumed, so it needs no dead-letter queue "
-            "of its own.",
+        queue = self._dead_letter_queue(
+            f"{construct_id(definition.name)}DeadLetters",
+            self.dead_letter_queue_name(definition.name),
+            source.dead_letter_retention_days,
+            holds=f"the dead-letter destination of {definition.name}'s event source mapping",
+            alarm=f"{definition.name}: stream records that kept failing are described in "
+            f"{self.dead_letter_queue_name(definition.name)}; their items stay in the table until their TTL.",
         )
         fn.invoke_target.add_event_source(
             event_sources.DynamoEventSource(
@@ -392,20 +384,6 @@ class ApiStack(Stack):
                 on_failure=event_sources.SqsDlq(queue),
                 filters=[lambda_.FilterCriteria.filter(source.filter_pattern())],
             )
-        )
-        cloudwatch.Alarm(
-            self,
-            f"{cid}DeadLettersAlarm",
-            alarm_name=f"{self.dead_letter_queue_name(definition.name)}-not-empty",
-            alarm_description=f"{definition.name}: stream records that kept failing are described in "
-            f"{self.dead_letter_queue_name(definition.name)}; their items stay in the table until their TTL.",
-            metric=queue.metric_approximate_number_of_messages_visible(
-                period=Duration.minutes(5), statistic=cloudwatch.Stats.MAXIMUM
-            ),
-            threshold=1,
-            evaluation_periods=1,
-            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
         )
         self.dead_letter_queues[definition.name] = queue
 
@@ -445,29 +423,40 @@ class ApiStack(Stack):
         )
 
     def _async_dead_letter_queue(self, definition: FunctionDefinition, config: AsyncInvokeConfig) -> sqs.Queue:
-        cid = construct_id(definition.name)
         name = self.async_dead_letter_queue_name(definition.name)
+        queue = self._dead_letter_queue(
+            f"{construct_id(definition.name)}AsyncDeadLetters",
+            name,
+            config.dead_letter_retention_days,
+            holds=f"the on-failure destination of {definition.name}'s asynchronous invocations",
+            alarm=f"{definition.name}: asynchronous invocations that failed every attempt are recorded in {name}, "
+            "each with its event.",
+        )
+        self.dead_letter_queues[f"{definition.name} (async)"] = queue
+        return queue
+
+    def _dead_letter_queue(self, cid: str, name: str, retention_days: int, *, holds: str, alarm: str) -> sqs.Queue:
+        """A queue an operator reads (encrypted, TLS only, fixed name) and its alarm, `<name>-not-empty`, on the
+        first message: what lands in it is a failure nobody else will see."""
         queue = sqs.Queue(
             self,
-            f"{cid}AsyncDeadLetters",
+            cid,
             queue_name=name,
             encryption=sqs.QueueEncryption.SQS_MANAGED,
             enforce_ssl=True,
-            retention_period=Duration.days(config.dead_letter_retention_days),
+            retention_period=Duration.days(retention_days),
         )
         acknowledge(
             queue,
             "AwsSolutions-SQS3",
-            reason=f"This queue is the on-failure destination of {definition.name}'s asynchronous invocations: what "
-            "lands here is kept for an operator (and alarmed), not consumed, so it needs no dead-letter queue of "
-            "its own.",
+            reason=f"This queue is {holds}: what lands here is kept for an operator (and alarmed), not consumed, "
+            "so it needs no dead-letter queue of its own.",
         )
         cloudwatch.Alarm(
             self,
-            f"{cid}AsyncDeadLettersAlarm",
+            f"{cid}Alarm",
             alarm_name=f"{name}-not-empty",
-            alarm_description=f"{definition.name}: asynchronous invocations that failed every attempt are recorded "
-            f"in {name}, each with its event.",
+            alarm_description=alarm,
             metric=queue.metric_approximate_number_of_messages_visible(
                 period=Duration.minutes(5), statistic=cloudwatch.Stats.MAXIMUM
             ),
@@ -476,7 +465,6 @@ class ApiStack(Stack):
             comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
             treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
         )
-        self.dead_letter_queues[f"{definition.name} (async)"] = queue
         return queue
 
     def model_grants(self, definition: FunctionDefinition) -> dict[str, list[str]]:
