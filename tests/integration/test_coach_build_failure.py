@@ -12,50 +12,29 @@ import json
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
+from typing import Any
 
 import boto3
 import httpx
 import pytest
 
 from functions.catalog import BUILD_COACH_FROM_SESSION, MARK_COACH_BUILD_FAILED, STREAM_COACH_CREATOR_SESSION
-from local.bedrock_double import RecordedRequest, Script
 from local.lambda_api import AsyncResult, invocation_record
 from local.stack import TABLE_NAME, LocalStack
 from shared.coach_creator.coach_builder import BuildCoachJob
 from shared.jobs.invocation_record import InvocationRecord
 from shared.store.dynamodb.creator_sessions import DynamoCreatorSessionRepository
 from shared.store.records import QuestionAnswer
+from tests.fixtures.local_faults import eventually, refusing_model
 
 pytestmark = pytest.mark.integration
-T = TypeVar("T")
-
-
-def eventually(probe: Callable[[], T | None], seconds: float, what: str) -> T:
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        found = probe()
-        if found:
-            return found
-        time.sleep(0.2)
-    raise AssertionError(f"{what} never happened")
 
 
 @pytest.fixture
 def breaking_model(stack: LocalStack) -> Iterator[str]:
     """The model refuses any request that carries the returned marker (every attempt), the rest as before."""
-    assert stack.bedrock is not None
-    marker = f"break-{uuid.uuid4().hex[:8]}"
-    default = stack.bedrock.responder
-
-    def responder(request: RecordedRequest) -> Script:
-        if marker in request.last_user_text:
-            return Script.error(400, "ValidationException", "refused for the test")
-        return default(request)
-
-    stack.bedrock.responder = responder
-    yield marker
-    stack.bedrock.responder = default
+    with refusing_model(stack) as refusal:
+        yield refusal.marker
 
 
 def finished_interview(stack: LocalStack, user_id: str, answer: str) -> str:

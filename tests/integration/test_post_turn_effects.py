@@ -10,10 +10,9 @@ conversation function invokes anything: the only way the work gets done here is 
 from __future__ import annotations
 
 import json
-import time
 import uuid
-from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
+from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -24,7 +23,6 @@ from functions.catalog import (
     SEND_COACH_CONVERSATION_MESSAGE,
     STREAM_COACH_CONVERSATION,
 )
-from local.bedrock_double import RecordedRequest, Script
 from local.demo import DEMO_COACH
 from local.event_source_mapping import read_record
 from local.stack import TABLE_NAME, LocalStack
@@ -34,20 +32,11 @@ from shared.store.dynamodb import keys
 from shared.store.dynamodb.coaches import DynamoCoachRepository
 from shared.store.dynamodb.conversations import DynamoConversationRepository
 from shared.store.dynamodb.memories import DynamoMemoryRepository, DynamoWorkoutRepository
+from tests.fixtures.local_faults import eventually, write_post_turn_job
+from tests.fixtures.local_faults import refusing_model as refusing
 from tests.integration.sse_client import iter_events
 
-T = TypeVar("T")
 STREAM_READS = {"dynamodb:ListStreams", "dynamodb:DescribeStream", "dynamodb:GetShardIterator", "dynamodb:GetRecords"}
-
-
-def eventually(probe: Callable[[], T | None], seconds: float = 20.0, what: str = "the post-turn work") -> T:
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        found = probe()
-        if found:
-            return found
-        time.sleep(0.2)
-    raise AssertionError(f"{what} never landed")
 
 
 def turn(stack: LocalStack, path: str, token: str, text: str) -> dict[str, Any]:
@@ -139,51 +128,17 @@ def test_a_workout_a_memory_and_a_summary_are_stored_after_the_turns_that_call_f
 
 @pytest.fixture
 def refusing_model(stack: LocalStack) -> Iterator[str]:
-    """The model refuses any request that carries the returned marker, and answers the rest as before."""
-    marker = f"refuse-{uuid.uuid4().hex[:8]}"
-    default = stack.bedrock.responder
-
-    def responder(request: RecordedRequest) -> Script:
-        if marker in request.last_user_text:
-            return Script.error(400, "ValidationException", "refused for the test")
-        return default(request)
-
-    stack.bedrock.responder = responder
-    yield marker
-    stack.bedrock.responder = default
+    with refusing(stack) as refusal:
+        yield refusal.marker
 
 
 def test_a_post_turn_job_that_keeps_failing_ends_in_the_dead_letter_queue(stack, refusing_model):
     table = stack.dynamodb.resource().Table(TABLE_NAME)
-    user, conversation_id, message_id = f"dlq-{uuid.uuid4().hex[:8]}", uuid.uuid4().hex, uuid.uuid4().hex
-    job = PostTurnJob(
-        user_id=user,
-        coach_id=DEMO_COACH.coach_id,
-        conversation_id=conversation_id,
-        user_message_id=message_id,
-        ai_message_id=f"{message_id}-reply",
-        user_text=f"I did 5x5 squats at 100kg today {refusing_model}",
-        ai_text="Nice work.",
-        message_timestamp="2026-01-05T08:00:00Z",
-        is_workout_log=True,
-        has_memory_to_save=False,
-        message_count=2,
-    )
-    # The outbox item exactly as a turn's transaction writes it.
-    table.put_item(
-        Item={
-            "pk": keys.conversation_pk(user, conversation_id),
-            "sk": keys.post_turn_sk(message_id),
-            "type": POST_TURN_ITEM_TYPE,
-            "job": job.model_dump(by_alias=True),
-            "expiresAt": int(time.time()) + 7 * 24 * 3600,
-        }
-    )
+    user = f"dlq-{uuid.uuid4().hex[:8]}"
+    item_key, _ = write_post_turn_job(table, user, f"I did 5x5 squats at 100kg today {refusing_model}")
     (poller,) = [p for p in stack.stream_pollers if p.mapping.function_name.endswith(COACH_CONVERSATION_POST_TURN.name)]
     sqs = stack.dynamodb.client("sqs")
     queue_url = sqs.get_queue_url(QueueName=poller.mapping.on_failure_destination.rsplit(":", 1)[1])["QueueUrl"]
-
-    item_key = {"pk": keys.conversation_pk(user, conversation_id), "sk": keys.post_turn_sk(message_id)}
 
     def dead_letter() -> dict[str, Any] | None:
         for message in sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", []):

@@ -12,39 +12,23 @@ import json
 import time
 import uuid
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
-from functions.catalog import COACH_CONVERSATION_POST_TURN, POST_TURN_ITEM_TYPE
-from local.bedrock_double import RecordedRequest, Script
-from local.demo import DEMO_COACH
+from functions.catalog import COACH_CONVERSATION_POST_TURN
 from local.stack import TABLE_NAME, LocalStack
 from ops import redrive_post_turn
-from shared.coach_conversation.post_turn import PostTurnJob
 from shared.coach_conversation.post_turn_work import workout_id_for
-from shared.store.dynamodb import keys
 from shared.store.dynamodb.memories import DynamoWorkoutRepository
-from tests.integration.test_post_turn_effects import eventually
+from tests.fixtures.local_faults import Refusal, eventually, refusing_model, write_post_turn_job
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def fault(stack: LocalStack) -> Iterator[dict[str, Any]]:
-    """A model that refuses any request with the marker until `fault["fixed"]` is set."""
-    assert stack.bedrock is not None
-    state: dict[str, Any] = {"marker": f"refuse-{uuid.uuid4().hex[:8]}", "fixed": False}
-    default = stack.bedrock.responder
-
-    def responder(request: RecordedRequest) -> Script:
-        if not state["fixed"] and state["marker"] in request.last_user_text:
-            return Script.error(400, "ValidationException", "refused for the test")
-        return default(request)
-
-    stack.bedrock.responder = responder
-    yield state
-    stack.bedrock.responder = default
+def fault(stack: LocalStack) -> Iterator[Refusal]:
+    with refusing_model(stack) as refusal:
+        yield refusal
 
 
 @pytest.fixture
@@ -61,39 +45,11 @@ def local_aws(stack: LocalStack, monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name, raising=False)
 
 
-def outbox_item(table: Any, user: str, text: str) -> tuple[dict[str, str], str]:
-    """A post-turn job exactly as a turn's transaction writes it; returns its key and user message id."""
-    conversation_id, message_id = uuid.uuid4().hex, uuid.uuid4().hex
-    job = PostTurnJob(
-        user_id=user,
-        coach_id=DEMO_COACH.coach_id,
-        conversation_id=conversation_id,
-        user_message_id=message_id,
-        ai_message_id=f"{message_id}-reply",
-        user_text=text,
-        ai_text="Nice work.",
-        message_timestamp="2026-01-05T08:00:00Z",
-        is_workout_log=True,
-        has_memory_to_save=False,
-        message_count=2,
-    )
-    key = {"pk": keys.conversation_pk(user, conversation_id), "sk": keys.post_turn_sk(message_id)}
-    table.put_item(
-        Item={
-            **key,
-            "type": POST_TURN_ITEM_TYPE,
-            "job": job.model_dump(by_alias=True),
-            "expiresAt": int(time.time()) + 7 * 24 * 3600,
-        }
-    )
-    return key, message_id
-
-
 def test_a_dead_lettered_job_is_redriven_after_the_fix_and_its_work_lands(stack, fault, local_aws):
     table = stack.dynamodb.resource().Table(TABLE_NAME)
     workouts = DynamoWorkoutRepository(table)
     user = f"redrive-{uuid.uuid4().hex[:8]}"
-    key, message_id = outbox_item(table, user, f"I did 5x5 squats at 100kg today {fault['marker']}")
+    key, message_id = write_post_turn_job(table, user, f"I did 5x5 squats at 100kg today {fault.marker}")
 
     (poller,) = [p for p in stack.stream_pollers if p.mapping.function_name.endswith(COACH_CONVERSATION_POST_TURN.name)]
     sqs = stack.dynamodb.client("sqs")
@@ -137,7 +93,7 @@ def test_a_dead_lettered_job_is_redriven_after_the_fix_and_its_work_lands(stack,
     assert line.startswith("kept") and "failed again" in line, line
     assert eventually(ours, seconds=5, what="the dead letter, kept") == letter_id
 
-    fault["fixed"] = True
+    fault.lifted = True
     said.clear()
     redrive_post_turn.main([], say=said.append)
     (line,) = [s for s in said if letter_id in s]
