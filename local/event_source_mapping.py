@@ -412,19 +412,6 @@ class StreamPoller:
         return self._queue_url
 
 
-def read_record(streams: Any, batch_info: Mapping[str, Any]) -> dict[str, Any] | None:
-    """The first record an on-failure record's `DDBStreamBatchInfo` names, read back from the stream (while
-    the stream keeps it, 24 hours): how an operator gets from a dead letter to its item and job."""
-    iterator = streams.get_shard_iterator(
-        StreamArn=batch_info["streamArn"],
-        ShardId=batch_info["shardId"],
-        ShardIteratorType="AT_SEQUENCE_NUMBER",
-        SequenceNumber=batch_info["startSequenceNumber"],
-    )["ShardIterator"]
-    records = streams.get_records(ShardIterator=iterator, Limit=1)["Records"]
-    return dict(records[0]) if records else None
-
-
 def _iso(epoch: Any, *, milliseconds: bool = False) -> str | None:
     if not isinstance(epoch, int | float):
         return None

@@ -24,8 +24,8 @@ from functions.catalog import (
     STREAM_COACH_CONVERSATION,
 )
 from local.demo import DEMO_COACH
-from local.event_source_mapping import read_record
 from local.stack import TABLE_NAME, LocalStack
+from ops.stream_events import read_batch
 from shared.coach_conversation.post_turn import SUMMARY_EVERY_MESSAGES, PostTurnJob
 from shared.coach_conversation.post_turn_work import memory_id_for, workout_id_for
 from shared.store.dynamodb import keys
@@ -166,5 +166,5 @@ def test_a_post_turn_job_that_keeps_failing_ends_in_the_dead_letter_queue(stack,
 
 def _stream_keys(stack: LocalStack, letter: dict[str, Any]) -> dict[str, str] | None:
     """The keys of the first record a dead letter names, read back from the stream (as an operator would)."""
-    record = read_record(stack.dynamodb.client("dynamodbstreams"), letter["DDBStreamBatchInfo"])
-    return {name: value["S"] for name, value in record["dynamodb"]["Keys"].items()} if record else None
+    records = read_batch(stack.dynamodb.client("dynamodbstreams"), letter["DDBStreamBatchInfo"])
+    return {name: value["S"] for name, value in records[0]["dynamodb"]["Keys"].items()} if records else None

@@ -22,9 +22,10 @@ from werkzeug.serving import make_server
 from functions.catalog import POST_TURN_STREAM
 from local import atomic_moto
 from local.dynamodb import LocalDynamoDb
-from local.event_source_mapping import EventSourceMapping, MappingError, StreamPoller, read_record
+from local.event_source_mapping import EventSourceMapping, MappingError, StreamPoller
 from local.iam_gate import CallLog, IamGate
 from local.lambda_api import InvokeResult
+from ops.stream_events import read_batch
 from shared.coach_conversation.post_turn import PostTurnJob
 from shared.coach_conversation.post_turn_work import PostTurnDependencies, workout_id_for
 from shared.models import ModelSettings
@@ -263,8 +264,8 @@ def test_a_reported_failure_is_retried_from_that_record_then_described_in_the_qu
     assert info["approximateArrivalOfFirstRecord"].endswith("Z")
     assert info["shardId"].startswith("shardId-")
     # The description leads back to the record while the stream keeps it.
-    named = read_record(world.server.client("dynamodbstreams"), info)
-    assert named is not None and named["dynamodb"]["Keys"]["sk"] == {"S": "POSTTURN#bad"}
+    (named,) = read_batch(world.server.client("dynamodbstreams"), info)
+    assert named["dynamodb"]["Keys"]["sk"] == {"S": "POSTTURN#bad"}
     assert ("sqs:SendMessage", "allowed") in calls_of(gate_files, ALLOWED)
 
 
