@@ -45,11 +45,16 @@ def install(python: str = sys.executable) -> None:
 
     The first run on a machine builds llama.cpp (minutes) and says so on stderr.
     """
-    result = subprocess.run(["bash", str(INSTALL_SCRIPT), python], check=False)
-    if result.returncode == CANNOT_INSTALL:
-        raise RealModelUnavailable("scripts/install-llm.sh cannot install the real model here (see its message)")
-    if result.returncode != 0:
-        raise RuntimeError(f"scripts/install-llm.sh failed with status {result.returncode}")
+    process = subprocess.Popen(["bash", str(INSTALL_SCRIPT), python], stderr=subprocess.PIPE, text=True)
+    assert process.stderr is not None
+    last = ""
+    for line in process.stderr:  # shown as it comes (the build's progress), the last line kept as the reason
+        sys.stderr.write(line)
+        last = line.strip() or last
+    if process.wait() == CANNOT_INSTALL:
+        raise RealModelUnavailable(last or "scripts/install-llm.sh cannot install it here")
+    if process.returncode != 0:
+        raise RuntimeError(f"scripts/install-llm.sh failed with status {process.returncode}: {last}")
 
 
 def model_path() -> Path:

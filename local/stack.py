@@ -307,6 +307,7 @@ class LocalStack:
             self.issuer.jwks,
             urlsplit(self.issuer_url).path,
             demo=lambda: {**self.outputs(), "token": self.issuer.mint(self.demo["userId"])},
+            throttle=self.deployed.http_api_throttle(),  # each route's bucket, as the template's stage
         )
         for route in routes(self.definitions):  # the template's: each declared route, then the catch-alls
             self.api.add_route(route.key, self.functions[route.function], authorized=route.authorized)

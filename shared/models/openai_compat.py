@@ -1,8 +1,10 @@
 """An adapter for OpenAI-compatible chat completions (`POST {base}/v1/chat/completions`).
 
 For local models and other providers. Standard library only, so it adds nothing to the bundle.
-Streaming answers are SSE: `data: {json}` lines, then `data: [DONE]`. A stream is whole when a
-`finish_reason` or `[DONE]` arrived; anything else is a failure, mapped by `guard.py` like Bedrock's.
+Streaming answers are SSE: `data: {json}` lines, the last choice with its `finish_reason`, then
+`data: [DONE]`. A stream is whole only when a `finish_reason` arrived: a server may end a stream it cut
+with a bare `[DONE]` (llama.cpp's server does when a newer request interrupts it), and a cut reply must
+not be stored as a whole one. Anything else is a failure, mapped by `guard.py` like Bedrock's.
 """
 
 from __future__ import annotations
@@ -72,7 +74,6 @@ class OpenAICompatibleModel(ModelPort):
         try:
             for data in sse_data(response):
                 if data == "[DONE]":
-                    finish_reason = finish_reason or "stop"
                     break
                 chunk = json.loads(data)
                 usage = chunk.get("usage") or usage

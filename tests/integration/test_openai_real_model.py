@@ -1,8 +1,8 @@
 """The OpenAI-compatible adapter against a real model: llama.cpp's server with SmolLM2-135M-Instruct.
 
 The adapter's unit tests meet a scripted server that says what the tests expect; here a real server
-and a real (tiny) model answer, so its framing, its finish, its usage and its failures are llama.cpp's
-own. `scripts/install-llm.sh` installs the pinned server and model on first use: the first run on a
+and a real (tiny) model answer, so the framing, the finish, the usage (none, in a stream) and the
+failures are llama.cpp's own. `scripts/install-llm.sh` installs the pinned server and model on first use: the first run on a
 machine builds llama.cpp (minutes; the wheel is cached outside the repository, so later runs install
 in seconds). Where it cannot be built (no compiler, no registry) the tests skip and say why.
 
@@ -22,6 +22,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from local.deployed import synthesize
 from local.llama_server import DESCRIPTION, MODEL_ALIAS, LlamaServer, RealModelUnavailable, install
 from local.stack import LocalStack, StackPorts
 from shared.coach_conversation.router import DEFAULT_ROUTE, decide_route, parse_route
@@ -110,6 +111,28 @@ def test_a_streamed_reply_arrives_in_pieces_then_ends(server: LlamaServer) -> No
     assert end.model_id == MODEL_ALIAS
     # llama-cpp-python's streams carry no usage (it ignores `stream_options`): the end says zero, not a guess.
     assert end.usage.output_tokens in (0, len(deltas))
+
+
+def test_a_request_beside_a_running_stream_waits_instead_of_cutting_it_off(server: LlamaServer) -> None:
+    """llama.cpp answers one request at a time; a classifier asked beside a reply must not end the reply
+    early (the server's default would close it with a bare `[DONE]`, which reads like a whole reply)."""
+    model = adapter(server)
+    stream = model.stream(request(LONG_ANSWER, max_tokens=60))
+    first = next(stream)
+    assert isinstance(first, TextDelta)
+    beside: list[ModelReply] = []
+    thread = threading.Thread(target=lambda: beside.append(model.converse(request("Hi", max_tokens=8))))
+    thread.start()
+    time.sleep(0.2)  # the second request is waiting at the server while the stream goes on
+
+    rest = list(stream)
+    thread.join(HANG_BOUND_S)
+
+    end = rest[-1]
+    assert isinstance(end, StreamEnd)
+    assert end.stop_reason == "max_tokens", "the stream was ended before its own limit"
+    assert len(beside) == 1, "the request beside it was answered after the stream"
+    assert beside[0].usage.output_tokens > 0
 
 
 @dataclass
@@ -203,22 +226,24 @@ def test_a_server_that_stops_mid_stream_raises_the_model_error_without_hanging(
         llama.stop()
 
 
-def test_the_stack_points_only_the_functions_settings_at_the_local_model(tmp_path: Path) -> None:
+def test_the_stack_points_only_the_functions_model_settings_at_the_local_model(tmp_path: Path) -> None:
+    """Where `make dev-llm` differs from the templates, and nowhere else: the model's provider, address
+    and names (Bedrock's ids mean nothing to llama.cpp)."""
     stack = LocalStack(StackPorts.ephemeral(), tmp_path, model="llama", deploy_environ={}, overrides_file=None)
+    stack.deployed = synthesize(stack.definitions, stack.deploy_environ)
     assert stack.llama is not None
     assert stack.bedrock is None
-
-    reads_models = stack.model_environment({"MODEL_ID_REPLY", "MODEL_ID_SIDE", "MODEL_PROVIDER"})
-    reads_none = stack.model_environment({"COACH_TABLE_NAME"})
-
-    assert reads_models == {
-        "MODEL_PROVIDER": "openai",
-        "OPENAI_BASE_URL": stack.llama.url,
-        "MODEL_ID_REPLY": MODEL_ALIAS,
-        "MODEL_ID_SIDE": MODEL_ALIAS,
-    }
-    assert "MODEL_ID_REPLY" not in reads_none
     assert DESCRIPTION in stack.model_description()
+
+    for name in (CONVERSATION_FUNCTION, CREATOR_FUNCTION):
+        template = stack.template_environment(name)
+        environment = stack.function_environment(name)
+        changed = {key for key, value in template.items() if environment.get(key) != value}
+        assert changed <= {"MODEL_PROVIDER", "MODEL_ID_REPLY", "MODEL_ID_SIDE"}, changed
+        assert environment["MODEL_PROVIDER"] == "openai"
+        assert environment["OPENAI_BASE_URL"] == stack.llama.url
+        assert environment["MODEL_ID_REPLY"] == environment["MODEL_ID_SIDE"] == MODEL_ALIAS
+    assert "MODEL_ID_REPLY" not in stack.model_environment({"COACH_TABLE_NAME"})
 
 
 @pytest.fixture(scope="module")
