@@ -113,8 +113,9 @@ class FunctionDefinition:
     table_actions: tuple[str, ...] = ()
     model_calls: tuple[tuple[str, str], ...] = ()  # (model, "converse" | "stream")
     # Time: the most requests one invocation sends to each client (`shared.aws_clients`: "dynamodb", "s3",
-    # "lambda", "jwks", and "model" for the model adapter). Checked against every invocation the
-    # integration tests record; summed at their worst case against the timeout (`infra/time_budget.py`).
+    # "lambda", "jwks", "rate_limit" (the per-user limit's own DynamoDB client), and "model" for the model
+    # adapter). Checked against every invocation the integration tests record; summed at their worst case
+    # against the timeout (`infra/time_budget.py`).
     sdk_calls: tuple[tuple[str, int], ...] = ()
     # Of those, what a turn sends after its own deadline is set and that the deadline does not bound
     # (claiming the turn, loading its context, storing the reply, the hand-off): the margin it keeps.
@@ -155,13 +156,13 @@ CONVERSATION_PATH = "/users/{userId}/coaches/{coachId}/conversations/{conversati
 
 # The reply streams, falls back to one converse call; the side model routes the turn.
 TURN_MODEL_CALLS = (("reply", "stream"), ("reply", "converse"), ("side", "converse"))
-# Before the deadline: the issuer's keys, the rate limit, conversation and coach, up to 5 images.
-# After it: the user message's transaction, history + memories + workouts, the reply's transaction (which
-# also writes the post-turn job: nothing is handed off after it).
-CONVERSATION_TURN_SDK_CALLS = (("jwks", 1), ("dynamodb", 10), ("s3", 5), ("model", 3))
+# Before the deadline: the issuer's keys, the rate limit (its own client), conversation and coach, up to 5
+# images. After it: the user message's transaction, history + memories + workouts, the reply's transaction
+# (which also writes the post-turn job: nothing is handed off after it).
+CONVERSATION_TURN_SDK_CALLS = (("jwks", 1), ("rate_limit", 1), ("dynamodb", 9), ("s3", 5), ("model", 3))
 CONVERSATION_TURN_AFTER_DEADLINE = (("dynamodb", 7),)
-# Before: keys, rate limit, the session. After: the claim, the answer, the coach build's marker.
-CREATOR_TURN_SDK_CALLS = (("jwks", 1), ("dynamodb", 5), ("model", 2), ("lambda", 1))
+# Before: keys, rate limit (its own client), the session. After: the claim, the answer, the coach build's marker.
+CREATOR_TURN_SDK_CALLS = (("jwks", 1), ("rate_limit", 1), ("dynamodb", 4), ("model", 2), ("lambda", 1))
 CREATOR_TURN_AFTER_DEADLINE = (("dynamodb", 3), ("lambda", 1))
 # Side tasks answer small JSON documents: a shorter read and one retry keep three of them in budget.
 WORKER_MODEL_LIMITS = {"MODEL_READ_TIMEOUT_SECONDS": "30", "MODEL_MAX_ATTEMPTS": "2"}
@@ -215,11 +216,11 @@ SEND_COACH_CONVERSATION_MESSAGE = FunctionDefinition(
 COACH_API = FunctionDefinition(
     name="coach-api",
     folder="coach_api",
-    table_actions=("GetItem", "Query", "PutItem"),
+    table_actions=("GetItem", "Query", "PutItem", "UpdateItem"),  # UpdateItem: the per-user rate limit only
     streaming=False,
     settings=CoachApiSettings,
     timeout_seconds=29,  # API Gateway's HTTP API waits 30 s for an integration
-    sdk_calls=(("jwks", 1), ("dynamodb", 2)),
+    sdk_calls=(("jwks", 1), ("rate_limit", 1), ("dynamodb", 2)),
     memory_mb=512,
     api_routes=(
         "GET /users/{userId}/coaches",

@@ -32,7 +32,7 @@ SAFETY_SHARE = 0.05  # ... or this share of its timeout
 MIN_STREAM_SECONDS = 10.0  # a turn whose calls all stalled before its deadline still gets this much
 STREAM_RETENTION_SECONDS = 24 * 3600  # DynamoDB Streams keeps a record this long
 CLIENTS = {"dynamodb": aws_clients.DYNAMODB, "s3": aws_clients.S3, "lambda": aws_clients.LAMBDA_ASYNC}
-CLIENTS |= {"jwks": aws_clients.JWKS}
+CLIENTS |= {"jwks": aws_clients.JWKS, "rate_limit": aws_clients.RATE_LIMIT}
 _PLACEHOLDER_MODEL_IDS = {"MODEL_ID_REPLY": "reply", "MODEL_ID_SIDE": "side"}
 
 

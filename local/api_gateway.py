@@ -2,7 +2,10 @@
 
 Routes come from `functions/catalog.py`. Authorized routes check the JWT as the HTTP API JWT
 authorizer would (signature, issuer, audience, expiry) and hand the claims to the function under
-`requestContext.authorizer.jwt`; a bad token is the authorizer's bare 401, before any function runs.
+`requestContext.authorizer.jwt`; a bad token is the authorizer's 401 `{"message":"Unauthorized"}` with its
+`www-authenticate` challenge (`bearer_challenge`), before any function runs. With the stage's throttle from
+the template (`local.deployed.StageThrottle`), each route has a token bucket as API Gateway's, checked before
+the authorizer: a request that finds it empty is the stage's `429 {"message":"Too Many Requests"}`.
 
 Local only, this front door also serves the demo page: `GET /demo/...` from `web/demo/`,
 `GET /web/...` (the JS client) from `web/`, and `GET /demo/session.json`, the outputs plus a fresh
@@ -16,6 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from http.server import BaseHTTPRequestHandler
@@ -23,6 +27,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from local.deployed import StageThrottle
 from local.functions import REPO_ROOT, LocalFunction, Throttled
 from local.http_events import build_v2_event
 from local.processes import LoopbackHTTPServer
@@ -52,6 +57,46 @@ CONTENT_TYPES = {
 }
 
 
+# The HTTP API JWT authorizer's challenge on a refused token, in the form AWS documents (API Gateway developer
+# guide, "Troubleshooting issues with HTTP API JWT authorizers"): space-separated parameters, an empty scope.
+CHALLENGE = 'Bearer scope="" error="invalid_token"'
+# Its `error_description`, for the refusals whose wording is known (keyed by the local verifier's reason);
+# any other refusal names the error alone rather than a wording AWS may not use.
+CHALLENGE_DESCRIPTIONS = {
+    "wrong audience": "the token does not have a valid audience",
+    "token expired": "the token has expired",
+}
+
+
+def bearer_challenge(reason: str) -> str:
+    """The `www-authenticate` value for a token the authorizer refused for `reason`."""
+    description = CHALLENGE_DESCRIPTIONS.get(reason)
+    return f'{CHALLENGE} error_description="{description}"' if description else CHALLENGE
+
+
+class TokenBucket:
+    """API Gateway's throttle for one route: `burst` tokens to start with, refilled at `rate_per_second` up to
+    `burst`; each request takes one, and a request that finds none is refused (AWS calls its limits targets,
+    applied best-effort: this is the algorithm, exactly)."""
+
+    def __init__(self, throttle: StageThrottle, clock: Callable[[], float] = time.monotonic) -> None:
+        self.throttle = throttle
+        self._clock = clock
+        self._tokens = float(throttle.burst)
+        self._at = clock()
+        self._lock = threading.Lock()
+
+    def take(self) -> bool:
+        with self._lock:
+            now = self._clock()
+            refilled = self._tokens + (now - self._at) * self.throttle.rate_per_second
+            self._tokens, self._at = min(float(self.throttle.burst), refilled), now
+            if self._tokens < 1:
+                return False
+            self._tokens -= 1
+            return True
+
+
 @dataclass(frozen=True)
 class ApiRoute:
     method: str
@@ -59,6 +104,7 @@ class ApiRoute:
     pattern: RoutePattern
     function: LocalFunction
     authorized: bool
+    bucket: TokenBucket | None = None  # the stage's throttle, this route's own tokens
 
 
 class ApiGatewayServer(LoopbackHTTPServer):
@@ -70,8 +116,10 @@ class ApiGatewayServer(LoopbackHTTPServer):
         issuer_path: str,
         demo: DemoSession | None = None,
         web_root: Path = WEB_ROOT,
+        throttle: StageThrottle | None = None,
     ) -> None:
         super().__init__(("127.0.0.1", port), _ApiHandler)
+        self.throttle = throttle
         self.authorizer = authorizer
         self.jwks = jwks
         self.issuer_path = issuer_path.rstrip("/")
@@ -81,7 +129,8 @@ class ApiGatewayServer(LoopbackHTTPServer):
 
     def add_route(self, route_key: str, function: LocalFunction, *, authorized: bool) -> None:
         method, template = route_key.split(" ", 1)
-        self.routes.append(ApiRoute(method.upper(), template, RoutePattern(template), function, authorized))
+        bucket = TokenBucket(self.throttle) if self.throttle is not None else None
+        self.routes.append(ApiRoute(method.upper(), template, RoutePattern(template), function, authorized, bucket))
 
     def start(self) -> ApiGatewayServer:
         threading.Thread(target=self.serve_forever, name="api-gateway", daemon=True).start()
@@ -121,13 +170,18 @@ class _ApiHandler(BaseHTTPRequestHandler):
             self._send(_message(404, "Not Found"))
             return
         route, params = found
+        if route.bucket is not None and not route.bucket.take():
+            self._send(_message(429, "Too Many Requests"))
+            return
         authorizer: dict[str, Any] | None = None
         if route.authorized:
             try:
                 claims = self.server.authorizer(self.headers.get("Authorization"))
             except Exception as exc:
                 logger.info("authorizer refused the request: %s", exc)
-                self._send(_message(401, "Unauthorized"))
+                refused = _message(401, "Unauthorized")
+                refused.headers["www-authenticate"] = bearer_challenge(getattr(exc, "message", ""))
+                self._send(refused)
                 return
             authorizer = {"jwt": {"claims": {k: _claim_text(v) for k, v in claims.items()}, "scopes": None}}
         event = build_v2_event(

@@ -73,6 +73,7 @@ class AwsRequest:
     permissions: tuple[Permission, ...]
     trace: str = ""  # the invocation's trace root: botocore sends `X-Amzn-Trace-Id` from `_X_AMZN_TRACE_ID`
     request_id: str = field(default_factory=lambda: uuid.uuid4().hex)  # one per HTTP request
+    item_key: str = ""  # DynamoDB: the item a single-item request names (`dynamodb_item_key`)
 
 
 def signature_of(authorization: str | None, query: str = "") -> Signature:
@@ -124,7 +125,10 @@ def describe(
         mapped = UNMAPPED, [Permission(f"{name}:{UNMAPPED}", f"{method} {split.path}")]
     operation, permissions = mapped
     trace = trace_root(headers.get("x-amzn-trace-id", ""))
-    return AwsRequest(signature.caller, region, name, operation, tuple(dict.fromkeys(permissions)), trace)
+    item_key = dynamodb_item_key(headers.get("x-amz-target", ""), body) if name == "dynamodb" else ""
+    return AwsRequest(
+        signature.caller, region, name, operation, tuple(dict.fromkeys(permissions)), trace, item_key=item_key
+    )
 
 
 def trace_root(header: str) -> str:
@@ -159,6 +163,18 @@ def _json_request(target: str, body: bytes) -> tuple[str, dict[str, Any]] | None
     except ValueError:
         return None
     return (operation, request) if operation and isinstance(request, dict) else None
+
+
+def dynamodb_item_key(target: str, body: bytes) -> str:
+    """The `Key` of a single-item request (`GetItem`, `UpdateItem`, `DeleteItem`), its values in attribute-name
+    order joined by `|` (`RATE#u-1|LIMIT#writes`); "" for any other request. Which items a caller touched,
+    beyond the table: how the tests tell the rate limit's requests (its own client) from the rest."""
+    parsed = _json_request(target, body)
+    key = parsed[1].get("Key") if parsed else None
+    if not isinstance(key, dict):
+        return ""
+    values = (next(iter(value.values()), "") if isinstance(value, dict) else "" for _, value in sorted(key.items()))
+    return "|".join(str(value) for value in values)
 
 
 def dynamodb_permissions(

@@ -65,12 +65,41 @@ class DeployedFunction:
 
 
 @dataclass(frozen=True)
+class StageThrottle:
+    """An HTTP API stage's default route throttle: each route's token bucket holds `burst` requests and
+    refills at `rate_per_second`."""
+
+    rate_per_second: float
+    burst: int
+
+
+@dataclass(frozen=True)
 class DeployedApp:
     functions: dict[str, DeployedFunction]  # by catalog name
     templates: dict[str, dict[str, Any]]  # by stack name
 
     def function(self, catalog_name: str) -> DeployedFunction:
         return self.functions[catalog_name]
+
+    def http_api_throttle(self) -> StageThrottle | None:
+        """The HTTP API stage's `DefaultRouteSettings` throttle (None without one). A route-level override would
+        not be mirrored, so a stage that has one is refused rather than run with the wrong limits."""
+        stages = [
+            resource["Properties"]
+            for template in self.templates.values()
+            for resource in template.get("Resources", {}).values()
+            if resource["Type"] == "AWS::ApiGatewayV2::Stage"
+        ]
+        if len(stages) > 1:
+            raise TemplateError(f"{len(stages)} HTTP API stages; the local API Gateway serves one")
+        if not stages:
+            return None
+        if any("Throttling" in key for route in stages[0].get("RouteSettings", {}).values() for key in route):
+            raise TemplateError("route-level throttles are not mirrored by the local API Gateway")
+        default = stages[0].get("DefaultRouteSettings", {})
+        if "ThrottlingRateLimit" not in default or "ThrottlingBurstLimit" not in default:
+            return None
+        return StageThrottle(float(default["ThrottlingRateLimit"]), int(default["ThrottlingBurstLimit"]))
 
     def to_json(self) -> dict[str, Any]:
         return {"functions": {k: asdict(v) for k, v in self.functions.items()}, "templates": self.templates}

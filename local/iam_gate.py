@@ -57,6 +57,7 @@ class AwsCall:
     operation: str = ""  # the API operation that needed it (`TransactWriteItems`, `ConverseStream`)
     trace: str = ""  # the invocation that made it (its trace root), when the caller sent one
     request_id: str = ""  # the HTTP request it belongs to (a transaction needs several permissions)
+    item_key: str = ""  # DynamoDB: the item a single-item request names (`local.aws_calls.dynamodb_item_key`)
 
     @property
     def hid_a_missing_key(self) -> bool:
@@ -216,6 +217,7 @@ class IamGate:
                 request.operation,
                 request.trace,
                 request.request_id,
+                request.item_key,
             )
             calls.append(call)
         decision = Decision(request, tuple(calls), bool(explicit))

@@ -5,7 +5,7 @@ Printed from a test run's call log, so what the README shows is what the code di
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from functions.catalog import FunctionDefinition
@@ -47,12 +47,15 @@ def iam_table(
     return "\n".join(rows)
 
 
-def requests_per_invocation(calls: Iterable[AwsCall]) -> dict[str, dict[str, int]]:
-    """Per function, the most requests one invocation (one trace root) sent to each service."""
+def requests_per_invocation(
+    calls: Iterable[AwsCall], client_of: Callable[[AwsCall], str] = lambda call: call.service
+) -> dict[str, dict[str, int]]:
+    """Per function, the most requests one invocation (one trace root) sent to each client (`client_of` a
+    call; by default its service)."""
     requests: dict[tuple[str, str, str], set[str]] = {}
     for call in calls:
         if call.trace:
-            requests.setdefault((call.caller, call.trace, call.service), set()).add(call.request_id)
+            requests.setdefault((call.caller, call.trace, client_of(call)), set()).add(call.request_id)
     most: dict[str, dict[str, int]] = {}
     for (caller, _, service), ids in requests.items():
         by_service = most.setdefault(caller, {})

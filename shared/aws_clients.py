@@ -40,6 +40,10 @@ class ClientLimits:
 
 # Single-digit-millisecond services: a read that takes seconds is a stall, better retried than awaited.
 DYNAMODB = ClientLimits(connect_timeout=1.0, read_timeout=1.5, attempts=3)
+# The per-user rate limit's one conditional update (`shared.store.dynamodb.rate_limit`): a protective check
+# that admits the request when the table cannot answer in time, so it gets one short try, not three long
+# ones. One second at worst is what lets the REST API count it within API Gateway's 30 s.
+RATE_LIMIT = ClientLimits(connect_timeout=0.5, read_timeout=0.5, attempts=1)
 # `InvocationType=Event` answers 202 once the event is queued.
 LAMBDA_ASYNC = ClientLimits(connect_timeout=1.0, read_timeout=3.0, attempts=3)
 # Images of at most a few megabytes from the same Region.

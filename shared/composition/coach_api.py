@@ -14,14 +14,16 @@ from shared.store.ports import READS_BUDGET, WRITES_BUDGET, RequestLimits
 def coach_api_services(settings: CoachApiSettings) -> Services:
     """Cheap to build at import: each repository opens the table on its first call.
 
-    The per-user budgets (`coach_api_limits`) are not handed in yet: each is one more DynamoDB request
-    before the endpoint's own (at most two), and coach-api's worst case (`infra/time_budget.py`) has room
-    for two within the HTTP API's 30 s. Without them `Services.limits` is None and nothing is counted.
+    Every authorized route spends a per-user budget first (`coach_api_limits`). That is one more DynamoDB
+    request before the endpoint's own two, made through the limit's short client (one try of at most a
+    second, admitted unchecked when the table does not answer), which is what keeps coach-api's worst case
+    (`infra/time_budget.py`) within the HTTP API's 30 s.
     """
     return Services(
         coaches=DynamoCoachRepository(table_name=settings.table_name),
         conversations=DynamoConversationRepository(table_name=settings.table_name),
         sessions=DynamoCreatorSessionRepository(table_name=settings.table_name),
+        limits=coach_api_limits(settings),
     )
 
 

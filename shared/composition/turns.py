@@ -56,7 +56,9 @@ def turn_entry(
     open_flow: Callable[[Ask, float, str, Callable[[], None]], T_co],
 ) -> TurnEntry[Ask, T_co]:
     """A flow's entry with the limits every turn shares: the per-user writes budget in the flow's table, which
-    the fallbacks and the REST writes share too (one model-spending budget however the turn arrives)."""
+    the fallbacks and the REST writes share too (one model-spending budget however the turn arrives). Checked
+    as the REST API checks it: one short try on the limit's own client, admitting the turn when the table
+    cannot answer (`shared.store.dynamodb.rate_limit`), so a stalled limit never fails or delays a turn."""
     return TurnEntry(
         read=read,
         open=open_flow,

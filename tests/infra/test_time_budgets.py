@@ -78,7 +78,7 @@ def test_a_client_sends_no_more_requests_than_its_figure_counts(name):
         assert limits.connect_timeout == limits.read_timeout
         return
     client = boto3.client(
-        {"dynamodb": "dynamodb", "s3": "s3", "lambda": "lambda"}[name],
+        {"dynamodb": "dynamodb", "rate_limit": "dynamodb", "s3": "s3", "lambda": "lambda"}[name],
         region_name="us-east-1",
         aws_access_key_id="x",
         aws_secret_access_key="x",

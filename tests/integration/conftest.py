@@ -13,11 +13,24 @@ from pathlib import Path
 import pytest
 
 from functions.catalog import FUNCTIONS, STREAM_COACH_CONVERSATION, FunctionDefinition
+from local.iam_gate import AwsCall
 from local.iam_report import iam_table, requests_per_invocation
 from local.stack import LocalStack, StackPorts
 from shared.settings import ConversationTurnSettings
+from shared.store.dynamodb.keys import rate_limit_pk
 
 SERVICE_CLIENTS = {"bedrock": "model"}  # signing name -> the client name of `sdk_calls`
+RATE_LIMIT_ITEMS = rate_limit_pk("")  # the key prefix of the items only the rate limit's own client touches
+
+
+def sdk_client(call: AwsCall) -> str:
+    """The `sdk_calls` client a recorded request counts against: the rate limit's own DynamoDB client for its
+    items (`shared.aws_clients.RATE_LIMIT`), else the client of its service."""
+    if call.service == "dynamodb" and call.item_key.startswith(RATE_LIMIT_ITEMS):
+        return "rate_limit"
+    return SERVICE_CLIENTS.get(call.service, call.service)
+
+
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
 TEST_FUNCTION = FunctionDefinition(
@@ -114,7 +127,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, gate_dir: Path) -> Iterator[
     denied = [call for call in calls if call.verdict == "denied" and not call.hid_a_missing_key]
     ARTIFACTS.mkdir(exist_ok=True)
     (ARTIFACTS / "iam-table.md").write_text(iam_table(calls, local.role_policies(), local.definitions) + "\n")
-    observed = requests_per_invocation(calls)
+    observed = requests_per_invocation(calls, sdk_client)
     (ARTIFACTS / "requests-per-invocation.json").write_text(json.dumps(observed, indent=1, sort_keys=True) + "\n")
     local.stop()
     assert denied == [], "calls the functions' synthesized roles would deny in AWS"
@@ -122,7 +135,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, gate_dir: Path) -> Iterator[
     for definition in local.definitions:
         declared = dict(definition.sdk_calls)
         seen = observed.get(local.functions[definition.name].spec.name, {})
-        over = {s: n for s, n in seen.items() if n > declared.get(SERVICE_CLIENTS.get(s, s), 0)}
+        over = {client: n for client, n in seen.items() if n > declared.get(client, 0)}
         assert not over, f"{definition.name} sent more requests in one invocation than its sdk_calls: {over}"
 
 

@@ -10,10 +10,10 @@ import pytest
 
 from shared.api.app import app
 from shared.api.services import CONTEXT_KEY, Services
-from shared.composition.coach_api import coach_api_limits
+from shared.composition.coach_api import coach_api_limits, coach_api_services
 from shared.composition.turns import turn_entry
 from shared.settings import CoachApiSettings, TurnSettings
-from shared.store.dynamodb.rate_limit import DynamoRateLimiter
+from shared.store.dynamodb.rate_limit import DynamoRateLimiter, admit_unchecked
 from shared.store.ports import READS_BUDGET, WRITES_BUDGET, RequestLimits
 from shared.store.records import Coach, Conversation, CreatorSession
 from tests.conftest import IN_PROCESS_SETTINGS
@@ -168,3 +168,48 @@ def test_rest_writes_spend_the_turns_budget_and_reads_their_own() -> None:
     assert (limits.writes.name, limits.writes.limit) == (turns.name, turns.limit) == (WRITES_BUDGET, 7)
     assert (limits.reads.name, limits.reads.limit) == (READS_BUDGET, 33)
     assert limits.writes._table_name == limits.reads._table_name == turns._table_name == "unit-test"
+
+
+def test_the_coach_api_counts_every_authorized_request() -> None:
+    """Switched on in the function's composition root: the budgets above, on the limit's own client."""
+    settings = CoachApiSettings.from_env({**IN_PROCESS_SETTINGS, "RATE_LIMIT_READS_PER_MINUTE": "33"})
+    limits = coach_api_services(settings).limits
+    assert limits is not None
+    assert (limits.for_method("GET").name, limits.for_method("HEAD").name) == (READS_BUDGET, READS_BUDGET)
+    assert (limits.for_method("POST").name, limits.for_method("PUT").name) == (WRITES_BUDGET, WRITES_BUDGET)
+    assert limits.for_method("GET").limit == 33  # type: ignore[attr-defined]
+    for limiter in (limits.reads, limits.writes):
+        assert isinstance(limiter, DynamoRateLimiter) and limiter._on_unavailable is admit_unchecked
+
+
+class ThrottledTable:
+    """The limit's item throttled: every update answered `ProvisionedThroughputExceededException`."""
+
+    def update_item(self, **_: Any) -> None:
+        from botocore.exceptions import ClientError
+
+        error = {
+            "Error": {"Code": "ProvisionedThroughputExceededException"},
+            "ResponseMetadata": {"HTTPStatusCode": 400},
+        }
+        raise ClientError(error, "UpdateItem")  # type: ignore[arg-type]
+
+
+def test_a_limit_the_table_cannot_check_admits_rest_requests(api: Api) -> None:
+    """Fail open: the limit protects the budget, it does not decide whether a request is valid, so a throttled
+    or stalled check lets reads and writes through (and says so) instead of answering 500."""
+    unchecked: list[str] = []
+    limits = RequestLimits(
+        writes=DynamoRateLimiter(
+            1, ThrottledTable(), name=WRITES_BUDGET, on_unavailable=lambda b, _: unchecked.append(b)
+        ),
+        reads=DynamoRateLimiter(
+            1, ThrottledTable(), name=READS_BUDGET, on_unavailable=lambda b, _: unchecked.append(b)
+        ),
+    )
+    api.services = Services(api.services.coaches, api.services.conversations, api.services.sessions, limits)
+    assert [api.call("POST", CONVERSATIONS, body={"title": "t"})["statusCode"] for _ in range(2)] == [201, 201]
+    assert [api.call("GET", COACHES)["statusCode"] for _ in range(2)] == [200, 200]
+    assert unchecked == [WRITES_BUDGET] * 2 + [READS_BUDGET] * 2
+    conversations = api.services.conversations
+    assert isinstance(conversations, CountingConversations) and conversations.created == 2

@@ -12,22 +12,37 @@ unlike a token bucket, the bound holds for every window, not just on average. Th
 window (and some slack) after its newest admission, when it no longer refuses anything.
 
 The bound is as exact as the callers' clocks, whose times it keeps (functions' clocks agree to well under
-a second). An update the SDK retries after its answer was lost takes a second slot: stricter, never looser.
-After the limit changes, at most the larger of the two passes until the old log has left the window.
+a second). After the limit changes, at most the larger of the two passes until the old log has left the
+window.
+
+The update goes through a client of its own (`shared.aws_clients.RATE_LIMIT`: one try, half a second to
+connect and to read), and a table that does not answer in time, throttles the item or fails on its side
+**admits** the request (fail open), logged as a warning and counted (`RateLimitUnavailable`). The limit
+protects the model budget from one user's excess; it is not what makes a request valid, so a stalled limit
+check must neither fail the request nor spend the time it needs (coach-api has under 30 s for all of it).
+A refusal by the table itself (no such table, access denied, a bad request) is a defect, not an outage,
+and still fails loudly. Fail open costs little: the next request that reaches the table counts again, and
+the stage's throttle and the functions' concurrency still bound the whole.
 """
 
 from __future__ import annotations
 
 import math
+import threading
 import time
 from collections.abc import Callable
 from decimal import Decimal
+from functools import cache
 from typing import Any
 
-from botocore.exceptions import ClientError
+import boto3
+from botocore.exceptions import ClientError, HTTPClientError
+from botocore.exceptions import ConnectionError as BotoConnectionError
 
+from shared.aws_clients import RATE_LIMIT
 from shared.errors import RateLimited
-from shared.settings import RATE_LIMIT_MAX
+from shared.observability import logger, observe
+from shared.settings import RATE_LIMIT_MAX, TableSettings, settings
 from shared.store.dynamodb import keys
 from shared.store.dynamodb.table import TableAdapter
 from shared.store.ports import RequestLimiter
@@ -38,6 +53,13 @@ WINDOW_SECONDS = 60
 MAX_LIMIT = RATE_LIMIT_MAX
 EXPIRY_SLACK_SECONDS = 60  # functions' clocks may disagree; the item outlives its usefulness by this much
 REFUSED = "too many requests; try again shortly"
+UNAVAILABLE_METRIC = "RateLimitUnavailable"
+# DynamoDB's answers for a table that is there but cannot take the request now (HTTP 400, unlike 5xx).
+THROTTLING_CODES = frozenset({"ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded"})
+CLIENT_CONFIG = RATE_LIMIT.botocore_config(tcp_keepalive=True)
+
+Unavailable = Callable[[str, Exception], None]
+"""Told the budget's name and the error when the table did not answer; the request is admitted after it."""
 
 
 def shift_expression(limit: int) -> str:
@@ -52,6 +74,41 @@ def shift_expression(limit: int) -> str:
 
 ADMIT_CONDITION = "attribute_not_exists(t0) OR t0 <= :cutoff"
 
+_opening = threading.Lock()
+
+
+def limit_table(table_name: str | None = None) -> Any:
+    """The table through the limit's own short-timeout client, opened once per container and name (under a
+    lock, on a session of its own, as `shared.store.dynamodb.table.coach_table` opens the others')."""
+    with _opening:
+        return _open_limit_table(table_name or settings(TableSettings).table_name)
+
+
+@cache
+def _open_limit_table(table_name: str) -> Any:
+    return boto3.session.Session().resource("dynamodb", config=CLIENT_CONFIG).Table(table_name)
+
+
+forget_limit_tables = _open_limit_table.cache_clear  # tests that point the same name at a new table
+
+
+def is_unavailable(error: Exception) -> bool:
+    """The table did not answer (a timeout, a cut or refused connection), throttled, or failed on its side:
+    an outage to ride out, unlike a refusal that names a defect (missing table, access denied, bad input)."""
+    if isinstance(error, BotoConnectionError | HTTPClientError):
+        return True
+    if isinstance(error, ClientError):
+        code = error.response.get("Error", {}).get("Code", "")
+        status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        return code in THROTTLING_CODES or status >= 500
+    return False
+
+
+def admit_unchecked(budget: str, error: Exception) -> None:
+    """Fail open, visibly: a warning with the cause, and one `RateLimitUnavailable` for the invocation."""
+    logger.warning("rate limit unavailable; request admitted unchecked", extra={"budget": budget, "cause": repr(error)})
+    observe(UNAVAILABLE_METRIC, 1)
+
 
 class DynamoRateLimiter(TableAdapter, RequestLimiter):
     """One budget (`name`) per user: the turns and REST writes share one, REST reads have their own."""
@@ -65,8 +122,10 @@ class DynamoRateLimiter(TableAdapter, RequestLimiter):
         name: str,
         window_seconds: int = WINDOW_SECONDS,
         table_name: str | None = None,
+        on_unavailable: Unavailable = admit_unchecked,
     ) -> None:
         super().__init__(table, table_name=table_name)
+        self._on_unavailable = on_unavailable
         if limit > MAX_LIMIT:
             raise ValueError(f"a sliding window log holds at most {MAX_LIMIT} requests, not {limit}")
         self.limit = limit
@@ -75,9 +134,23 @@ class DynamoRateLimiter(TableAdapter, RequestLimiter):
         self._clock = clock
         self._expression = shift_expression(limit) if limit > 0 else ""
 
+    @property
+    def table(self) -> Any:
+        """The table handed in (tests), else the named table through the limit's own client."""
+        return self._table or limit_table(self._table_name)
+
     def hit(self, user_id: str) -> None:
         if self.limit <= 0:
             return
+        try:
+            self._admit(user_id)
+        except (ClientError, BotoConnectionError, HTTPClientError) as exc:
+            if not is_unavailable(exc):
+                raise
+            self._on_unavailable(self.name, exc)
+
+    def _admit(self, user_id: str) -> None:
+        """One conditional update: the request is admitted, or `RateLimited` with the seconds to wait."""
         now = self._clock()
         try:
             self.table.update_item(
