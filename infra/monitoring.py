@@ -33,6 +33,7 @@ from infra.catalog_rules import CatalogError, construct_id
 from infra.time_budget import is_turn, time_budget
 from shared.http.errors import ERROR_STATUSES, error_metric_name
 from shared.settings import SseSettings
+from shared.store.dynamodb.rate_limit import UNAVAILABLE_METRIC
 
 if TYPE_CHECKING:
     from infra.api_stack import ApiStack
@@ -63,6 +64,8 @@ COACH_BUILD_FAILURES = {  # metric -> (alarm name suffix, why one is enough)
         "session",
     ),
 }
+RATE_LIMIT_UNAVAILABLE = UNAVAILABLE_METRIC
+RATE_LIMIT_UNAVAILABLE_THRESHOLD = 10
 ACTIVITY_METRICS = ("CoachesBuilt", "CoachBuildDefaults", "WorkoutsLogged", "MemoriesSaved", "SummariesSaved")
 WORKER_FAILURE_METRICS = (
     "PostTurnTaskFailures",
@@ -285,6 +288,14 @@ class Monitoring(Construct):
         )
         for name, (what, reason) in COACH_BUILD_FAILURES.items():
             self._alarm(what, self.custom(name), 1, f"{name} at least once in 5 minutes: {reason}.")
+        self._alarm(
+            "rate-limit-unavailable",
+            self.custom(RATE_LIMIT_UNAVAILABLE, period=SLOW_PERIOD),
+            RATE_LIMIT_UNAVAILABLE_THRESHOLD,
+            f"{RATE_LIMIT_UNAVAILABLE} at least {RATE_LIMIT_UNAVAILABLE_THRESHOLD} times in 15 minutes: the per-user "
+            "limit's update timed out or was throttled and those requests were admitted unchecked (fail open); "
+            "one is a blip, this many means the limit is off in effect while the table struggles.",
+        )
 
     # --- the topic --------------------------------------------------------------------------------
 

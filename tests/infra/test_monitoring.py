@@ -275,6 +275,7 @@ def _expected_names(synthesized) -> set[str]:
         "post-turn-task-failures",
         "coach-builds-failed",
         "coach-build-handoff-failures",
+        "rate-limit-unavailable",
     }
     fixed |= {f"errors-{c.lower().replace('_', '-')}" for c in alarmed_error_codes()}
     fixed |= {f"{d.name}-throttles" for d in synthesized.definitions}
@@ -291,7 +292,7 @@ def test_alarms_have_fixed_names_an_operator_can_find(synthesized):
     monitoring = [
         lid for lid in resources(synthesized.raw("api"), "AWS::CloudWatch::Alarm") if lid.startswith("Monitoring")
     ]
-    turn_alarms, error_alarms, worker_alarms = 3, len(alarmed_error_codes()), 3
+    turn_alarms, error_alarms, worker_alarms = 3, len(alarmed_error_codes()), 4
     throttles = len(synthesized.definitions)
     assert len(monitoring) == turn_alarms + error_alarms + worker_alarms + throttles
 
