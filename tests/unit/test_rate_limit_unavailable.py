@@ -19,7 +19,6 @@ from shared.store.dynamodb.rate_limit import (
     UNAVAILABLE_METRIC,
     DynamoRateLimiter,
     admit_unchecked,
-    forget_limit_tables,
 )
 from shared.store.dynamodb.table import coach_table, forget_tables
 from shared.store.ports import WRITES_BUDGET
@@ -60,10 +59,8 @@ def aws_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         monkeypatch.setenv(name, value)
     for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB"):
         monkeypatch.delenv(name, raising=False)
-    forget_limit_tables()
     forget_tables()
     yield
-    forget_limit_tables()
     forget_tables()
 
 

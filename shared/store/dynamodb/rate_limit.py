@@ -28,23 +28,20 @@ the stage's throttle and the functions' concurrency still bound the whole.
 from __future__ import annotations
 
 import math
-import threading
 import time
 from collections.abc import Callable
 from decimal import Decimal
-from functools import cache
 from typing import Any
 
-import boto3
 from botocore.exceptions import ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from shared.aws_clients import RATE_LIMIT
 from shared.errors import RateLimited
 from shared.observability import logger, observe
-from shared.settings import RATE_LIMIT_MAX, TableSettings, settings
+from shared.settings import RATE_LIMIT_MAX
 from shared.store.dynamodb import keys
-from shared.store.dynamodb.table import TableAdapter
+from shared.store.dynamodb.table import ConditionFailed, TableAdapter, coach_table, conditional_write
 from shared.store.ports import RequestLimiter
 
 WINDOW_SECONDS = 60
@@ -56,7 +53,6 @@ REFUSED = "too many requests; try again shortly"
 UNAVAILABLE_METRIC = "RateLimitUnavailable"
 # DynamoDB's answers for a table that is there but cannot take the request now (HTTP 400, unlike 5xx).
 THROTTLING_CODES = frozenset({"ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded"})
-CLIENT_CONFIG = RATE_LIMIT.botocore_config(tcp_keepalive=True)
 
 Unavailable = Callable[[str, Exception], None]
 """Told the budget's name and the error when the table did not answer; the request is admitted after it."""
@@ -73,23 +69,6 @@ def shift_expression(limit: int) -> str:
 
 
 ADMIT_CONDITION = "attribute_not_exists(t0) OR t0 <= :cutoff"
-
-_opening = threading.Lock()
-
-
-def limit_table(table_name: str | None = None) -> Any:
-    """The table through the limit's own short-timeout client, opened once per container and name (under a
-    lock, on a session of its own, as `shared.store.dynamodb.table.coach_table` opens the others')."""
-    with _opening:
-        return _open_limit_table(table_name or settings(TableSettings).table_name)
-
-
-@cache
-def _open_limit_table(table_name: str) -> Any:
-    return boto3.session.Session().resource("dynamodb", config=CLIENT_CONFIG).Table(table_name)
-
-
-forget_limit_tables = _open_limit_table.cache_clear  # tests that point the same name at a new table
 
 
 def is_unavailable(error: Exception) -> bool:
@@ -137,7 +116,7 @@ class DynamoRateLimiter(TableAdapter, RequestLimiter):
     @property
     def table(self) -> Any:
         """The table handed in (tests), else the named table through the limit's own client."""
-        return self._table or limit_table(self._table_name)
+        return self._table or coach_table(self._table_name, RATE_LIMIT)
 
     def hit(self, user_id: str) -> None:
         if self.limit <= 0:
@@ -153,22 +132,21 @@ class DynamoRateLimiter(TableAdapter, RequestLimiter):
         """One conditional update: the request is admitted, or `RateLimited` with the seconds to wait."""
         now = self._clock()
         try:
-            self.table.update_item(
-                Key={"pk": keys.rate_limit_pk(user_id), "sk": f"LIMIT#{self.name}"},
-                UpdateExpression=self._expression,
-                ConditionExpression=ADMIT_CONDITION,
-                ExpressionAttributeValues={
-                    **({":zero": 0} if self.limit > 1 else {}),  # DynamoDB refuses a value no expression uses
-                    ":now": _millis(now),
-                    ":cutoff": _millis(now - self.window_seconds),
-                    ":expires": math.ceil(now) + self.window_seconds + EXPIRY_SLACK_SECONDS,
-                },
-                ReturnValuesOnConditionCheckFailure="ALL_OLD",
-            )
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
-                raise
-            oldest = _oldest_admission(exc.response.get("Item"))
+            with conditional_write():
+                self.table.update_item(
+                    Key={"pk": keys.rate_limit_pk(user_id), "sk": f"LIMIT#{self.name}"},
+                    UpdateExpression=self._expression,
+                    ConditionExpression=ADMIT_CONDITION,
+                    ExpressionAttributeValues={
+                        **({":zero": 0} if self.limit > 1 else {}),  # DynamoDB refuses a value no expression uses
+                        ":now": _millis(now),
+                        ":cutoff": _millis(now - self.window_seconds),
+                        ":expires": math.ceil(now) + self.window_seconds + EXPIRY_SLACK_SECONDS,
+                    },
+                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                )
+        except ConditionFailed as refused:
+            oldest = _oldest_admission(refused.item)
             wait = self.window_seconds if oldest is None else oldest + self.window_seconds - now
             raise RateLimited(math.ceil(wait), REFUSED) from None
 

@@ -16,29 +16,28 @@ from typing import Any
 import boto3
 from botocore.exceptions import ClientError
 
-from shared.aws_clients import DYNAMODB
+from shared.aws_clients import DYNAMODB, ClientLimits
 from shared.settings import TableSettings, settings
-
-CLIENT_CONFIG = DYNAMODB.botocore_config(tcp_keepalive=True)
-
 
 _opening = threading.Lock()
 
 
-def coach_table(table_name: str | None = None) -> Any:
+def coach_table(table_name: str | None = None, limits: ClientLimits = DYNAMODB) -> Any:
     """The table's boto3 `Table`, created on first use and kept for the container's life.
 
     The composition roots name the table from their settings model; without a name, the function's
     `COACH_TABLE_NAME` setting is used. Created once even when a turn's first reads start together:
     they wait for it under a lock, on a session of its own (boto3's default session is not thread-safe).
+    A caller with a budget of its own (the rate limit) names its `limits` and gets a client of its own.
     """
     with _opening:
-        return _open_table(table_name or settings(TableSettings).table_name)
+        return _open_table(table_name or settings(TableSettings).table_name, limits)
 
 
 @cache
-def _open_table(table_name: str) -> Any:
-    return boto3.session.Session().resource("dynamodb", config=CLIENT_CONFIG).Table(table_name)
+def _open_table(table_name: str, limits: ClientLimits) -> Any:
+    config = limits.botocore_config(tcp_keepalive=True)
+    return boto3.session.Session().resource("dynamodb", config=config).Table(table_name)
 
 
 forget_tables = _open_table.cache_clear  # tests that point the same name at a new table
@@ -57,7 +56,13 @@ class TableAdapter:
 
 
 class ConditionFailed(Exception):
-    """A conditional write's condition did not hold; the adapter says what that means."""
+    """A conditional write's condition did not hold; the adapter says what that means. `item` is the item as
+    the write found it when the write asked for it (`ReturnValuesOnConditionCheckFailure=ALL_OLD`), in the
+    low-level attribute-value form."""
+
+    def __init__(self, item: dict[str, Any] | None = None) -> None:
+        super().__init__("the condition did not hold")
+        self.item = item
 
 
 @contextmanager
@@ -67,7 +72,7 @@ def conditional_write() -> Iterator[None]:
         yield
     except ClientError as exc:
         if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-            raise ConditionFailed from None
+            raise ConditionFailed(exc.response.get("Item")) from None
         raise
 
 
