@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from shared.aws_clients import ClientLimits
+from shared.aws_clients import ClientLimits, new_session
 from shared.settings import FlagSettings, settings
 
 if TYPE_CHECKING:
@@ -111,6 +111,10 @@ class AppConfigSource:
         self.max_age_seconds = max_age_seconds
         self._flags: FeatureFlags | None = None
 
+    def prepare(self) -> None:
+        """Import Powertools' feature flags and make the client, without a request: what the first read needs."""
+        self._flags = self._flags or self._feature_flags()
+
     def read(self, last: FlagValues) -> FlagValues:
         try:
             flags = self._flags or self._feature_flags()
@@ -125,10 +129,9 @@ class AppConfigSource:
             raise FlagsUnavailable(f"{type(exc).__name__}: {exc}") from exc
 
     def _feature_flags(self) -> FeatureFlags:
-        import boto3
         from aws_lambda_powertools.utilities.feature_flags import AppConfigStore, FeatureFlags
 
-        client = boto3.session.Session().client("appconfigdata", config=APPCONFIG.botocore_config())
+        client = new_session().client("appconfigdata", config=APPCONFIG.botocore_config())
         interval = max(MIN_POLL_INTERVAL_SECONDS, self.max_age_seconds)
 
         def poll_interval(params: dict[str, Any], **_: Any) -> None:
@@ -168,6 +171,10 @@ class CachedFlags:
         self._fresh_until = float("-inf")
         self._lock = threading.Lock()
 
+    def prepare(self) -> None:
+        if isinstance(self.source, AppConfigSource):
+            self.source.prepare()
+
     def current(self) -> FlagValues:
         if self.source is None or self._clock() < self._fresh_until:
             return self.values
@@ -204,13 +211,22 @@ def _warn(message: str) -> None:
 _current: tuple[FlagSettings, CachedFlags] | None = None
 
 
-def current_flags() -> FlagValues:
+def current_flags_source() -> CachedFlags:
     """This container's flags (rebuilt only when its settings were reloaded, as tests do)."""
     global _current
     found = settings(FlagSettings)
     if _current is None or _current[0] is not found:
         _current = (found, cached_flags(found))
-    return _current[1].current()
+    return _current[1]
+
+
+def current_flags() -> FlagValues:
+    return current_flags_source().current()
+
+
+def prepare_flags() -> None:
+    """At init: this container's flags source made ready (no request is sent), so the first turn only reads."""
+    current_flags_source().prepare()
 
 
 def streaming_enabled() -> bool:

@@ -15,11 +15,12 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any, Generic, Protocol, TypeVar
 
+from shared.aws_clients import RATE_LIMIT
 from shared.concurrency import WORKERS
 from shared.errors import StreamingDisabled
 from shared.events import TurnEvent
 from shared.fallback import collect_complete
-from shared.flags import streaming_enabled
+from shared.flags import prepare_flags, streaming_enabled
 from shared.http.event import HttpRequest
 from shared.http.routes import Router
 from shared.http.stream_request import StreamRequest, open_stream_request
@@ -27,6 +28,7 @@ from shared.http.streaming import JsonResponse, StreamingResponse, streaming_han
 from shared.observability import lambda_entry, log_keys
 from shared.settings import StreamSettings, TurnSettings
 from shared.store.dynamodb.rate_limit import DynamoRateLimiter
+from shared.store.dynamodb.table import coach_table
 from shared.store.ports import WRITES_BUDGET, RequestLimiter
 
 
@@ -48,6 +50,8 @@ class TurnEntry(Generic[Ask, T_co]):
     open: Callable[[Ask, float, str, Callable[[], None]], T_co]
     limiter: RequestLimiter
     stream: StreamSettings
+    # Makes at init what every first turn needs (the table's clients, the flags' client), opening no connection.
+    prepare: Callable[[], None] = lambda: None
 
 
 def turn_entry(
@@ -64,7 +68,16 @@ def turn_entry(
         open=open_flow,
         limiter=DynamoRateLimiter(settings.rate_limit_per_minute, name=WRITES_BUDGET, table_name=settings.table_name),
         stream=settings,
+        prepare=lambda: prepare_clients(settings.table_name),
     )
+
+
+def prepare_clients(table_name: str) -> None:
+    """The table through the repositories' client and the limit's, and the flags' store: what a turn would
+    otherwise make in its first request (each client reads its service's models; about 60 ms for the first)."""
+    coach_table(table_name)
+    coach_table(table_name, RATE_LIMIT)
+    prepare_flags()
 
 
 CLOCK_SLACK_SECONDS = 5.0  # functions' clocks may disagree this much about when a claim lapses
@@ -102,7 +115,10 @@ def streaming_turn_handler(router: Router, compose: Callable[[], TurnEntry[Any, 
             raise StreamingDisabled()
         return StreamingResponse(open_turn(entry(), request, context, router).events())
 
-    handler.prepare_workers = entry  # type: ignore[attr-defined]  # built once, shared by forked workers
+    def prepare() -> None:
+        entry().prepare()
+
+    handler.prepare_workers = prepare  # type: ignore[attr-defined]  # at init: built once, shared by all workers
     return handler
 
 

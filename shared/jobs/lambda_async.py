@@ -12,9 +12,7 @@ import logging
 from functools import cached_property
 from typing import Any
 
-import boto3
-
-from shared.aws_clients import LAMBDA_ASYNC
+from shared.aws_clients import LAMBDA_ASYNC, new_session
 from shared.jobs.port import JobQueue
 
 logger = logging.getLogger(__name__)
@@ -28,7 +26,7 @@ class LambdaAsyncJobQueue(JobQueue):
 
     @cached_property
     def _client(self) -> Any:
-        return boto3.session.Session().client("lambda", config=_CONFIG)  # a session of its own: thread safe
+        return new_session().client("lambda", config=_CONFIG)  # a session of its own: thread safe
 
     def submit(self, job: dict[str, Any]) -> None:
         response = self._client.invoke(

@@ -16,11 +16,11 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-import boto3
 from botocore.eventstream import ParserError
 from botocore.exceptions import BotoCoreError, ClientError
 from urllib3.exceptions import HTTPError as Urllib3Error
 
+from shared.aws_clients import new_session
 from shared.models.guard import guard_call, guard_stream
 from shared.models.port import (
     ModelEvent,
@@ -142,7 +142,7 @@ def _create_client(settings: ModelSettings) -> Any:
     so `max_attempts: 3` would send four requests.
     """
     config = settings.limits.botocore_config()
-    return boto3.session.Session().client("bedrock-runtime", config=config)
+    return new_session().client("bedrock-runtime", config=config)
 
 
 def _usage(usage: dict[str, Any] | None) -> Usage:

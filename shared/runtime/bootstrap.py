@@ -124,7 +124,7 @@ def main(*, streaming: bool = True) -> None:
         workers = serve_in_threads if use_threads(os.environ) else serve_in_workers
         handler = load_handler(os.environ["_HANDLER"])
         prepare = getattr(handler, "prepare_workers", None)
-        if concurrency > 1 and callable(prepare):
+        if callable(prepare):  # at init, as Lambda's guidance has it: clients made outside the handler
             prepare()
     except Exception as exc:
         logger.exception("init failed")

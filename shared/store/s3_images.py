@@ -10,10 +10,9 @@ from __future__ import annotations
 from functools import cached_property
 from typing import Any
 
-import boto3
 from botocore.exceptions import ClientError
 
-from shared.aws_clients import S3
+from shared.aws_clients import S3, new_session
 from shared.errors import Forbidden, InvalidRequest
 from shared.images import image_format, is_key_under_user_prefix
 from shared.models import Image
@@ -28,7 +27,7 @@ class S3ImageSource(ImageSource):
 
     @cached_property
     def _client(self) -> Any:
-        return boto3.session.Session().client("s3", config=S3.botocore_config())  # own session: thread safe
+        return new_session().client("s3", config=S3.botocore_config())  # own session: thread safe
 
     def load(self, user_id: str, keys: tuple[str, ...]) -> tuple[Image, ...]:
         return tuple(self._one(user_id, key) for key in keys)

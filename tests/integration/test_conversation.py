@@ -117,6 +117,7 @@ def timed_turn(stack: LocalStack, conversation: Conversation, token: str, text: 
 
 
 def test_the_first_chunk_never_waits_for_a_slow_router(stack, conversation, token, model):
+    timed_turn(stack, conversation, token, "Warm up.")  # what is timed is the order, not a first request's setup
     script(
         stack,
         TurnScript(router=router_reply(delay=1.5), reply=Script.of(*pieces("One ", "two", first_delay=0.3), Finish())),

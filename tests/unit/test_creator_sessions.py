@@ -14,7 +14,11 @@ from shared.store.dynamodb.creator_sessions import DynamoCreatorSessionRepositor
 from shared.store.records import CreatorSession, QuestionAnswer
 
 USER = "user-1"
-LATER = int(time.time()) + 300
+
+
+def later() -> int:
+    """A claim's expiry five minutes from now (from the test's own start: the suite may run for longer)."""
+    return int(time.time()) + 300
 
 
 @pytest.fixture
@@ -46,8 +50,9 @@ def test_create_then_get(repo: DynamoCreatorSessionRepository, table: Any) -> No
 
 def test_claim_then_commit_records_the_answer(repo: DynamoCreatorSessionRepository) -> None:
     session = repo.create_session(USER, "goals")
-    claimed = repo.claim(session, "req-1", LATER)
-    assert (claimed.version, claimed.answering, claimed.answering_until) == (1, "req-1", LATER)
+    until = later()
+    claimed = repo.claim(session, "req-1", until)
+    assert (claimed.version, claimed.answering, claimed.answering_until) == (1, "req-1", until)
 
     committed = repo.commit(claimed, qa(), "experience", "INTERMEDIATE", is_complete=False)
     assert committed.version == 2
@@ -57,7 +62,7 @@ def test_claim_then_commit_records_the_answer(repo: DynamoCreatorSessionReposito
     assert (committed.is_complete, committed.coach_config_status) == (False, "none")
     assert repo.get_session(USER, session.session_id) == committed
 
-    again = repo.commit(repo.claim(committed, "req-2", LATER), qa("experience", "5 years"), None, "ADVANCED", True)
+    again = repo.commit(repo.claim(committed, "req-2", later()), qa("experience", "5 years"), None, "ADVANCED", True)
     assert [entry.answer for entry in again.history] == ["Run a marathon", "5 years"]
     assert (again.is_complete, again.coach_config_status, again.current_question_id) == (True, "generating", None)
     assert again.history[0].api()["aiResponse"] == "Great goal."
@@ -72,7 +77,7 @@ def test_ten_concurrent_claims_exactly_one_wins(repo: DynamoCreatorSessionReposi
     def answer(index: int) -> None:
         barrier.wait()
         try:
-            won.append(repo.claim(session, f"req-{index}", LATER))
+            won.append(repo.claim(session, f"req-{index}", later()))
         except Conflict as exc:
             lost.append(exc)
 
@@ -99,7 +104,7 @@ def test_concurrent_answers_never_lose_an_update(repo: DynamoCreatorSessionRepos
             current = repo.get_session(USER, session.session_id)
             assert current is not None
             try:
-                claimed = repo.claim(current, f"req-{index}", LATER)
+                claimed = repo.claim(current, f"req-{index}", later())
                 repo.commit(claimed, qa(f"q{index}", f"answer {index}"), None, "BEGINNER", is_complete=False)
                 return
             except Conflict:
@@ -119,22 +124,22 @@ def test_concurrent_answers_never_lose_an_update(repo: DynamoCreatorSessionRepos
 
 def test_a_stale_read_cannot_claim(repo: DynamoCreatorSessionRepository) -> None:
     session = repo.create_session(USER, "goals")
-    repo.release(repo.claim(session, "req-1", LATER))
+    repo.release(repo.claim(session, "req-1", later()))
     with pytest.raises(Conflict, match="changed; reload it"):
-        repo.claim(session, "req-2", LATER)
+        repo.claim(session, "req-2", later())
 
 
 def test_a_live_claim_refuses_another_answer(repo: DynamoCreatorSessionRepository) -> None:
     session = repo.create_session(USER, "goals")
-    claimed = repo.claim(session, "req-1", LATER)
+    claimed = repo.claim(session, "req-1", later())
     with pytest.raises(Conflict, match="already being answered"):
-        repo.claim(claimed, "req-2", LATER)
+        repo.claim(claimed, "req-2", later())
 
 
 def test_commit_with_a_stale_claim_is_a_conflict_and_writes_nothing(repo: DynamoCreatorSessionRepository) -> None:
     session = repo.create_session(USER, "goals")
     first = repo.claim(session, "req-1", int(time.time()) - 1)  # already expired
-    second = repo.claim(first, "req-2", LATER)  # taken over
+    second = repo.claim(first, "req-2", later())  # taken over
     with pytest.raises(Conflict, match="changed; reload it"):
         repo.commit(first, qa(answer="stale"), "experience", "BEGINNER", is_complete=False)
     repo.release(first)  # a lost claim is left alone
@@ -159,22 +164,22 @@ def test_an_expired_claim_can_be_taken_over(repo: DynamoCreatorSessionRepository
 
 def test_a_complete_session_refuses_claims(repo: DynamoCreatorSessionRepository) -> None:
     session = repo.create_session(USER, "goals")
-    done = repo.commit(repo.claim(session, "req-1", LATER), qa(), None, "BEGINNER", is_complete=True)
+    done = repo.commit(repo.claim(session, "req-1", later()), qa(), None, "BEGINNER", is_complete=True)
     with pytest.raises(Conflict, match="already complete") as refused:
-        repo.claim(done, "req-2", LATER)
+        repo.claim(done, "req-2", later())
     assert Problem.of(refused.value).status == 409
     with pytest.raises(Conflict, match="already complete"):
-        repo.claim(session, "req-3", LATER)  # a stale read that still says "not complete"
+        repo.claim(session, "req-3", later())  # a stale read that still says "not complete"
 
 
 def test_release_gives_the_session_back_unchanged(repo: DynamoCreatorSessionRepository) -> None:
     session = repo.create_session(USER, "goals")
-    claimed = repo.claim(session, "req-1", LATER)
+    claimed = repo.claim(session, "req-1", later())
     repo.release(claimed)
     released = repo.get_session(USER, session.session_id)
     assert released is not None
     assert (released.version, released.answering, released.answering_until, released.history) == (2, None, None, [])
-    assert repo.claim(released, "req-2", LATER).answering == "req-2"
+    assert repo.claim(released, "req-2", later()).answering == "req-2"
     repo.release(released)  # not a claim: nothing to do
 
 
@@ -188,7 +193,7 @@ def test_claiming_a_deleted_session_is_not_found(repo: DynamoCreatorSessionRepos
     session = repo.create_session(USER, "goals")
     table.delete_item(Key={"pk": f"USER#{USER}", "sk": f"CREATOR#{session.session_id}"})
     with pytest.raises(NotFound):
-        repo.claim(session, "req-1", LATER)
+        repo.claim(session, "req-1", later())
 
 
 def test_attach_coach_and_mark_failed(repo: DynamoCreatorSessionRepository) -> None:
@@ -214,7 +219,7 @@ def test_fifteen_maximal_answers_fit_in_one_item(repo: DynamoCreatorSessionRepos
     """Replies kept at 2,000 characters: moto counts the old list and the new one against 400 KB."""
     session = repo.create_session(USER, "q0")
     for index in range(15):
-        claimed = repo.claim(session, f"req-{index}", LATER)
+        claimed = repo.claim(session, f"req-{index}", later())
         entry = qa(f"q{index}", "x" * 10_000).model_copy(update={"ai_response": "y" * 2_000})
         session = repo.commit(claimed, entry, f"q{index + 1}", "ADVANCED", is_complete=index == 14)
     assert len(session.history) == 15

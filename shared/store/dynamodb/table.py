@@ -13,10 +13,10 @@ from decimal import Decimal
 from functools import cache
 from typing import Any
 
-import boto3
+import boto3  # noqa: F401 - at init, not in the first request: every function's first reads need it
 from botocore.exceptions import ClientError
 
-from shared.aws_clients import DYNAMODB, ClientLimits
+from shared.aws_clients import DYNAMODB, ClientLimits, new_session
 from shared.settings import TableSettings, settings
 
 _opening = threading.Lock()
@@ -37,7 +37,7 @@ def coach_table(table_name: str | None = None, limits: ClientLimits = DYNAMODB) 
 @cache
 def _open_table(table_name: str, limits: ClientLimits) -> Any:
     config = limits.botocore_config(tcp_keepalive=True)
-    return boto3.session.Session().resource("dynamodb", config=config).Table(table_name)
+    return new_session().resource("dynamodb", config=config).Table(table_name)
 
 
 forget_tables = _open_table.cache_clear  # tests that point the same name at a new table
