@@ -79,21 +79,22 @@ WORKER_FAILURE_METRICS = (
 class Thresholds:
     """The figures the alarms compare against, from the catalog: plain numbers the tests can check."""
 
-    time_to_first_token_ms: float  # the turns' keep-alive interval: past it the user sees only keep-alives
-    stream_budget_seconds: float  # the shortest turn budget (a turn stops itself there)
-    stream_duration_ms: float  # NEAR_BUDGET_SHARE of it
     post_turn_failures: int  # the attempts one stream record gets: one failing record stays at or under it
+    # The turns' figures; None without a turn function (a stack of other functions has no turn alarms).
+    time_to_first_token_ms: float | None = None  # the turns' keep-alive interval: past it only keep-alives show
+    stream_budget_seconds: float | None = None  # the shortest turn budget (a turn stops itself there)
+    stream_duration_ms: float | None = None  # NEAR_BUDGET_SHARE of it
 
     @classmethod
     def of(cls, definitions: Iterable[FunctionDefinition], configured_stream_budget: float) -> Thresholds:
         definitions = list(definitions)
         turns = [d for d in definitions if is_turn(d)]
+        attempts = [d.stream_source.attempts_per_record for d in definitions if d.stream_source is not None]
         if not turns:
-            raise CatalogError("monitoring needs at least one turn function (settings with a stream budget)")
+            return cls(post_turn_failures=max(attempts, default=1))
         keep_alive = min(_keep_alive_seconds(d) for d in turns)
         budgets = [time_budget(d, d.extra_environment, configured_stream_budget).stream_budget_seconds for d in turns]
         budget = min(b for b in budgets if b is not None)
-        attempts = [d.stream_source.attempts_per_record for d in definitions if d.stream_source is not None]
         return cls(
             time_to_first_token_ms=keep_alive * 1000,
             stream_budget_seconds=budget,
@@ -209,6 +210,8 @@ class Monitoring(Construct):
 
     def _turn_alarms(self) -> None:
         t = self.thresholds
+        if t.time_to_first_token_ms is None or t.stream_duration_ms is None:
+            return  # no turn function in this stack
         p95 = cloudwatch.Stats.percentile(95)
         self._alarm(
             "time-to-first-token-p95",
@@ -341,19 +344,23 @@ class Monitoring(Construct):
         queues = self.api.dead_letter_queues
         dashboard = cloudwatch.Dashboard(self, "Dashboard", dashboard_name=dashboard_name(self.prefix))
         dashboard.add_widgets(cloudwatch.AlarmStatusWidget(title="Alarms", alarms=list(alarms), width=24, height=4))
-        dashboard.add_widgets(
-            _graph(
-                "Time to first token (ms)",
-                [self.custom("TimeToFirstToken", p50, label="p50"), self.custom("TimeToFirstToken", p95, label="p95")],
-                annotation=(t.time_to_first_token_ms, "alarm (p95)"),
-            ),
-            _graph(
-                "Turn duration (ms)",
-                [self.custom("StreamDuration", p50, label="p50"), self.custom("StreamDuration", p95, label="p95")],
-                annotation=(t.stream_duration_ms, "alarm (p95)"),
-            ),
-            _graph("Fallbacks", [self.custom("Fallbacks")], right=[self.fallback_rate()]),
-        )
+        if t.time_to_first_token_ms is not None and t.stream_duration_ms is not None:
+            dashboard.add_widgets(
+                _graph(
+                    "Time to first token (ms)",
+                    [
+                        self.custom("TimeToFirstToken", p50, label="p50"),
+                        self.custom("TimeToFirstToken", p95, label="p95"),
+                    ],
+                    annotation=(t.time_to_first_token_ms, "alarm (p95)"),
+                ),
+                _graph(
+                    "Turn duration (ms)",
+                    [self.custom("StreamDuration", p50, label="p50"), self.custom("StreamDuration", p95, label="p95")],
+                    annotation=(t.stream_duration_ms, "alarm (p95)"),
+                ),
+                _graph("Fallbacks", [self.custom("Fallbacks")], right=[self.fallback_rate()]),
+            )
         codes = sorted({s.code for s in ERROR_STATUSES.values()})
         dashboard.add_widgets(
             _graph("Errors by contract code", [self.custom(error_metric_name(c), label=c) for c in codes], width=12),
