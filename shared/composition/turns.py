@@ -25,7 +25,7 @@ from shared.http.event import HttpRequest
 from shared.http.routes import Router
 from shared.http.stream_request import StreamRequest, open_stream_request
 from shared.http.streaming import JsonResponse, StreamingResponse, streaming_handler
-from shared.observability import lambda_entry, log_keys
+from shared.observability import lambda_entry, log_keys, logger
 from shared.settings import StreamSettings, TurnSettings
 from shared.store.dynamodb.rate_limit import DynamoRateLimiter
 from shared.store.dynamodb.table import coach_table
@@ -74,10 +74,16 @@ def turn_entry(
 
 def prepare_clients(table_name: str) -> None:
     """The table through the repositories' client and the limit's, and the flags' store: what a turn would
-    otherwise make in its first request (each client reads its service's models; about 60 ms for the first)."""
-    coach_table(table_name)
-    coach_table(table_name, RATE_LIMIT)
-    prepare_flags()
+    otherwise make in its first request (each client reads its service's models; about 60 ms for the first).
+
+    Only a head start: what cannot be made yet (no Region in the environment, say) is made by the first
+    request, which then answers with the error, instead of failing the init of every environment."""
+    try:
+        coach_table(table_name)
+        coach_table(table_name, RATE_LIMIT)
+        prepare_flags()
+    except Exception as exc:
+        logger.warning("clients not prepared at init; the first request makes them: %s", exc)
 
 
 CLOCK_SLACK_SECONDS = 5.0  # functions' clocks may disagree this much about when a claim lapses
