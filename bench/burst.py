@@ -23,6 +23,7 @@ import httpx
 
 from bench.conversation import CONVERSATION, conversation_of, percentile
 from local.stack import LocalStack, StackPorts
+from shared.settings import RATE_LIMIT_MAX
 
 CLIENTS = 50
 LIMIT = 20
@@ -117,7 +118,7 @@ def main() -> None:
             concurrency=LIMIT,
             prewarmed=1,
             model="double",
-            extra_environment={"RATE_LIMIT_PER_MINUTE": "1000"},
+            extra_environment={"RATE_LIMIT_PER_MINUTE": str(RATE_LIMIT_MAX)},
         ).start()
         try:
             burst(stack)
