@@ -21,9 +21,8 @@ from pathlib import Path
 
 import httpx
 
-from bench.conversation import CONVERSATION, conversation_of, percentile
+from bench.conversation import BENCH_RATE_LIMIT, CONVERSATION, conversation_of, percentile
 from local.stack import LocalStack, StackPorts
-from shared.settings import RATE_LIMIT_MAX
 
 CLIENTS = 50
 LIMIT = 20
@@ -118,7 +117,7 @@ def main() -> None:
             concurrency=LIMIT,
             prewarmed=1,
             model="double",
-            extra_environment={"RATE_LIMIT_PER_MINUTE": str(RATE_LIMIT_MAX)},
+            extra_environment={"RATE_LIMIT_PER_MINUTE": str(BENCH_RATE_LIMIT)},
         ).start()
         try:
             burst(stack)
