@@ -18,6 +18,7 @@ import pytest
 from functions.catalog import COACH_CONVERSATION_POST_TURN
 from local.stack import TABLE_NAME, LocalStack
 from ops import redrive_post_turn
+from ops.stream_events import read_batch
 from shared.coach_conversation.post_turn_work import workout_id_for
 from shared.store.dynamodb.memories import DynamoWorkoutRepository
 from tests.fixtures.local_faults import Refusal, eventually, refusing_model, write_post_turn_job
@@ -63,14 +64,7 @@ def test_a_dead_lettered_job_is_redriven_after_the_fix_and_its_work_lands(stack,
             sqs.change_message_visibility(
                 QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
             )
-            info = json.loads(message["Body"])["DDBStreamBatchInfo"]
-            iterator = streams.get_shard_iterator(
-                StreamArn=info["streamArn"],
-                ShardId=info["shardId"],
-                ShardIteratorType="AT_SEQUENCE_NUMBER",
-                SequenceNumber=info["startSequenceNumber"],
-            )["ShardIterator"]
-            first = streams.get_records(ShardIterator=iterator, Limit=1)["Records"][0]
+            first = read_batch(streams, json.loads(message["Body"])["DDBStreamBatchInfo"])[0]
             if {k: v["S"] for k, v in first["dynamodb"]["Keys"].items()} == key:
                 found = message["MessageId"]
         return found

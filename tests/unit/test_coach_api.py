@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import json
 import time
-from dataclasses import dataclass
 
 import boto3
 import pytest
@@ -20,6 +19,7 @@ from shared.store.dynamodb.conversations import DynamoConversationRepository
 from shared.store.dynamodb.table import forget_tables
 from shared.store.records import ChatMessage, Coach, MessageMetadata
 from tests.fixtures.aws import moto_coach_table
+from tests.fixtures.events import CoachApiContext
 from tests.fixtures.jwks_server import JwksServer, serving
 
 TABLE = "unit-test"  # the name the handler module read from its settings when it was imported
@@ -29,14 +29,6 @@ CONVERSATIONS = COACH + "/conversations"
 CONVERSATION = CONVERSATIONS + "/{conversationId}"
 
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish:UserWarning")
-
-
-@dataclass
-class Context:
-    aws_request_id: str = "req-1"
-    function_name: str = "coach-api"
-    memory_limit_in_mb: int = 512
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:coach-api"
 
 
 def api_event(
@@ -87,7 +79,7 @@ def api_event(
 
 
 def call(event: dict) -> tuple[int, dict, dict]:
-    response = handler(event, Context())
+    response = handler(event, CoachApiContext())
     return response["statusCode"], response["headers"], json.loads(response["body"])
 
 

@@ -23,20 +23,13 @@ from tests.fakes import (
     InMemoryCreatorSessionRepository,
     InMemoryRateLimiter,
 )
+from tests.fixtures.events import CoachApiContext
 
 USER = "user-1"
 COACH = Coach(user_id=USER, coach_id="coach-1", name="Coach", personality="calm", created_at="2026-01-01")
 NOW = 1_800_000_000.0
 
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish:UserWarning")
-
-
-@dataclass
-class Context:
-    aws_request_id: str = "req-1"
-    function_name: str = "coach-api"
-    memory_limit_in_mb: int = 512
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:coach-api"
 
 
 class CountingConversations(InMemoryConversationRepository):
@@ -93,7 +86,7 @@ class Api:
         if body is not None:
             event["body"] = json.dumps(body)
         app.append_context(**{CONTEXT_KEY: self.services})
-        return app.resolve(event, Context())
+        return app.resolve(event, CoachApiContext())
 
 
 @pytest.fixture
