@@ -25,17 +25,10 @@ from shared.http.auth import (
     require_path_user,
 )
 from shared.http.errors import Problem
+from tests.fakes.clock import SettableClock as FakeClock
 from tests.fixtures.jwks_server import JwksServer, serving
 
 JWKS_URL = f"{LOCAL_ISSUER}/.well-known/jwks.json"
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class FakeJwks:
@@ -68,7 +61,7 @@ def other_issuer(tmp_path_factory) -> LocalIssuer:
 
 @pytest.fixture
 def clock() -> FakeClock:
-    return FakeClock()
+    return FakeClock(1000.0)
 
 
 @pytest.fixture

@@ -17,7 +17,8 @@ from shared.store.errors import WriteConflict
 from shared.store.ports import CreatorSessionRepository
 from shared.store.records import CreatorSession, MessageStatus, QuestionAnswer
 from tests.fakes import InMemoryCreatorSessionRepository
-from tests.unit.test_store_contract import LATER, NOW, USER, Clock
+from tests.fakes.clock import SettableClock as Clock
+from tests.unit.test_store_contract import LATER, NOW, USER
 
 
 @pytest.fixture(params=["in-memory", "dynamodb"])
@@ -30,7 +31,7 @@ def sessions(request: pytest.FixtureRequest) -> CreatorSessionRepository:
 
 @pytest.fixture
 def clock() -> Clock:
-    return Clock()
+    return Clock(NOW)
 
 
 def step(question_id: str = "goals", status: MessageStatus = "complete", words: str = "about it") -> QuestionAnswer:

@@ -39,6 +39,7 @@ from tests.fakes import (
     stalls_after,
     unavailable,
 )
+from tests.fakes.clock import SettableClock as Clock
 from tests.unit.turn_events import chunks, failure, kinds, leave_after_first_chunk
 
 USER = "user-1"
@@ -51,21 +52,11 @@ NOW = 1_700_000_000.0  # a whole epoch second, so claim expiry figures come out 
 MARGIN = 10.0  # the claim's margin after the turn's deadline, in these tests
 
 
-class Clock:
-    """The wall clock the pipeline stamps claims with and the store judges them by; tests move it."""
-
-    def __init__(self) -> None:
-        self.now = NOW
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @dataclass
 class Interview:
     """The fakes one answer talks to, and the session it answers in."""
 
-    clock: Clock = field(default_factory=Clock)
+    clock: Clock = field(default_factory=lambda: Clock(NOW))
     builds: RecordingJobQueue = field(default_factory=RecordingJobQueue)
     model: StreamingModel = field(default_factory=StreamingModel)
     observed: RecordedMetrics = field(default_factory=RecordedMetrics)

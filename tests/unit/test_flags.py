@@ -10,16 +10,9 @@ import pytest
 from shared import flags
 from shared.flags import CachedFlags, FlagsUnavailable, FlagValues, cached_flags, use_streaming, user_bucket
 from shared.settings import FlagSettings, SettingsError
+from tests.fakes.clock import SettableClock as Clock
 
 USERS = [f"user-{n}" for n in range(1000)]
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class ScriptedSource:
@@ -73,7 +66,7 @@ def test_appconfig_names_go_together():
 
 
 def test_values_are_read_once_per_age():
-    clock, warnings = Clock(), []
+    clock, warnings = Clock(0.0), []
     source = ScriptedSource(FlagValues(False, 20), FlagValues(True, 50))
     cached = _cached(source, clock, warnings)
     assert cached.current() == FlagValues(False, 20)
@@ -86,7 +79,7 @@ def test_values_are_read_once_per_age():
 
 
 def test_a_failed_read_keeps_the_last_good_values_warns_and_waits_an_age_before_trying_again():
-    clock, warnings = Clock(), []
+    clock, warnings = Clock(0.0), []
     source = ScriptedSource(FlagValues(False, 20), FlagsUnavailable("service down"), FlagValues(True, 60))
     cached = _cached(source, clock, warnings)
     assert cached.current() == FlagValues(False, 20)
@@ -103,7 +96,7 @@ def test_a_failed_read_keeps_the_last_good_values_warns_and_waits_an_age_before_
 
 def test_a_first_read_that_fails_gives_the_environments_defaults():
     warnings: list[str] = []
-    cached = _cached(ScriptedSource(FlagsUnavailable("no route")), Clock(), warnings)
+    cached = _cached(ScriptedSource(FlagsUnavailable("no route")), Clock(0.0), warnings)
     assert cached.current() == FlagValues(True, 100)
     assert len(warnings) == 1
 

@@ -29,18 +29,11 @@ from shared.store.dynamodb.rate_limit import (
 from shared.store.ports import READS_BUDGET, WRITES_BUDGET, RequestLimits
 from shared.store.schema import COACH_TABLE
 from tests.fakes import InMemoryRateLimiter, race
+from tests.fakes.clock import SettableClock as Clock
 from tests.fixtures.aws import atomic_moto_server, loopback_client
 
 USER = "user-1"
 START = 60 * 20_000_000 + 59.5  # half a second before a minute turns: where a fixed window let 2x through
-
-
-class Clock:
-    def __init__(self, now: float = START) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def item(table: Any, name: str = WRITES_BUDGET, user: str = USER) -> dict[str, Any] | None:
@@ -60,7 +53,7 @@ def admitted(limiter: Any, user: str = USER) -> bool:
 
 
 def test_no_burst_across_a_minute_boundary(table) -> None:
-    clock = Clock()
+    clock = Clock(START)
     limiter = DynamoRateLimiter(5, table, clock=clock, name=WRITES_BUDGET)
     assert [admitted(limiter) for _ in range(5)] == [True] * 5
     clock.now = START + 1  # a new clock minute: a per-minute counter would start again from zero
@@ -70,7 +63,7 @@ def test_no_burst_across_a_minute_boundary(table) -> None:
 
 
 def test_retry_after_is_when_the_oldest_admission_leaves_the_window(table) -> None:
-    clock = Clock()
+    clock = Clock(START)
     limiter = DynamoRateLimiter(3, table, clock=clock, name=WRITES_BUDGET)
     for offset in (0.0, 10.25, 20.5):
         clock.now = START + offset
@@ -89,7 +82,7 @@ def test_retry_after_is_when_the_oldest_admission_leaves_the_window(table) -> No
 
 
 def test_a_refused_request_changes_nothing(table) -> None:
-    clock = Clock()
+    clock = Clock(START)
     limiter = DynamoRateLimiter(2, table, clock=clock, name=WRITES_BUDGET)
     limiter.hit(USER)
     limiter.hit(USER)
@@ -101,7 +94,7 @@ def test_a_refused_request_changes_nothing(table) -> None:
 
 
 def test_the_item_holds_the_last_admissions_and_expires_when_it_refuses_nothing(table) -> None:
-    clock = Clock()
+    clock = Clock(START)
     limiter = DynamoRateLimiter(3, table, clock=clock, name=WRITES_BUDGET)
     for offset in (0, 1, 2, 3):
         clock.now = START + 60 * offset
@@ -118,7 +111,7 @@ def test_an_expired_item_deleted_by_ttl_starts_a_fresh_window(table) -> None:
     table.meta.client.update_time_to_live(
         TableName=table.name, TimeToLiveSpecification={"Enabled": True, "AttributeName": COACH_TABLE.ttl_attribute}
     )
-    clock = Clock()
+    clock = Clock(START)
     limiter = DynamoRateLimiter(1, table, clock=clock, name=WRITES_BUDGET)
     limiter.hit(USER)
     expires = int(item(table)[COACH_TABLE.ttl_attribute])  # type: ignore[index]
@@ -129,7 +122,7 @@ def test_an_expired_item_deleted_by_ttl_starts_a_fresh_window(table) -> None:
 
 
 def test_budgets_and_users_are_apart(table) -> None:
-    clock = Clock()
+    clock = Clock(START)
     writes = DynamoRateLimiter(1, table, clock=clock, name=WRITES_BUDGET)
     reads = DynamoRateLimiter(2, table, clock=clock, name=READS_BUDGET)
     limits = RequestLimits(writes=writes, reads=reads)
@@ -149,7 +142,7 @@ def test_an_error_other_than_the_condition_is_not_a_refusal(table) -> None:
 
 
 def test_it_admits_exactly_as_the_in_memory_fake_and_never_more_than_the_limit_in_a_window(table) -> None:
-    clock = Clock()
+    clock = Clock(START)
     limit, window = 4, 60
     dynamo = DynamoRateLimiter(limit, table, clock=clock, name=WRITES_BUDGET)
     fake = InMemoryRateLimiter(limit, clock=clock)

@@ -23,6 +23,7 @@ from tests.fakes import (
     InMemoryCreatorSessionRepository,
     InMemoryRateLimiter,
 )
+from tests.fakes.clock import SettableClock as Clock
 from tests.fixtures.events import CoachApiContext
 
 USER = "user-1"
@@ -50,14 +51,6 @@ class CountingSessions(InMemoryCreatorSessionRepository):
     def create_session(self, user_id: str, first_question_id: str) -> CreatorSession:
         self.created += 1
         return super().create_session(user_id, first_question_id)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = NOW
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @dataclass
@@ -91,7 +84,7 @@ class Api:
 
 @pytest.fixture
 def api() -> Api:
-    clock = Clock()
+    clock = Clock(NOW)
     services = Services(
         coaches=InMemoryCoachRepository(COACH),
         conversations=CountingConversations(),

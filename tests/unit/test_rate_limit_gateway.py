@@ -14,14 +14,7 @@ import pytest
 from local.api_gateway import CHALLENGE, ApiGatewayServer, TokenBucket, bearer_challenge
 from local.deployed import DeployedApp, StageThrottle, TemplateError
 from shared.errors import NotAuthenticated
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.fakes.clock import SettableClock as Clock
 
 
 def takes(bucket: TokenBucket, count: int) -> list[bool]:
@@ -29,7 +22,7 @@ def takes(bucket: TokenBucket, count: int) -> list[bool]:
 
 
 def test_a_bucket_admits_its_burst_then_its_rate_and_never_saves_more_than_the_burst() -> None:
-    clock = Clock()
+    clock = Clock(1000.0)
     bucket = TokenBucket(StageThrottle(rate_per_second=2, burst=3), clock)
     assert takes(bucket, 4) == [True, True, True, False]
     clock.now += 0.25  # half a token: still nothing

@@ -23,6 +23,7 @@ from shared.store.dynamodb.rate_limit import (
 from shared.store.dynamodb.table import coach_table, forget_tables
 from shared.store.ports import WRITES_BUDGET
 from tests.fakes import RecordedMetrics
+from tests.fixtures.aws import fake_aws_environment
 
 USER = "user-1"
 
@@ -51,14 +52,7 @@ class FailingTable:
 
 @pytest.fixture
 def aws_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    for name, value in {
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ACCESS_KEY_ID": "test",
-        "AWS_SECRET_ACCESS_KEY": "test",
-    }.items():
-        monkeypatch.setenv(name, value)
-    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB"):
-        monkeypatch.delenv(name, raising=False)
+    fake_aws_environment(monkeypatch)
     forget_tables()
     yield
     forget_tables()

@@ -48,6 +48,7 @@ from tests.fakes import (
     InMemoryWorkoutRepository,
     race,
 )
+from tests.fakes.clock import SettableClock as Clock
 
 USER = "user-1"
 COACH = "coach-1"
@@ -55,19 +56,9 @@ NOW = 60 * 20_000_000 + 15.5  # an epoch second 15.5 s into a minute
 LATER = int(NOW) + 120
 
 
-class Clock:
-    """The clock both adapters read for claim expiry and rate-limit windows; tests move it."""
-
-    def __init__(self) -> None:
-        self.now = NOW
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
 def clock() -> Clock:
-    return Clock()
+    return Clock(NOW)
 
 
 @pytest.fixture(params=["in-memory", "dynamodb"])
