@@ -11,6 +11,7 @@ import json
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import httpx
 import pytest
@@ -27,6 +28,7 @@ pytestmark = pytest.mark.integration
 MAX_AGE_SECONDS = 1
 # Every environment of a function keeps its own cache: each sees a change within the age, plus a poll.
 WITHIN = MAX_AGE_SECONDS + 4
+T = TypeVar("T")
 
 
 @pytest.fixture(scope="module")
@@ -80,12 +82,17 @@ def _config(stack: LocalStack, token: str | None = None) -> dict:
     return httpx.get(f"{stack.outputs()['apiUrl']}/config", headers=headers, timeout=10).json()
 
 
-def _eventually(check: Callable[[], bool], within: float) -> float:
+def _first_changed(fetch: Callable[[], T], changed: Callable[[T], bool], within: float) -> tuple[T, float]:
+    """The first answer that shows the change, and how long it took.
+
+    Each environment keeps its own cache, so the answer after this one may come from an environment that has
+    not refreshed yet: assert on the answer that showed the change, never on a fresh request.
+    """
     started = time.monotonic()
-    while not check():
+    while not changed(answer := fetch()):
         assert time.monotonic() - started < within, f"not within {within}s"
         time.sleep(0.2)
-    return time.monotonic() - started
+    return answer, time.monotonic() - started
 
 
 def test_the_functions_are_told_the_templates_appconfig_names_and_the_double_serves_them(flags_stack):
@@ -116,15 +123,16 @@ def test_streaming_off_reaches_the_stream_and_config_within_the_cache_age_withou
     workers = {name: set(fn.environments) for name, fn in flags_stack.functions.items()}
 
     set_flags(flags_file, streaming=False)
-    elapsed = _eventually(lambda: _stream(flags_stack, token).status_code == 503, WITHIN)
-    off = _stream(flags_stack, token)
-    assert json.loads(off.first)["error"]["code"] == "STREAMING_DISABLED"
-    _eventually(lambda: _config(flags_stack)["features"]["streamingEnabled"] is False, WITHIN)
-    assert _config(flags_stack, token)["useStreaming"] is False
+    off, elapsed = _first_changed(lambda: _stream(flags_stack, token), lambda r: r.status_code != 200, WITHIN)
+    assert off.status_code == 503 and json.loads(off.first)["error"]["code"] == "STREAMING_DISABLED"
+    config, _ = _first_changed(
+        lambda: _config(flags_stack, token), lambda c: c["features"]["streamingEnabled"] is False, WITHIN
+    )
+    assert config["useStreaming"] is False
     assert elapsed < WITHIN
 
     set_flags(flags_file, streaming=True)
-    _eventually(lambda: _stream(flags_stack, token).status_code == 200, WITHIN)
+    _first_changed(lambda: _stream(flags_stack, token), lambda r: r.status_code == 200, WITHIN)
     assert {name: set(fn.environments) >= workers[name] for name, fn in flags_stack.functions.items()} == {
         name: True for name in workers
     }  # the same environments served throughout: nothing restarted
@@ -135,7 +143,12 @@ def test_the_rollout_percentage_follows_the_users_stable_bucket(flags_stack, fla
     token = flags_stack.issuer.mint(user_id)
     bucket = user_bucket(user_id)
     set_flags(flags_file, percentage=bucket)
-    _eventually(lambda: _config(flags_stack)["features"]["streamingPercentage"] == bucket, WITHIN)
-    assert _config(flags_stack, token)["useStreaming"] is False
+    below, _ = _first_changed(
+        lambda: _config(flags_stack, token), lambda c: c["features"]["streamingPercentage"] == bucket, WITHIN
+    )
+    assert below["useStreaming"] is False
     set_flags(flags_file, percentage=bucket + 1)
-    _eventually(lambda: _config(flags_stack, token)["useStreaming"] is True, WITHIN)
+    above, _ = _first_changed(
+        lambda: _config(flags_stack, token), lambda c: c["features"]["streamingPercentage"] == bucket + 1, WITHIN
+    )
+    assert above["useStreaming"] is True
