@@ -79,6 +79,8 @@ from moto.dynamodb.models.table import StreamShard, Table
 from moto.dynamodb.responses import DynamoHandler
 from moto.dynamodbstreams.models import DynamoDBStreamsBackend
 
+from local.lean_moto import make_moto_lean
+
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 logger = logging.getLogger(__name__)
 
@@ -554,7 +556,9 @@ def _expiring_get_records(get_records: Callable[..., dict[str, Any]]) -> Callabl
 def make_dynamodb_atomic() -> None:
     """Idempotent: wraps each item operation of moto's DynamoDB backend in one process-wide lock, and
     makes `TransactWriteItems` honour its `ClientRequestToken` under the same lock, roll back only what
-    it wrote, the stream keep only what DynamoDB Streams keeps, and a query read only its partition."""
+    it wrote, the stream keep only what DynamoDB Streams keeps, and a query read only its partition; and
+    makes moto lean (`local.lean_moto`): the same answers for less CPU."""
+    make_moto_lean()
     if not getattr(Table.query, "__partitioned__", False):
         Table.query = _partitioned(Table.query)  # type: ignore[method-assign]
     if not getattr(DynamoDBBackend.transact_write_items, "__atomic__", False):
