@@ -21,7 +21,7 @@ from pathlib import Path
 
 import httpx
 
-from bench.conversation import BENCH_RATE_LIMIT, CONVERSATION, conversation_of, percentile
+from bench.conversation import CONVERSATION, conversation_of, percentile
 from local.stack import LocalStack, StackPorts
 
 CLIENTS = 50
@@ -117,7 +117,6 @@ def main() -> None:
             concurrency=LIMIT,
             prewarmed=1,
             model="double",
-            extra_environment={"RATE_LIMIT_PER_MINUTE": str(BENCH_RATE_LIMIT)},
         ).start()
         try:
             burst(stack)

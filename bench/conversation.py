@@ -40,9 +40,6 @@ PIECE_S = 0.02
 TURNS = 15
 FIRST_CHUNK_GOAL_MS = 50.0  # first chunk minus first token, p50
 IMPORT_GOAL_MS = 250.0  # the conversation handler module's import, median
-# Each stream of the burst and Managed Instances benches is its own user with a few turns: a limit that never
-# refuses them, and small, since the sliding window's update grows with it (in moto, much more than linearly).
-BENCH_RATE_LIMIT = 10
 
 
 class PacedModel:

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import httpx
 
-from bench.conversation import BENCH_RATE_LIMIT, CONVERSATION, conversation_of, percentile, turn_stack
+from bench.conversation import CONVERSATION, conversation_of, percentile, turn_stack
 from local.bedrock_double import Finish, RecordedRequest, Script, Text
 from local.stack import LocalStack
 
@@ -71,7 +71,7 @@ def stack_for(environments: int, per_environment: int, workers: str = "threads")
         concurrency=environments,
         prewarmed=environments,
         environment_concurrency=per_environment,
-        extra_environment={"RATE_LIMIT_PER_MINUTE": str(BENCH_RATE_LIMIT), "RUNTIME_WORKERS": workers},
+        extra_environment={"RUNTIME_WORKERS": workers},
     )
 
 
