@@ -7,13 +7,15 @@ buffered under the stock runtime.
 
 from __future__ import annotations
 
-from functions.catalog import STREAM_COACH_CONVERSATION
 from shared.composition.conversation import conversation_turns
 from shared.composition.turns import streaming_turn_handler
 from shared.http.routes import CONVERSATION_STREAM_ROUTE, Router
-from shared.settings import load_settings
+from shared.settings import ConversationTurnSettings, load_settings
 
-SETTINGS = load_settings(STREAM_COACH_CONVERSATION.settings)
-"""Validated at import, so at cold start: a missing or invalid variable fails the init, naming it."""
+SETTINGS = load_settings(ConversationTurnSettings)
+"""Validated at import, so at cold start: a missing or invalid variable fails the init, naming it.
+
+The model `functions/catalog.py` names for this function (a unit test holds the two together); the catalog
+itself, every function described for the CDK app and the local stack, is not imported at cold start."""
 
 handler = streaming_turn_handler(Router([CONVERSATION_STREAM_ROUTE]), lambda: conversation_turns(SETTINGS))

@@ -6,13 +6,15 @@ factory does the rest (flag, opening in the contract's order, streaming).
 
 from __future__ import annotations
 
-from functions.catalog import STREAM_COACH_CREATOR_SESSION
 from shared.composition.creator import creator_turns
 from shared.composition.turns import streaming_turn_handler
 from shared.http.routes import CREATOR_SESSION_STREAM_ROUTE, Router
-from shared.settings import load_settings
+from shared.settings import CreatorTurnSettings, load_settings
 
-SETTINGS = load_settings(STREAM_COACH_CREATOR_SESSION.settings)
-"""Validated at import, so at cold start: a missing or invalid variable fails the init, naming it."""
+SETTINGS = load_settings(CreatorTurnSettings)
+"""Validated at import, so at cold start: a missing or invalid variable fails the init, naming it.
+
+The model `functions/catalog.py` names for this function (a unit test holds the two together); the catalog
+itself, every function described for the CDK app and the local stack, is not imported at cold start."""
 
 handler = streaming_turn_handler(Router([CREATOR_SESSION_STREAM_ROUTE]), lambda: creator_turns(SETTINGS))

@@ -17,14 +17,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 from pydantic.alias_generators import to_camel
 
 from shared.clock import now_iso
+from shared.coach_creator.build_job import BuildCoachJob
 from shared.coach_creator.history import answers
-from shared.jobs import JobMessage
 from shared.json_text import first_json_object
 from shared.models import Message, ModelDependencies, ModelRequest, SystemPrompt
 from shared.store.ports import CoachRepository, CreatorSessionRepository
@@ -32,7 +32,6 @@ from shared.store.records import Coach, CreatorSession, QuestionAnswer
 
 logger = logging.getLogger(__name__)
 
-JOB_KIND = "build-coach-from-session"
 NO_INJURIES = "none reported"
 MAX_NAME_CHARS = 60
 MAX_FIELD_CHARS = 2_000
@@ -52,19 +51,6 @@ Answer with a single JSON object and nothing else:
 around it; exactly "{NO_INJURIES}" if they reported none.
 - coachingStyle: feedback, check-ins and accountability, as the athlete prefers.
 Each field is plain prose of one to four sentences. Use only what the interview says."""
-
-
-class BuildCoachJob(JobMessage):
-    """What the interview hands to the builder function (camelCase on the wire)."""
-
-    model_config = ConfigDict(frozen=True, alias_generator=to_camel, populate_by_name=True)
-
-    kind: Literal["build-coach-from-session"] = JOB_KIND
-    user_id: str
-    session_id: str
-
-    def log_keys(self) -> dict[str, str]:
-        return {"user_id": self.user_id, "session_id": self.session_id}
 
 
 @dataclass(frozen=True, kw_only=True)

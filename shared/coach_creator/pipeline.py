@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shared.clock import now_iso
-from shared.coach_creator.coach_builder import BuildCoachJob
+from shared.coach_creator.build_job import BuildCoachJob
 from shared.coach_creator.history import answered_ids, answers, is_answer, result_of, step_with_id
 from shared.coach_creator.prompts import interview_request
 from shared.coach_creator.questions import Question, next_question, progress, question_by_id

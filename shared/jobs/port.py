@@ -5,7 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 
 class JobQueue(ABC):
@@ -15,7 +15,14 @@ class JobQueue(ABC):
 
 
 class JobMessage(BaseModel):
-    """A job as it travels (camelCase JSON); `kind` tells a worker it got the job it expects."""
+    """A job as it travels (camelCase JSON); `kind` tells a worker it got the job it expects.
+
+    Its validator is built on first use (`defer_build`, inherited by every job): a turn makes its job
+    only after its reply has streamed, and a worker reads one only in an invocation. So the streaming
+    functions, which import the job to make it, build none at cold start.
+    """
+
+    model_config = ConfigDict(defer_build=True)
 
     kind: str
 
