@@ -18,7 +18,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from shared.coach_creator.coach_builder import BuildCoachJob, BuildFailureDependencies, mark_build_failed
+from shared.coach_creator.build_job import BuildCoachJob
+from shared.coach_creator.coach_builder import BuildFailureDependencies, mark_build_failed
 from shared.jobs.invocation_record import InvocationRecord
 from shared.observability import lambda_entry, log_keys, logger, observe
 from shared.store.dynamodb.creator_sessions import DynamoCreatorSessionRepository

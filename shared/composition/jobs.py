@@ -8,7 +8,8 @@ from typing import Any
 
 from shared.coach_conversation.post_turn import PostTurnJob
 from shared.coach_conversation.post_turn_work import PostTurnDependencies, run_post_turn
-from shared.coach_creator.coach_builder import BuildCoachJob, CoachBuilderDependencies, build_coach
+from shared.coach_creator.build_job import BuildCoachJob
+from shared.coach_creator.coach_builder import CoachBuilderDependencies, build_coach
 from shared.composition.models import model_parts
 from shared.composition.workers import JobWorker
 from shared.settings import ModelWorkerSettings

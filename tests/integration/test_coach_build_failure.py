@@ -21,7 +21,7 @@ import pytest
 from functions.catalog import BUILD_COACH_FROM_SESSION, MARK_COACH_BUILD_FAILED, STREAM_COACH_CREATOR_SESSION
 from local.lambda_api import AsyncResult, invocation_record
 from local.stack import TABLE_NAME, LocalStack
-from shared.coach_creator.coach_builder import BuildCoachJob
+from shared.coach_creator.build_job import BuildCoachJob
 from shared.jobs.invocation_record import InvocationRecord
 from shared.store.dynamodb.creator_sessions import DynamoCreatorSessionRepository
 from shared.store.records import QuestionAnswer
