@@ -57,6 +57,7 @@ class AppConfigDataDouble(ThreadingHTTPServer):
         self.flags = flags
         self.shortest_poll_seconds = shortest_poll_seconds
         self.calls: list[str] = []  # operation names, in order: what tests count
+        self.connections: list[tuple[str, int]] = []  # each call's client address, in the same order
         self._tokens: dict[str, _Session] = {}  # an unused token -> its session
         self._lock = threading.Lock()
         self._stopped = threading.Event()
@@ -154,6 +155,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(*_error_answer(404, "ResourceNotFoundException", "unknown operation"))
             return
         self.server.calls.append("StartConfigurationSession")
+        self.server.connections.append(self.client_address)
         try:
             body = json.loads(raw or b"{}")
         except ValueError:
@@ -173,6 +175,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(*_error_answer(404, "ResourceNotFoundException", "unknown operation"))
             return
         self.server.calls.append("GetLatestConfiguration")
+        self.server.connections.append(self.client_address)
         token = parse_qs(split.query).get("configuration_token", [""])[0]
         self._send(*self.server.latest(token))
 

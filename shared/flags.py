@@ -110,10 +110,16 @@ class AppConfigSource:
         self.profile = profile
         self.max_age_seconds = max_age_seconds
         self._flags: FeatureFlags | None = None
+        self._client: Any = None  # the AppConfig Data client under the flags
 
     def prepare(self) -> None:
         """Import Powertools' feature flags and make the client, without a request: what the first read needs."""
         self._flags = self._flags or self._feature_flags()
+
+    def close_connections(self) -> None:
+        """Close the client's open connections; it opens new ones when it next reads."""
+        if self._client is not None:
+            self._client.close()
 
     def read(self, last: FlagValues) -> FlagValues:
         try:
@@ -131,7 +137,7 @@ class AppConfigSource:
     def _feature_flags(self) -> FeatureFlags:
         from aws_lambda_powertools.utilities.feature_flags import AppConfigStore, FeatureFlags
 
-        client = new_session().client("appconfigdata", config=APPCONFIG.botocore_config())
+        client = self._client = new_session().client("appconfigdata", config=APPCONFIG.botocore_config())
         interval = max(MIN_POLL_INTERVAL_SECONDS, self.max_age_seconds)
 
         def poll_interval(params: dict[str, Any], **_: Any) -> None:
@@ -172,8 +178,12 @@ class CachedFlags:
         self._lock = threading.Lock()
 
     def prepare(self) -> None:
+        """At init: the first read, so that the first turn reads from memory; then no connection is left open,
+        since a socket must not cross a fork (Managed Instances' `processes` workers fork after init)."""
         if isinstance(self.source, AppConfigSource):
             self.source.prepare()
+            self.current()
+            self.source.close_connections()
 
     def current(self) -> FlagValues:
         if self.source is None or self._clock() < self._fresh_until:
@@ -225,7 +235,8 @@ def current_flags() -> FlagValues:
 
 
 def prepare_flags() -> None:
-    """At init: this container's flags source made ready (no request is sent), so the first turn only reads."""
+    """At init: this container's flags read once, so the first turn finds them in memory. A read that fails
+    keeps the defaults, as it would on a turn."""
     current_flags_source().prepare()
 
 

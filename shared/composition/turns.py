@@ -9,6 +9,7 @@ after that does a response start, so every refusal still gets its status and cha
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -73,15 +74,24 @@ def turn_entry(
 
 
 def prepare_clients(table_name: str) -> None:
-    """The table through the repositories' client and the limit's, and the flags' store: what a turn would
-    otherwise make in its first request (each client reads its service's models; about 60 ms for the first).
+    """The table through the repositories' client and the limit's, and the flags read: what a turn would
+    otherwise do in its first request (each client reads its service's models; about 60 ms for the first;
+    the flags are two AppConfig calls). The flags are read on a thread of their own, so that their wait for
+    AppConfig overlaps the clients' making, which is CPU; the thread ends before init does.
 
     Only a head start: what cannot be made yet (no Region in the environment, say) is made by the first
     request, which then answers with the error, instead of failing the init of every environment."""
+    flags = threading.Thread(target=_prepare, args=(prepare_flags,), name="flags-at-init")
+    flags.start()
     try:
-        coach_table(table_name)
-        coach_table(table_name, RATE_LIMIT)
-        prepare_flags()
+        _prepare(lambda: (coach_table(table_name), coach_table(table_name, RATE_LIMIT)))
+    finally:
+        flags.join()
+
+
+def _prepare(make: Callable[[], Any]) -> None:
+    try:
+        make()
     except Exception as exc:
         logger.warning("clients not prepared at init; the first request makes them: %s", exc)
 

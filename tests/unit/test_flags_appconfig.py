@@ -144,3 +144,17 @@ def test_the_source_keeps_the_last_values_when_the_service_is_gone_and_recovers_
         assert len(warnings) == 1
     finally:
         replacement.stop()
+
+
+def test_at_init_the_flags_are_read_once_and_no_connection_is_left_open(client, double, flags_file):
+    cached = CachedFlags(FlagValues(True, 100), AppConfigSource(*NAMES, max_age_seconds=1), max_age_seconds=1)
+    set_flags(flags_file.path, percentage=70)
+    cached.prepare()
+    assert double.calls == ["StartConfigurationSession", "GetLatestConfiguration"]
+    assert cached.current() == FlagValues(True, 70)  # the first turn reads from memory
+    assert len(double.calls) == 2
+    time.sleep(1.1)
+    assert cached.current() == FlagValues(True, 70)
+    # The same session polled, over a new connection: the init's was closed (workers may fork after init).
+    assert double.calls[2:] == ["GetLatestConfiguration"]
+    assert double.connections[2] not in double.connections[:2]

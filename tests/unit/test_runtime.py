@@ -5,6 +5,7 @@ Nothing here uses `@streaming_handler`: the runtime must work, and stay importab
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import subprocess
@@ -16,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from shared.runtime.bootstrap import load_handler
+from shared.runtime.bootstrap import init_objects_kept, load_handler
 from shared.runtime.context import LambdaContext
 from shared.runtime.stream import current_stream
 from tests.fixtures import stream_handlers
@@ -143,3 +144,15 @@ def test_init_error_is_posted_and_the_process_exits(runtime: CaptureRuntimeApi):
     request = runtime.requests[-1]
     assert request.path == "/2018-06-01/runtime/init/error"
     assert json.loads(request.raw_body)["errorType"] == "ModuleNotFoundError"
+
+
+def test_init_runs_without_the_collector_and_what_it_made_is_frozen_before_the_first_invocation():
+    frozen = gc.get_freeze_count()
+    try:
+        with init_objects_kept():
+            assert not gc.isenabled()
+            made = [{"kept": n} for n in range(1000)]
+        assert gc.isenabled()
+        assert gc.get_freeze_count() >= frozen + len(made)
+    finally:
+        gc.unfreeze()  # the test process's own objects back in the collector's reach
