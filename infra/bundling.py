@@ -3,6 +3,7 @@
 The asset of a function is, at its root (`/var/task`):
 
     <runtime wheels>            pip install --target, Linux wheels for the runtime's Python and CPU
+    __pycache__/ (everywhere)   bytecode compiled by the runtime's Python version (`compile_bytecode`)
     shared/                     everything the functions share, the exec wrapper still executable
     functions/__init__.py       so `functions.<folder>.handler` imports as a package
     functions/catalog.py
@@ -27,12 +28,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from infra.runtime_python import find_python, install_hint
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 REQUIREMENTS = "requirements.txt"
 SHARED = "shared"
 EXEC_WRAPPER = "shared/runtime/exec-wrapper"
 PACKAGE_FILES = ("functions/__init__.py", "functions/catalog.py")
-BUNDLING_FORMAT = "1"  # bump when the layout below changes, to invalidate every asset hash
+BUNDLING_FORMAT = "2"  # bump when the layout below changes, to invalidate every asset hash
 _SKIP_DIRS = {"__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache"}
 _SKIP_SUFFIXES = (".pyc", ".pyo")
 _MACHINES = {"arm64": "aarch64", "aarch64": "aarch64", "x86_64": "x86_64", "amd64": "x86_64"}
@@ -190,4 +193,35 @@ def bundle(spec: BundleSpec, target: Path, wheelhouse: Path | None = None) -> Pa
     target.mkdir(parents=True, exist_ok=True)
     install_requirements(spec, target, wheelhouse)
     copy_sources(spec, target)
+    compile_bytecode(spec, target)
     return target
+
+
+def compile_bytecode(spec: BundleSpec, target: Path) -> bool:
+    """Every module's bytecode, compiled by the runtime's Python version, beside its source in the asset.
+
+    Lambda's task root is read-only, so an asset without bytecode is compiled from source at every cold
+    start: measured for the conversation function on Python 3.13, its import took 840 ms without and 295 ms
+    with. Each `.pyc` is "unchecked-hash": Python uses it without comparing it with its source's timestamp,
+    which the deployment zip does not keep. An interpreter of another version ignores it (the magic number
+    differs) and compiles as before. Without the runtime's Python on this machine the asset ships without
+    bytecode, with a warning: it deploys and runs, only its cold starts are slower. Returns whether it was
+    compiled."""
+    python = find_python(spec.python_version)
+    if python is None:
+        print(
+            f"warning: functions/{spec.folder} bundled without bytecode, each cold start compiles it "
+            f"(about half a second): {install_hint(spec.python_version)}",
+            file=sys.stderr,
+        )
+        return False
+    command = [str(python.executable), "-I", "-m", "compileall", "-q", "-j", "0"]
+    result = subprocess.run(  # noqa: S603
+        [*command, "--invalidation-mode", "unchecked-hash", str(target)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise BundlingError(f"compiling the bytecode of {target} failed:\n{(result.stdout + result.stderr)[-3000:]}")
+    return True

@@ -9,6 +9,7 @@ buffered under the stock bootstrap, and streamed through the bundle's own exec w
 from __future__ import annotations
 
 import base64
+import importlib.util
 import json
 import os
 import platform
@@ -182,7 +183,43 @@ def test_bundle_has_the_asset_layout_and_an_executable_wrapper(bundled):
         assert (task / relative).is_file(), relative
     assert (task / "pydantic").is_dir() and (task / "aws_lambda_powertools").is_dir()
     assert not list(task.glob("aws_xray_sdk*")), "no tracing SDK: Lambda's active tracing needs none"
-    assert not list(task.rglob("__pycache__")), "no .pyc for the build machine's Python"
+
+
+def test_bundle_carries_the_runtimes_bytecode_for_every_module_unchecked_against_its_source(bundled):
+    _, _, task = bundled
+    sources = list(task.rglob("*.py"))
+    assert len(sources) > 500
+    without = [p for p in sources if not Path(importlib.util.cache_from_source(str(p))).is_file()]
+    assert without == [], without[:5]
+    for source in (task / "shared" / "composition" / "turns.py", task / "pydantic" / "main.py"):
+        header = Path(importlib.util.cache_from_source(str(source))).read_bytes()[:8]
+        assert header[:4] == importlib.util.MAGIC_NUMBER  # the spec's Python (this one, in this test)
+        assert int.from_bytes(header[4:8], "little") == 0b01  # hash-based, source never checked
+
+
+def test_the_bundles_bytecode_is_what_a_read_only_task_root_imports(bundled, tmp_path):
+    """Lambda cannot write bytecode beside a read-only asset: what it runs is the bundle's own `.pyc`, even
+    where the source's timestamp no longer matches (a zip does not keep it)."""
+    definition, props, task = bundled
+    copy = tmp_path / "task"
+    shutil.copytree(task / "functions", copy / "functions")
+    handler = copy / "functions" / definition.folder / "handler.py"
+    handler.write_text(handler.read_text() + "\nraise RuntimeError('compiled from source')\n")
+    code = (
+        "import importlib, sys\n"
+        f"sys.path[:0] = [{str(copy)!r}, {str(task)!r}]\n"
+        f"importlib.import_module('functions.{definition.folder}.handler')\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-S", "-c", code],
+        env={**_environment(props, task), "PYTHONDONTWRITEBYTECODE": "1"},
+        cwd=copy,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
 
 
 @pytest.mark.parametrize("definition", FUNCTIONS, ids=lambda d: d.name)

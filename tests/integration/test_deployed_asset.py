@@ -28,6 +28,7 @@ from functions.catalog import FUNCTIONS, STREAM_COACH_CONVERSATION
 from infra.bundling import EXEC_WRAPPER, REPO_ROOT, REQUIREMENTS
 from infra.config import InfraConfig
 from infra.functions import TASK_ROOT
+from infra.runtime_python import PythonInstall, find_python, install_hint
 from local.functions import FunctionRuntime
 from local.stack import TABLE_NAME, LocalStack, StackPorts
 from shared.store.dynamodb.conversations import DynamoConversationRepository
@@ -35,12 +36,9 @@ from tests.fixtures.cdk_synth import BUNDLING_STACKS, Synthesized, synthesize
 from tests.fixtures.deployed_runtime import (
     ELF_MACHINES,
     ProcessView,
-    PythonInstall,
     child_processes,
     elf_machine,
-    find_python,
     import_view,
-    install_hint,
     machine_architecture,
 )
 from tests.integration.sse_client import EventCollector

@@ -24,10 +24,10 @@ from pathlib import Path
 
 import pytest
 
+from infra.runtime_python import find_python
 from shared.runtime import log_records
 from shared.runtime.log_frames import frame_type
 from tests.fixtures.capture_runtime import CaptureRuntimeApi
-from tests.fixtures.deployed_runtime import find_python
 
 REPO = Path(__file__).resolve().parents[2]
 HEADER = struct.Struct(">IIQ")
