@@ -9,6 +9,8 @@ own path.
 from __future__ import annotations
 
 import os
+import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -23,6 +25,9 @@ from typing import Any
 import httpx
 
 from functions.catalog import FUNCTIONS
+from infra.bundling import BundleSpec, bundle
+from infra.config import InfraConfig
+from infra.runtime_python import find_python, install_hint
 from local.bedrock_double import CoachResponder, Finish, RecordedRequest, Script, Text
 from local.demo import DEMO_COACH, DEMO_COACH_ID, DEMO_USER_ID
 from local.deployed import synthesize
@@ -149,22 +154,65 @@ def handler_import(catalog_name: str) -> tuple[str, dict[str, str]]:
     return deployed.handler.rpartition(".")[0], {**os.environ, **deployed.placeholder_environment()}
 
 
-def run_python(code: str, env: dict[str, str], *options: str) -> subprocess.CompletedProcess[str]:
-    """`code` in a fresh interpreter (this one's), from the repository, with `env`."""
-    command = [sys.executable, *options, "-c", code]
-    return subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, check=True)
+def run_python(
+    code: str, env: dict[str, str], *options: str, python: str = sys.executable, cwd: Path = REPO_ROOT
+) -> subprocess.CompletedProcess[str]:
+    """`code` in a fresh interpreter (this one's unless told), from the repository unless told, with `env`."""
+    command = [python, *options, "-c", code]
+    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, check=True)
 
 
 def measure_imports() -> dict[str, float]:
     """Module import of each streaming handler in a fresh interpreter, under its template's environment."""
     print("\n(c) import of a streaming handler module in a fresh interpreter (9 runs; `python -m bench.import_tree`")
     print("    shows where the time goes)")
+    print("    `import`: the module alone; `runtime`: our runtime's module and its load of the handler, as a cold")
+    print("    start runs them (the collector off, then what init made frozen: shared/runtime/bootstrap.py)")
     medians: dict[str, float] = {}
     for name in (CONVERSATION, CREATOR):
         module, env = handler_import(name)
-        code = f"import time; t = time.perf_counter(); import {module}; print(time.perf_counter() - t)"
-        times = [float(run_python(code, env).stdout) for _ in range(9)]
-        medians[name] = statistics.median(times)
-        goal = f"  goal <= {IMPORT_GOAL_MS:.0f} ms" if name == CONVERSATION else ""
-        print(f"  {name:34} median {medians[name] * 1000:6.1f} ms  max {max(times) * 1000:6.1f} ms{goal}")
+        for way, code in (
+            ("import", f"import time; t = time.perf_counter(); import {module}; print(time.perf_counter() - t)"),
+            ("runtime", RUNTIME_LOAD.format(handler=f"{module}.handler")),
+        ):
+            times = [float(run_python(code, env).stdout) for _ in range(9)]
+            median = statistics.median(times)
+            if way == "import":
+                medians[name] = median
+            goal = f"  goal <= {IMPORT_GOAL_MS:.0f} ms" if name == CONVERSATION else ""
+            label = f"{name} ({way})"
+            print(f"  {label:44} median {median * 1000:6.1f} ms  max {max(times) * 1000:6.1f} ms{goal}")
+    asset_import(CONVERSATION)
     return medians
+
+
+def asset_import(catalog_name: str) -> None:
+    """The handler's import from its bundled asset on the runtime's Python, the task root read-only (nothing
+    written beside it): with the asset's bytecode, and with it removed, as assets were bundled before."""
+    version = InfraConfig().python_version
+    python = find_python(version)
+    if python is None:
+        print(f"  (asset import not measured: {install_hint(version)})")
+        return
+    module, env = handler_import(catalog_name)
+    definition = next(d for d in FUNCTIONS if d.name == catalog_name)
+    with tempfile.TemporaryDirectory() as workdir:
+        task = bundle(BundleSpec(definition.folder, version, platform.machine()), Path(workdir) / "task")
+        asset_env = {**env, "PYTHONPATH": str(task), "PYTHONDONTWRITEBYTECODE": "1"}
+        code = f"import time; t = time.perf_counter(); import {module}; print(time.perf_counter() - t)"
+        for way in ("with its bytecode", "without bytecode"):
+            if way == "without bytecode":
+                for cache in list(task.rglob("__pycache__")):
+                    shutil.rmtree(cache)
+            runs = [run_python(code, asset_env, python=str(python.executable), cwd=task) for _ in range(5)]
+            times = [float(run.stdout) for run in runs]
+            label = f"{catalog_name} (asset, Python {version}, {way})"
+            print(f"  {label:62} median {statistics.median(times) * 1000:6.1f} ms")
+
+
+RUNTIME_LOAD = """import time
+t = time.perf_counter()
+from shared.runtime.bootstrap import init_objects_kept, load_handler
+with init_objects_kept():
+    load_handler("{handler}")
+print(time.perf_counter() - t)"""
