@@ -215,7 +215,6 @@ class TurnSettings(
     TableSettings,
     AuthSection,
     WebSettings,
-    FlagSettings,
     RateLimitSettings,
     StreamSettings,
     SseSettings,
@@ -225,12 +224,24 @@ class TurnSettings(
 
 
 class ConversationTurnSettings(TurnSettings, UploadsSettings):
-    """A conversation turn hands nothing off itself: its post-turn job is written with the reply, and the
-    table's stream delivers it (`functions/catalog.py`, `TableStreamSource`)."""
+    """A conversation turn (the fallback's as it is) hands nothing off itself: its post-turn job is written
+    with the reply, and the table's stream delivers it (`functions/catalog.py`, `TableStreamSource`)."""
 
 
 class CreatorTurnSettings(TurnSettings):
+    """An interview answer (the fallback's as it is)."""
+
     build_coach_function_name: NonEmpty = Field(alias=function_name_variable("build-coach-from-session"))
+
+
+class ConversationStreamSettings(ConversationTurnSettings, FlagSettings):
+    """The streaming conversation: a turn, and the flags that turn streaming off. Only the streaming functions
+    read the flags, so only they are told AppConfig's names and granted its reads; a fallback answers
+    whatever the flags say (it is where clients go when streaming is off)."""
+
+
+class CreatorStreamSettings(CreatorTurnSettings, FlagSettings):
+    """The streaming interview: an answer, and the flags that turn streaming off."""
 
 
 class ModelWorkerSettings(ObservabilitySettings, TableSettings, ModelSection):

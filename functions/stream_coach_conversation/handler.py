@@ -10,9 +10,9 @@ from __future__ import annotations
 from shared.composition.conversation import conversation_turns
 from shared.composition.turns import streaming_turn_handler
 from shared.http.routes import CONVERSATION_STREAM_ROUTE, Router
-from shared.settings import ConversationTurnSettings, load_settings
+from shared.settings import ConversationStreamSettings, load_settings
 
-SETTINGS = load_settings(ConversationTurnSettings)
+SETTINGS = load_settings(ConversationStreamSettings)
 """Validated at import, so at cold start: a missing or invalid variable fails the init, naming it.
 
 The model `functions/catalog.py` names for this function (a unit test holds the two together); the catalog

@@ -9,9 +9,9 @@ from __future__ import annotations
 from shared.composition.creator import creator_turns
 from shared.composition.turns import streaming_turn_handler
 from shared.http.routes import CREATOR_SESSION_STREAM_ROUTE, Router
-from shared.settings import CreatorTurnSettings, load_settings
+from shared.settings import CreatorStreamSettings, load_settings
 
-SETTINGS = load_settings(CreatorTurnSettings)
+SETTINGS = load_settings(CreatorStreamSettings)
 """Validated at import, so at cold start: a missing or invalid variable fails the init, naming it.
 
 The model `functions/catalog.py` names for this function (a unit test holds the two together); the catalog

@@ -8,6 +8,7 @@ import json
 import jsonschema
 import pytest
 
+from functions.catalog import COACH_API, FUNCTIONS, STREAM_COACH_CONVERSATION, STREAM_COACH_CREATOR_SESSION
 from infra.config import ConfigError, InfraConfig
 from infra.feature_flags import READ_ACTIONS, FlagNames
 from shared.flags import DOCUMENT_SCHEMA, FlagValues
@@ -79,7 +80,7 @@ def test_flag_readers_get_the_names_and_may_read_only_that_profile(synthesized):
         f"arn:<AWS::Partition>:appconfig:<AWS::Region>:<AWS::AccountId>:application/<{app_id}>"
         f"/environment/<{env_id}>/configuration/<{profile_id}>"
     )
-    readers = 0
+    readers: set[str] = set()
     for definition in synthesized.definitions:
         _, fn = function_by_name(template, f"{synthesized.config.name_prefix}-{definition.name}")
         env = fn["Properties"]["Environment"]["Variables"]
@@ -88,7 +89,7 @@ def test_flag_readers_get_the_names_and_may_read_only_that_profile(synthesized):
         if not issubclass(definition.settings, FlagSettings):
             assert not appconfig and "APPCONFIG_APPLICATION" not in env, definition.name
             continue
-        readers += 1
+        readers.add(definition.name)
         assert {k: env[k] for k in names.variables(0) if k != "FLAGS_MAX_AGE_SECONDS"} == {
             "APPCONFIG_APPLICATION": names.application,
             "APPCONFIG_ENVIRONMENT": names.environment,
@@ -98,7 +99,9 @@ def test_flag_readers_get_the_names_and_may_read_only_that_profile(synthesized):
         (statement,) = appconfig
         assert sorted(as_list(statement["Action"])) == sorted(READ_ACTIONS)
         assert [flatten(r) for r in as_list(statement["Resource"])] == [expected_arn]
-    assert readers > 0
+    if synthesized.definitions == FUNCTIONS:  # who reads the flags: the streams (on or off) and `/config`
+        assert readers == {STREAM_COACH_CONVERSATION.name, STREAM_COACH_CREATOR_SESSION.name, COACH_API.name}
+    assert readers
 
 
 @pytest.mark.parametrize("seconds", ["14", "3601"])
