@@ -51,7 +51,7 @@ class TurnEntry(Generic[Ask, T_co]):
     open: Callable[[Ask, float, str, Callable[[], None]], T_co]
     limiter: RequestLimiter
     stream: StreamSettings
-    # Makes at init what every first turn needs (the table's clients, the flags' client), opening no connection.
+    # Does at init what every first turn needs (the table's clients, the flags read), leaving no connection open.
     prepare: Callable[[], None] = lambda: None
 
 

@@ -19,7 +19,7 @@ chosen by `RUNTIME_WORKERS`:
 
 A handler may carry `prepare_workers`, called once before the workers start: what it builds (SDK
 clients and the service models they load) is then shared (threads) or inherited (forks) instead of
-built in each. It must open no connection: a socket shared across a fork would carry two workers'
+built in each. It must leave no connection open: a socket shared across a fork would carry two workers'
 requests. Where Lambda names a log socket (`_LAMBDA_TELEMETRY_LOG_FD_PROVIDER_SOCKET`, on Managed
 Instances), each forked worker connects its stdout and stderr to it, as awslambdaric's workers do;
 threads share the process's. Managed Instances take JSON logs only, one record a line.
