@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
+from shared.concurrency import pool_size
+
 _MAX_BACKOFF_SECONDS = 20.0
 
 
@@ -30,12 +32,16 @@ class ClientLimits:
         return self.attempts * (self.connect_timeout + self.read_timeout) + waits
 
     def botocore_config(self, **extra: Any) -> Any:
+        """Also as many pooled connections as the turn pool has threads (botocore keeps 10): on Managed
+        Instances 32 invocations share each client, and a pool too small drops a connection after each call
+        beyond it, so the next call pays a new TCP and TLS handshake."""
         from botocore.config import Config  # botocore only where a client is made
 
         return Config(
             connect_timeout=self.connect_timeout,
             read_timeout=self.read_timeout,
             retries={"mode": "standard", "total_max_attempts": self.attempts},
+            max_pool_connections=pool_size(),
             **extra,
         )
 

@@ -26,7 +26,9 @@ class ContextPool(ThreadPoolExecutor):
         return super().submit(contextvars.copy_context().run, fn, *args, **kwargs)
 
 
-def _pool_size() -> int:
+def pool_size() -> int:
+    """The pool's threads: a few per invocation an environment serves at once. An SDK client shared by them
+    keeps as many connections (`shared.aws_clients`), so no thread's call opens one that is then dropped."""
     try:
         invocations = max(1, int(os.environ.get("AWS_LAMBDA_MAX_CONCURRENCY", "1")))
     except ValueError:
@@ -34,7 +36,7 @@ def _pool_size() -> int:
     return 12 + _PER_INVOCATION * invocations
 
 
-WORKERS = ContextPool(max_workers=_pool_size(), thread_name_prefix="turn-io")
+WORKERS = ContextPool(max_workers=pool_size(), thread_name_prefix="turn-io")
 
 
 def gather(*calls: Callable[[], Any]) -> list[Any]:
