@@ -16,7 +16,7 @@ from functions.catalog import FUNCTIONS, STREAM_COACH_CONVERSATION, FunctionDefi
 from local.iam_gate import AwsCall
 from local.iam_report import iam_table, requests_per_invocation
 from local.stack import LocalStack, StackPorts
-from shared.settings import ConversationTurnSettings
+from shared.settings import ConversationStreamSettings
 from shared.store.dynamodb.keys import rate_limit_pk
 
 SERVICE_CLIENTS = {"bedrock": "model"}  # signing name -> the client name of `sdk_calls`
@@ -53,7 +53,7 @@ BUFFERED_FUNCTION = FunctionDefinition(
 CONVERSATION_HANDLER = "functions.stream_coach_conversation.handler.handler"
 CONVERSATION_LIKE = {
     "handler": CONVERSATION_HANDLER,
-    "settings": ConversationTurnSettings,
+    "settings": ConversationStreamSettings,
     "table_actions": STREAM_COACH_CONVERSATION.table_actions,
     "model_calls": STREAM_COACH_CONVERSATION.model_calls,
     "sdk_calls": STREAM_COACH_CONVERSATION.sdk_calls,
