@@ -9,11 +9,11 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-import boto3
 import pytest
 
 from shared.aws_clients import DYNAMODB
 from shared.concurrency import pool_size
+from tests.fixtures.aws import loopback_client
 
 AT_ONCE = 40
 
@@ -56,14 +56,7 @@ def table() -> Iterator[_Table]:
 
 
 def _waves(url: str, waves: int) -> None:
-    client = boto3.client(
-        "dynamodb",
-        endpoint_url=url,
-        region_name="us-east-1",
-        aws_access_key_id="x",
-        aws_secret_access_key="x",
-        config=DYNAMODB.botocore_config(),
-    )
+    client = loopback_client("dynamodb", url, region="us-east-1", config=DYNAMODB.botocore_config())
     with ThreadPoolExecutor(AT_ONCE) as calls:
         for _ in range(waves):
             list(calls.map(lambda _: client.list_tables(), range(AT_ONCE)))
