@@ -22,6 +22,7 @@ from shared.errors import StreamingDisabled
 from shared.events import TurnEvent
 from shared.fallback import collect_complete
 from shared.flags import prepare_flags, streaming_enabled
+from shared.http.auth import default_verifier
 from shared.http.event import HttpRequest
 from shared.http.routes import Router
 from shared.http.stream_request import StreamRequest, open_stream_request
@@ -74,19 +75,25 @@ def turn_entry(
 
 
 def prepare_clients(table_name: str) -> None:
-    """The table through the repositories' client and the limit's, and the flags read: what a turn would
-    otherwise do in its first request (each client reads its service's models; about 60 ms for the first;
-    the flags are two AppConfig calls). The flags are read on a thread of their own, so that their wait for
-    AppConfig overlaps the clients' making, which is CPU; the thread ends before init does.
+    """The table through the repositories' client and the limit's, the flags read and the issuer's signing
+    keys fetched: what a turn would otherwise do in its first request (each client reads its service's
+    models, about 60 ms for the first; the flags are two AppConfig calls; the keys one HTTPS GET to the
+    issuer). The two reads run on threads of their own, so that their waits overlap the clients' making,
+    which is CPU; both threads end before init does.
 
     Only a head start: what cannot be made yet (no Region in the environment, say) is made by the first
     request, which then answers with the error, instead of failing the init of every environment."""
-    flags = threading.Thread(target=_prepare, args=(prepare_flags,), name="flags-at-init")
-    flags.start()
+    reads = [
+        threading.Thread(target=_prepare, args=(read,), name=f"{name}-at-init")
+        for name, read in (("flags", prepare_flags), ("keys", lambda: default_verifier().keys.warm()))
+    ]
+    for read in reads:
+        read.start()
     try:
         _prepare(lambda: (coach_table(table_name), coach_table(table_name, RATE_LIMIT)))
     finally:
-        flags.join()
+        for read in reads:
+            read.join()
 
 
 def _prepare(make: Callable[[], Any]) -> None:

@@ -142,6 +142,18 @@ class JwksCache:
             raise NotAuthenticated("unknown signing key")
         return key
 
+    def warm(self) -> None:
+        """At init: the keys fetched before the first token needs them, so no cold request waits for the
+        issuer (a TLS connection to Cognito, then the document). A fetch that fails here is left to the first
+        token, which tries again at once: init sets no backoff."""
+        with self._lock:
+            if self._keys is not None:
+                return
+            try:
+                self._refresh()
+            except NotAuthenticated:
+                self._next_fetch_at = float("-inf")
+
     def _refresh(self) -> None:
         try:
             keys = _rs256_keys(self._fetch(self.url))

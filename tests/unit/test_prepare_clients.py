@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 
 import pytest
 
+from local.issuer import LOCAL_CLIENT_ID, LocalIssuer
 from shared.aws_clients import RATE_LIMIT
 from shared.composition.turns import prepare_clients
+from shared.http import auth
+from shared.settings import reset_settings
 from shared.store.dynamodb.table import coach_table, forget_tables
+from tests.fixtures.jwks_server import JwksServer, serving
 
 
 @pytest.fixture(autouse=True)
@@ -38,3 +43,40 @@ def test_a_client_that_cannot_be_made_yet_does_not_fail_the_init(monkeypatch, ca
     with caplog.at_level(logging.WARNING):
         prepare_clients("coach-table")
     assert "first request makes them" in caplog.text
+
+
+@pytest.fixture
+def pool(monkeypatch, tmp_path) -> Iterator[tuple[JwksServer, LocalIssuer]]:
+    """A user pool's keys over loopback HTTP, the function's settings naming it as their issuer."""
+    with serving(JwksServer()) as server:
+        issuer = LocalIssuer.load_or_create(tmp_path, issuer=server.pool_url)
+        server.document = issuer.jwks()
+        monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+        monkeypatch.setenv("JWT_ISSUER", server.pool_url)
+        monkeypatch.setenv("JWT_AUDIENCE", LOCAL_CLIENT_ID)
+        reset_settings()
+        auth.default_verifier.cache_clear()
+        auth._CACHES.clear()
+        yield server, issuer
+        reset_settings()
+        auth.default_verifier.cache_clear()
+        auth._CACHES.clear()
+
+
+def test_the_issuers_keys_are_fetched_at_init_so_the_first_token_waits_for_none(pool):
+    server, issuer = pool
+    prepare_clients("coach-table")
+    assert len(server.requests) == 1
+    assert auth.authenticate(f"Bearer {issuer.mint('user-1')}").user_id == "user-1"
+    assert len(server.requests) == 1
+
+
+def test_keys_that_cannot_be_fetched_at_init_are_fetched_by_the_first_token_at_once(pool, caplog):
+    server, issuer = pool
+    document, server.document = server.document, {"keys": "not a list"}
+    with caplog.at_level(logging.WARNING):
+        prepare_clients("coach-table")
+    assert "JWKS fetch" in caplog.text
+    server.document = document
+    assert auth.authenticate(f"Bearer {issuer.mint('user-1')}").user_id == "user-1"  # no backoff from init
+    assert len(server.requests) == 2
