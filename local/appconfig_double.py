@@ -26,12 +26,13 @@ import time
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from local.appconfig_profile import FLAGS_FILE, FlagsFile, LocalProfile
+from local.quiet_server import QuietServer
 
 logger = logging.getLogger("local.appconfig")
 
@@ -46,7 +47,7 @@ class _Session:
     last_poll: float = float("-inf")
 
 
-class AppConfigDataDouble(ThreadingHTTPServer):
+class AppConfigDataDouble(QuietServer):
     daemon_threads = True
     allow_reuse_address = True
 

@@ -23,18 +23,18 @@ import random
 import re
 import signal
 import socket
-import sys
 import threading
 import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import unquote, urlsplit
 
 from local.eventstream import event_message, exception_message
+from local.quiet_server import QuietServer
 
 if TYPE_CHECKING:
     from local.iam_gate import Answer, IamGate
@@ -254,7 +254,7 @@ def _pieces(text: str, rng: random.Random) -> list[str]:
 # --- the server ----------------------------------------------------------------------------------
 
 
-class BedrockDouble(ThreadingHTTPServer):
+class BedrockDouble(QuietServer):
     daemon_threads = True
     allow_reuse_address = True
 
@@ -288,13 +288,6 @@ class BedrockDouble(ThreadingHTTPServer):
         with self._lock:
             self._queue.clear()
             self.requests.clear()
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """A client resetting its connection (timeouts, abandoned streams) is routine here."""
-        if isinstance(sys.exc_info()[1], ConnectionError):
-            logger.debug("client %s went away", client_address)
-            return
-        super().handle_error(request, client_address)
 
     def script_for(self, request: RecordedRequest) -> Script:
         with self._lock:
