@@ -28,8 +28,8 @@ from shared.jobs.invocation_record import InvocationRecord
 from tests.fakes import InMemoryCreatorSessionRepository
 from tests.fakes.metrics import RecordedMetrics
 from tests.fixtures.aws import atomic_moto_server, loopback_client
+from tests.fixtures.lambda_api import FakeFunction, crash, echo, lambda_api_servers
 from tests.unit.test_creator_store_contract import step
-from tests.unit.test_lambda_api import FakeFunction, crash, echo
 
 USER = "user-1"
 BUILDER = "coach-stream-build-coach-from-session"
@@ -210,17 +210,8 @@ def test_an_async_configuration_lambda_would_refuse_or_that_drops_retries_fails_
 
 @pytest.fixture
 def make_server() -> Iterator[Callable[..., LambdaApiServer]]:
-    servers: list[LambdaApiServer] = []
-
-    def make(functions: dict[str, FakeFunction], **options: Any) -> LambdaApiServer:
-        options.setdefault("account", "123456789012")
-        server = LambdaApiServer(functions, retry_delays=(0.01, 0.02), **options).start()
-        servers.append(server)
-        return server
-
-    yield make
-    for server in servers:
-        server.stop()
+    with lambda_api_servers(account="123456789012") as make:
+        yield make
 
 
 def test_after_the_last_attempt_the_record_goes_to_the_destination_function(make_server) -> None:

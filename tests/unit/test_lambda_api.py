@@ -3,63 +3,20 @@
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
 from local.lambda_api import AsyncResult, LambdaApiServer, function_name_of
-from local.runtime_api import Invocation, Outcome
 from tests.fixtures.aws import loopback_client
-
-Behaviour = Callable[[Any], Outcome]
-
-
-class FakeFunction:
-    """Answers each invocation from a thread, like a worker would; `gate` holds the answer back."""
-
-    def __init__(self, *behaviours: Behaviour, timeout_seconds: float = 5.0) -> None:
-        self.behaviours = list(behaviours)
-        self.events: list[Any] = []
-        self.gate = threading.Event()
-        self.gate.set()
-        self.timeout_seconds = timeout_seconds
-
-    def invoke(self, event: Any) -> Invocation:
-        self.events.append(event)
-        behaviour = self.behaviours.pop(0) if len(self.behaviours) > 1 else self.behaviours[0]
-        invocation = Invocation(event=event, timeout_seconds=self.timeout_seconds)
-
-        def answer() -> None:
-            self.gate.wait(10)
-            invocation.deliver(behaviour(event))
-
-        threading.Thread(target=answer, daemon=True).start()
-        return invocation
-
-
-def echo(event: Any) -> Outcome:
-    return Outcome("buffered", json.dumps({"echo": event}).encode())
-
-
-def crash(event: Any) -> Outcome:
-    document = {"errorType": "RuntimeError", "errorMessage": "boom", "stackTrace": []}
-    return Outcome("error", json.dumps(document).encode(), {"error-type": "RuntimeError"})
+from tests.fixtures.lambda_api import FakeFunction, crash, echo, lambda_api_servers
 
 
 @pytest.fixture
 def make_server() -> Iterator[Callable[..., LambdaApiServer]]:
-    servers: list[LambdaApiServer] = []
-
-    def make(functions: dict[str, FakeFunction], **options: Any) -> LambdaApiServer:
-        server = LambdaApiServer(functions, retry_delays=(0.01, 0.02), **options).start()
-        servers.append(server)
-        return server
-
-    yield make
-    for server in servers:
-        server.stop()
+    with lambda_api_servers() as make:
+        yield make
 
 
 def lambda_client(server: LambdaApiServer) -> Any:
