@@ -124,15 +124,12 @@ class AppConfigDataDouble(QuietServer):
         return token
 
     def start(self) -> AppConfigDataDouble:
-        threading.Thread(
-            target=self.serve_forever, kwargs={"poll_interval": 0.05}, name="appconfig-double", daemon=True
-        ).start()
+        self.serve_in_background("appconfig-double")
         return self
 
     def stop(self) -> None:
         self._stopped.set()
-        self.shutdown()
-        self.server_close()
+        self.close()
 
 
 class _Handler(BaseHTTPRequestHandler):

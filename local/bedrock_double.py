@@ -307,15 +307,12 @@ class BedrockDouble(QuietServer):
         return True
 
     def start(self) -> BedrockDouble:
-        threading.Thread(
-            target=self.serve_forever, kwargs={"poll_interval": 0.05}, name="bedrock-double", daemon=True
-        ).start()
+        self.serve_in_background("bedrock-double")
         return self
 
     def stop(self) -> None:
         self._stopping.set()
-        self.shutdown()
-        self.server_close()
+        self.close()
 
     def __enter__(self) -> BedrockDouble:
         return self.start()

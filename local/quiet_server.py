@@ -1,9 +1,11 @@
-"""What the local doubles' HTTP servers share: a client that goes away is routine, not an error to print."""
+"""What the local doubles' HTTP servers share: serving on a thread of their own, and a client that goes away
+taken as routine, not an error to print."""
 
 from __future__ import annotations
 
 import logging
 import sys
+import threading
 from http.server import ThreadingHTTPServer
 from typing import Any
 
@@ -21,3 +23,12 @@ class QuietServer(ThreadingHTTPServer):
             logger.debug("client %s went away", client_address)
             return
         super().handle_error(request, client_address)
+
+    def serve_in_background(self, name: str) -> None:
+        """Serves on a daemon thread named `name` until `close`."""
+        threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.05}, name=name, daemon=True).start()
+
+    def close(self) -> None:
+        """Stops serving and releases the port."""
+        self.shutdown()
+        self.server_close()
