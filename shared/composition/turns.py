@@ -70,11 +70,11 @@ def turn_entry(
         open=open_flow,
         limiter=DynamoRateLimiter(settings.rate_limit_per_minute, name=WRITES_BUDGET, table_name=settings.table_name),
         stream=settings,
-        prepare=lambda: prepare_clients(settings.table_name),
+        prepare=lambda: prepare_first_turn(settings.table_name),
     )
 
 
-def prepare_clients(table_name: str) -> None:
+def prepare_first_turn(table_name: str) -> None:
     """The table through the repositories' client and the limit's, the flags read and the issuer's signing
     keys fetched: what a turn would otherwise do in its first request (each client reads its service's
     models, about 60 ms for the first; the flags are two AppConfig calls; the keys one HTTPS GET to the

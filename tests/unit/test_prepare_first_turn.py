@@ -1,4 +1,5 @@
-"""What a turn function makes at init: its table's clients ahead of the first request, never a failed init."""
+"""What a turn function does at init: its table's clients, the flags and the issuer's keys ahead of the first
+request, never a failed init."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import pytest
 
 from local.issuer import LOCAL_CLIENT_ID, LocalIssuer
 from shared.aws_clients import RATE_LIMIT
-from shared.composition.turns import prepare_clients
+from shared.composition.turns import prepare_first_turn
 from shared.http import auth
 from shared.settings import reset_settings
 from shared.store.dynamodb.table import coach_table, forget_tables
@@ -29,7 +30,7 @@ def fresh_tables(monkeypatch: pytest.MonkeyPatch):
 
 def test_the_clients_a_turn_needs_are_made_at_init(monkeypatch):
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")  # Lambda sets it, with AWS_REGION
-    prepare_clients("coach-table")
+    prepare_first_turn("coach-table")
     repositories, limit = coach_table("coach-table"), coach_table("coach-table", RATE_LIMIT)
     assert repositories is not limit
     assert limit.meta.client.meta.config.retries["total_max_attempts"] == RATE_LIMIT.attempts
@@ -41,7 +42,7 @@ def test_a_client_that_cannot_be_made_yet_does_not_fail_the_init(monkeypatch, ca
     monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)
     monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
     with caplog.at_level(logging.WARNING):
-        prepare_clients("coach-table")
+        prepare_first_turn("coach-table")
     assert "first request makes them" in caplog.text
 
 
@@ -65,7 +66,7 @@ def pool(monkeypatch, tmp_path) -> Iterator[tuple[JwksServer, LocalIssuer]]:
 
 def test_the_issuers_keys_are_fetched_at_init_so_the_first_token_waits_for_none(pool):
     server, issuer = pool
-    prepare_clients("coach-table")
+    prepare_first_turn("coach-table")
     assert len(server.requests) == 1
     assert auth.authenticate(f"Bearer {issuer.mint('user-1')}").user_id == "user-1"
     assert len(server.requests) == 1
@@ -75,7 +76,7 @@ def test_keys_that_cannot_be_fetched_at_init_are_fetched_by_the_first_token_at_o
     server, issuer = pool
     document, server.document = server.document, {"keys": "not a list"}
     with caplog.at_level(logging.WARNING):
-        prepare_clients("coach-table")
+        prepare_first_turn("coach-table")
     assert "JWKS fetch" in caplog.text
     server.document = document
     assert auth.authenticate(f"Bearer {issuer.mint('user-1')}").user_id == "user-1"  # no backoff from init
