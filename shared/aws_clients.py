@@ -60,28 +60,47 @@ S3 = ClientLimits(connect_timeout=1.0, read_timeout=3.0, attempts=3)
 JWKS = ClientLimits(connect_timeout=2.0, read_timeout=2.0, attempts=1)
 
 
-_sessions = threading.Lock()
+# Every AWS service the functions call; clients are made only by `make_client` and `make_resource`. A
+# function's asset carries the SDK's models of these services alone (`infra.bundling.prune_sdk_models`), so
+# a client of any other service would fail in AWS only: both refuse it here, locally and in tests alike.
+SDK_SERVICES = frozenset({"appconfigdata", "bedrock-runtime", "dynamodb", "lambda", "s3"})
+
+_making = threading.Lock()
 
 
-def new_session() -> Any:
-    """A boto3 session of its own (a session is not safe to make clients from on several threads), on the
-    process's one botocore data loader: the JSON models and endpoint rules a client is built from are read
-    once per process, not once per session. That is most of a client's making: about 60 ms for a second
-    DynamoDB resource on a session of its own, 11 ms on the shared loader."""
-    import boto3  # the SDK only where a session is made: ports and flows import the limits above
-    import botocore.session
+class UnlistedService(ValueError):
+    """A client for a service missing from `SDK_SERVICES`, whose models the deployed asset does not carry."""
 
-    with _sessions:
-        core = botocore.session.get_session()
-        loader = _data_loader()
-        core.register_component("data_loader", loader)
-        session = boto3.session.Session(botocore_session=core)
-        loader.search_paths[:] = list(dict.fromkeys(loader.search_paths))  # boto3 adds its data path per session
-        return session
+
+def make_client(service: str, config: Any) -> Any:
+    """A botocore client for `service`, made on the process's one session (see `_session`)."""
+    _check_listed(service)
+    with _making:
+        return _session().client(service, config=config)
+
+
+def make_resource(service: str, config: Any) -> Any:
+    """A boto3 resource for `service`, made on the process's one session (see `_session`)."""
+    _check_listed(service)
+    with _making:
+        return _session().resource(service, config=config)
+
+
+def _check_listed(service: str) -> None:
+    if service not in SDK_SERVICES:
+        raise UnlistedService(
+            f"no client for '{service}': add it to SDK_SERVICES, whose models alone the deployed asset carries"
+        )
 
 
 @cache
-def _data_loader() -> Any:
-    from botocore.loaders import create_loader
+def _session() -> Any:
+    """The process's one boto3 session. A session is not safe to make clients from on several threads at
+    once, so clients are made from it under `_making`, one at a time (their making is CPU work, which the
+    interpreter runs one thread at a time anyway); the clients themselves are safe to share. One session,
+    not one a client: a session registers botocore's built-in handlers when made (about 12 ms), and its
+    data loader reads the JSON models and endpoint rules a client is built from once for all the clients.
+    Call only under `_making`."""
+    import boto3  # the SDK only where a client is made: ports and flows import the limits above
 
-    return create_loader()
+    return boto3.session.Session()

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from shared.aws_clients import ClientLimits, new_session
+from shared.aws_clients import ClientLimits, make_client
 from shared.settings import FlagSettings, settings
 
 if TYPE_CHECKING:
@@ -137,7 +137,7 @@ class AppConfigSource:
     def _feature_flags(self) -> FeatureFlags:
         from aws_lambda_powertools.utilities.feature_flags import AppConfigStore, FeatureFlags
 
-        client = self._client = new_session().client("appconfigdata", config=APPCONFIG.botocore_config())
+        client = self._client = make_client("appconfigdata", APPCONFIG.botocore_config())
         interval = max(MIN_POLL_INTERVAL_SECONDS, self.max_age_seconds)
 
         def poll_interval(params: dict[str, Any], **_: Any) -> None:

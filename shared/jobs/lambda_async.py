@@ -12,7 +12,7 @@ import logging
 from functools import cached_property
 from typing import Any
 
-from shared.aws_clients import LAMBDA_ASYNC, new_session
+from shared.aws_clients import LAMBDA_ASYNC, make_client
 from shared.jobs.port import JobQueue
 
 logger = logging.getLogger(__name__)
@@ -26,7 +26,7 @@ class LambdaAsyncJobQueue(JobQueue):
 
     @cached_property
     def _client(self) -> Any:
-        return new_session().client("lambda", config=_CONFIG)  # a session of its own: thread safe
+        return make_client("lambda", _CONFIG)
 
     def submit(self, job: dict[str, Any]) -> None:
         response = self._client.invoke(

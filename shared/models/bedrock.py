@@ -20,7 +20,7 @@ from botocore.eventstream import ParserError
 from botocore.exceptions import BotoCoreError, ClientError
 from urllib3.exceptions import HTTPError as Urllib3Error
 
-from shared.aws_clients import new_session
+from shared.aws_clients import make_client
 from shared.models.guard import guard_call, guard_stream
 from shared.models.port import (
     ModelEvent,
@@ -136,13 +136,11 @@ def converse_arguments(request: ModelRequest) -> dict[str, Any]:
 
 
 def _create_client(settings: ModelSettings) -> Any:
-    """A session of its own: boto3's default session is not safe to create clients from threads.
-
-    `total_max_attempts`, not `max_attempts`: in a client `Config` the latter counts retries only,
+    """`total_max_attempts`, not `max_attempts`: in a client `Config` the latter counts retries only,
     so `max_attempts: 3` would send four requests.
     """
     config = settings.limits.botocore_config()
-    return new_session().client("bedrock-runtime", config=config)
+    return make_client("bedrock-runtime", config)
 
 
 def _usage(usage: dict[str, Any] | None) -> Usage:

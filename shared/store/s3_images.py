@@ -12,7 +12,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from shared.aws_clients import S3, new_session
+from shared.aws_clients import S3, make_client
 from shared.errors import Forbidden, InvalidRequest
 from shared.images import image_format, is_key_under_user_prefix
 from shared.models import Image
@@ -27,7 +27,7 @@ class S3ImageSource(ImageSource):
 
     @cached_property
     def _client(self) -> Any:
-        return new_session().client("s3", config=S3.botocore_config())  # own session: thread safe
+        return make_client("s3", S3.botocore_config())
 
     def load(self, user_id: str, keys: tuple[str, ...]) -> tuple[Image, ...]:
         return tuple(self._one(user_id, key) for key in keys)

@@ -33,6 +33,7 @@ from infra.bundling import (
     missing_sources,
 )
 from local.runtime_api import Invocation, Outcome, RuntimeApiServer
+from shared.aws_clients import SDK_SERVICES
 from tests.infra.cfn import function_by_name
 
 STREAMING = [d for d in FUNCTIONS if d.streaming]
@@ -183,6 +184,41 @@ def test_bundle_has_the_asset_layout_and_an_executable_wrapper(bundled):
         assert (task / relative).is_file(), relative
     assert (task / "pydantic").is_dir() and (task / "aws_lambda_powertools").is_dir()
     assert not list(task.glob("aws_xray_sdk*")), "no tracing SDK: Lambda's active tracing needs none"
+
+
+def test_bundle_carries_botocores_models_of_the_called_services_only_and_makes_their_clients(bundled):
+    """The asset's botocore knows the listed services, each of which makes its client from the bundle alone
+    (the DynamoDB table too, through boto3's resource models), and no other service."""
+    _, props, task = bundled
+    data = task / "botocore" / "data"
+    assert {p.name for p in data.iterdir() if p.is_dir()} == SDK_SERVICES
+    assert {"endpoints.json", "partitions.json", "_retry.json", "sdk-default-configuration.json"} <= {
+        p.name for p in data.iterdir()
+    }
+    code = (
+        "import sys\n"
+        f"sys.path.insert(0, {str(task)!r})\n"
+        "import botocore.exceptions, botocore.session\n"
+        "from shared.aws_clients import DYNAMODB, SDK_SERVICES, make_client, make_resource\n"
+        "for name in sorted(SDK_SERVICES):\n"
+        "    make_client(name, DYNAMODB.botocore_config())\n"
+        "make_resource('dynamodb', DYNAMODB.botocore_config()).Table('t').name\n"
+        "try:\n"
+        "    botocore.session.get_session().create_client('sqs')\n"
+        "except botocore.exceptions.UnknownServiceError:\n"
+        "    print('sqs unknown')\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-S", "-c", code],
+        env=_environment(props, task),
+        cwd=task,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "sqs unknown"
 
 
 def test_bundle_carries_the_runtimes_bytecode_for_every_module_unchecked_against_its_source(bundled):

@@ -16,7 +16,7 @@ from typing import Any
 import boto3  # noqa: F401 - at init, not in the first request: every function's first reads need it
 from botocore.exceptions import ClientError
 
-from shared.aws_clients import DYNAMODB, ClientLimits, new_session
+from shared.aws_clients import DYNAMODB, ClientLimits, make_resource
 from shared.settings import TableSettings, settings
 
 _opening = threading.Lock()
@@ -27,7 +27,7 @@ def coach_table(table_name: str | None = None, limits: ClientLimits = DYNAMODB) 
 
     The composition roots name the table from their settings model; without a name, the function's
     `COACH_TABLE_NAME` setting is used. Created once even when a turn's first reads start together:
-    they wait for it under a lock, on a session of its own (boto3's default session is not thread-safe).
+    they wait for it under a lock (`shared.aws_clients` makes it on the process's one session).
     A caller with a budget of its own (the rate limit) names its `limits` and gets a client of its own.
     """
     with _opening:
@@ -37,7 +37,7 @@ def coach_table(table_name: str | None = None, limits: ClientLimits = DYNAMODB) 
 @cache
 def _open_table(table_name: str, limits: ClientLimits) -> Any:
     config = limits.botocore_config(tcp_keepalive=True)
-    return new_session().resource("dynamodb", config=config).Table(table_name)
+    return make_resource("dynamodb", config).Table(table_name)
 
 
 forget_tables = _open_table.cache_clear  # tests that point the same name at a new table
