@@ -112,6 +112,36 @@ def reference_server(port: int, env: dict[str, str], output: IO[bytes] | None = 
     )
 
 
+@dataclasses.dataclass(frozen=True)
+class ColdFloor:
+    """What no cold request can beat, whatever the code of the handler: an interpreter's start, and what the
+    reference loads on top of the handler (FastAPI and uvicorn's modules), both medians in seconds."""
+
+    interpreter_start: float
+    reference_server_import: float
+
+    def best_ratio(self, libraries: float) -> float:
+        """Our cold request over the reference's, for a handler that had no code but the libraries' import
+        (`libraries` seconds) and answered in no time: the closest the two sides can be."""
+        ours = self.interpreter_start + libraries
+        return ours / (ours + self.reference_server_import)
+
+
+def measure_cold_floor(runs: int = 9) -> ColdFloor:
+    def median_of(code: str) -> float:
+        times = []
+        for _ in range(runs):
+            started = time.perf_counter()
+            subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, check=True)
+            times.append(time.perf_counter() - started)
+        return statistics.median(times)
+
+    start = median_of("pass")
+    server = median_of("import fastapi, fastapi.responses, uvicorn, uvicorn.main") - start
+    print(f"  {'interpreter start':30} {start * 1000:7.1f} ms;  FastAPI + uvicorn's import {server * 1000:.1f} ms")
+    return ColdFloor(start, server)
+
+
 def measure_cold_turns(stack: LocalStack) -> tuple[list[float], list[float]]:
     """RUNS cold requests on each side, alternating; returns (ours, reference) in seconds."""
     sides: dict[str, tuple[Callable[[LocalStack, str], float], list[float]]] = {

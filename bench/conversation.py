@@ -8,6 +8,7 @@ own path.
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import shutil
@@ -162,8 +163,13 @@ def run_python(
     return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, check=True)
 
 
+LIBRARIES = "libraries"  # the key of the library floor in `measure_imports`' answer
+PROJECT_PACKAGES = frozenset({"shared", "functions", "bench", "local", "infra", "tests"})
+
+
 def measure_imports() -> dict[str, float]:
-    """Module import of each streaming handler in a fresh interpreter, under its template's environment."""
+    """Module import of each streaming handler in a fresh interpreter, under its template's environment, and
+    the floor under the conversation handler's: the libraries it loads, alone."""
     print("\n(c) import of a streaming handler module in a fresh interpreter (9 runs; `python -m bench.import_tree`")
     print("    shows where the time goes)")
     print("    `import`: the module alone; `runtime`: our runtime's module and its load of the handler, as a cold")
@@ -182,13 +188,37 @@ def measure_imports() -> dict[str, float]:
             goal = f"  goal <= {IMPORT_GOAL_MS:.0f} ms" if name == CONVERSATION else ""
             label = f"{name} ({way})"
             print(f"  {label:44} median {median * 1000:6.1f} ms  max {max(times) * 1000:6.1f} ms{goal}")
+    medians[LIBRARIES] = library_floor(CONVERSATION)
     asset_import(CONVERSATION)
     return medians
 
 
+def library_floor(catalog_name: str) -> float:
+    """The third-party modules the handler's import loads (and the standard library's they pull in), imported
+    alone in a fresh interpreter in the order the handler loaded them, plus one pydantic model built (the
+    handler builds 45; the first pays for pydantic's schema machinery): what no handler using these libraries
+    can import faster, whatever its own code does. Returns the median."""
+    module, env = handler_import(catalog_name)
+    listing = f"import json, sys; import {module}; print(json.dumps(list(sys.modules)))"
+    loaded = json.loads(run_python(listing, env).stdout)
+    libraries = [
+        name
+        for name in loaded
+        if name.partition(".")[0] not in PROJECT_PACKAGES | sys.stdlib_module_names and name != "__main__"
+    ]
+    code = LIBRARY_FLOOR.format(modules=json.dumps(libraries))
+    times = [float(run_python(code, env).stdout) for _ in range(9)]
+    tops = sorted({name.partition(".")[0] for name in libraries if not name.startswith("_")})
+    print(f"  {'the libraries alone (floor of the above)':44} median {statistics.median(times) * 1000:6.1f} ms")
+    print(f"    {len(libraries)} modules of {', '.join(tops)}")
+    return statistics.median(times)
+
+
 def asset_import(catalog_name: str) -> None:
     """The handler's import from its bundled asset on the runtime's Python, the task root read-only (nothing
-    written beside it): with the asset's bytecode, and with it removed, as assets were bundled before."""
+    written beside it): with the asset's bytecode, and with it removed, as assets were bundled before; then
+    the table's two clients that init makes, on the asset's botocore (its models pruned to the services
+    called, `infra.bundling.prune_sdk_models`)."""
     version = InfraConfig().python_version
     python = find_python(version)
     if python is None:
@@ -196,19 +226,54 @@ def asset_import(catalog_name: str) -> None:
         return
     module, env = handler_import(catalog_name)
     definition = next(d for d in FUNCTIONS if d.name == catalog_name)
+    on_asset = {"python": str(python.executable)}
     with tempfile.TemporaryDirectory() as workdir:
         task = bundle(BundleSpec(definition.folder, version, platform.machine()), Path(workdir) / "task")
         asset_env = {**env, "PYTHONPATH": str(task), "PYTHONDONTWRITEBYTECODE": "1"}
         code = f"import time; t = time.perf_counter(); import {module}; print(time.perf_counter() - t)"
+        clients = ASSET_CLIENTS.format(module=module)
+        client_env = {**asset_env, **SDK_STAND_INS}
+        made = [float(run_python(clients, client_env, **on_asset, cwd=task).stdout) for _ in range(5)]
         for way in ("with its bytecode", "without bytecode"):
             if way == "without bytecode":
                 for cache in list(task.rglob("__pycache__")):
                     shutil.rmtree(cache)
-            runs = [run_python(code, asset_env, python=str(python.executable), cwd=task) for _ in range(5)]
+            runs = [run_python(code, asset_env, **on_asset, cwd=task) for _ in range(5)]
             times = [float(run.stdout) for run in runs]
             label = f"{catalog_name} (asset, Python {version}, {way})"
             print(f"  {label:62} median {statistics.median(times) * 1000:6.1f} ms")
+        label = f"  then the table's two clients init makes (asset, Python {version})"
+        print(f"{label:64} median {statistics.median(made) * 1000:6.1f} ms")
 
+
+# A Region and credentials, as Lambda's environment has them: a client is made without calling anything.
+SDK_STAND_INS = {
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_ACCESS_KEY_ID": "stand-in",
+    "AWS_SECRET_ACCESS_KEY": "stand-in",
+}
+
+ASSET_CLIENTS = """import {module} as handler_module
+import time
+from shared.aws_clients import RATE_LIMIT
+from shared.store.dynamodb.table import coach_table
+t = time.perf_counter()
+coach_table(handler_module.SETTINGS.table_name)
+coach_table(handler_module.SETTINGS.table_name, RATE_LIMIT)
+print(time.perf_counter() - t)"""
+
+
+LIBRARY_FLOOR = """import importlib, time
+t = time.perf_counter()
+for name in {modules}:
+    try:
+        importlib.import_module(name)
+    except ImportError:
+        pass  # a name a module put in sys.modules for another (an alias), not one to import
+from pydantic import BaseModel
+class Built(BaseModel):
+    value: int
+print(time.perf_counter() - t)"""
 
 RUNTIME_LOAD = """import time
 t = time.perf_counter()
