@@ -12,9 +12,11 @@ libraries, and the `sys.path` its interpreter builds from them.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import stat
+import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -31,6 +33,7 @@ from infra.functions import TASK_ROOT
 from infra.runtime_python import PythonInstall, find_python, install_hint
 from local.functions import FunctionRuntime
 from local.stack import TABLE_NAME, LocalStack, StackPorts
+from shared.settings import SDK_ENDPOINT_VARIABLES
 from shared.store.dynamodb.conversations import DynamoConversationRepository
 from tests.fixtures.cdk_synth import BUNDLING_STACKS, Synthesized, synthesize
 from tests.fixtures.deployed_runtime import (
@@ -280,3 +283,64 @@ def test_the_worker_imports_from_the_asset_and_the_deployed_stdlib_only(turn, as
     for name, places in view.found.items():
         assert places, f"{name} is not importable on the worker's path"
         assert all(place.is_relative_to(asset) for place in places), (name, places)
+
+
+# Every SDK endpoint at a port where nothing listens: init reaches no service, here or anywhere.
+NOWHERE = "http://127.0.0.1:9"
+INIT = """import json, sys
+sys.path[:0] = [{asset!r}]
+from shared.runtime.bootstrap import init_objects_kept, load_handler
+with init_objects_kept():
+    handler = load_handler({handler!r})
+    prepare = getattr(handler, "prepare_workers", None)
+    if callable(prepare):
+        prepare()
+import botocore, pydantic_core
+print(json.dumps([sys.modules[{module!r}].__file__, botocore.__file__, pydantic_core.__file__, callable(prepare)]))
+"""
+
+
+@pytest.mark.parametrize("definition", FUNCTIONS, ids=lambda d: d.name)
+def test_every_functions_asset_inits_on_the_deployed_python(synthesized, deployed_python, definition):
+    """Each function's asset as `cdk.out` holds it, not only the conversation's: on the deployed Python with
+    no site-packages, its handler loads under the template's settings and the streaming ones prepare their
+    first turn, clients made on the asset's pruned botocore. Init reaches no service (`prepare` logs that
+    and goes on, as it would with a service down); a model botocore lacks, or a settings error, fails it."""
+    asset = synthesized.asset_directory(definition.name).resolve()
+    props = synthesized.function(definition.name)["Properties"]
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "LANG": "C.UTF-8",
+        "PYTHONDONTWRITEBYTECODE": "1",
+        **{
+            name: value if isinstance(value, str) else NOWHERE
+            for name, value in props["Environment"]["Variables"].items()
+        },
+        **{variable: NOWHERE for variable in SDK_ENDPOINT_VARIABLES},
+        "AWS_REGION": "us-east-1",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "stand-in",
+        "AWS_SECRET_ACCESS_KEY": "stand-in",
+        "LAMBDA_TASK_ROOT": str(asset),
+        "AWS_LAMBDA_FUNCTION_NAME": props["FunctionName"],
+    }
+    module = props["Handler"].rpartition(".")[0]
+    code = INIT.format(asset=str(asset), handler=props["Handler"], module=module)
+    result = subprocess.run(
+        [str(deployed_python.executable), "-S", "-c", code],
+        env=env,
+        cwd=asset,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    *files, prepared = json.loads(result.stdout.strip().splitlines()[-1])
+    assert all(Path(file).resolve().is_relative_to(asset) for file in files), files
+    assert prepared == definition.streaming, "the streaming functions prepare their first turn at init"
+    # `prepare` logs what it could not make and goes on (its log on stdout, as the function's): a model
+    # missing from the asset shows only there.
+    output = result.stdout + result.stderr
+    for sign in ("Unknown service", "Unable to load data", "no client for", "Traceback"):
+        assert sign not in output, output[-3000:]
