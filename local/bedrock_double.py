@@ -323,7 +323,6 @@ class BedrockDouble(QuietServer):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True  # one event, one segment, no waiting for ACKs
     server: BedrockDouble
 
     def log_message(self, format: str, *args: Any) -> None:
