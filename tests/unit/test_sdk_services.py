@@ -6,13 +6,18 @@ in `tests/infra/test_bundling.py`). A client for an unlisted service fails here 
 from __future__ import annotations
 
 import ast
+import gzip
+import json
+import os
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
 import botocore.session
 import pytest
 
-from infra.bundling import BundlingError, prune_sdk_models
+from infra.bundling import BundlingError, prune_sdk_models, pruned_endpoints
 from shared.aws_clients import DYNAMODB, SDK_SERVICES, UnlistedService, make_client, make_resource
 from shared.settings import SDK_ENDPOINT_VARIABLES
 
@@ -106,12 +111,21 @@ def test_clients_made_on_many_threads_at_once_all_work(monkeypatch):
     assert sorted(client.meta.service_model.service_name for client in made) == sorted(services[:8])  # type: ignore[attr-defined]
 
 
+TOP_FILES = ("endpoints.json", "partitions.json", "_retry.json", "sdk-default-configuration.json")
+
+
 def _site(tmp_path: Path, services: list[str]) -> Path:
+    """A botocore data folder in miniature: each service's model (gzipped, as botocore ships most) naming its
+    endpoint prefix, and an `endpoints.json` knowing every service in two partitions."""
     data = tmp_path / "botocore" / "data"
     for name in services:
         (data / name / "2020-01-01").mkdir(parents=True)
-        (data / name / "2020-01-01" / "service-2.json.gz").write_bytes(b"")
-    for top in ("endpoints.json", "partitions.json", "_retry.json", "sdk-default-configuration.json"):
+        model = {"metadata": {"endpointPrefix": f"prefix-of-{name}"}}
+        (data / name / "2020-01-01" / "service-2.json.gz").write_bytes(gzip.compress(json.dumps(model).encode()))
+    partition = {"regions": {"r-1": {}}, "services": {f"prefix-of-{name}": {"endpoints": {}} for name in services}}
+    endpoints = {"version": 3, "partitions": [{**partition, "partition": "aws"}, {**partition, "partition": "aws-cn"}]}
+    (data / "endpoints.json").write_text(json.dumps(endpoints))
+    for top in TOP_FILES[1:]:
         (data / top).write_text("{}")
     return tmp_path
 
@@ -121,12 +135,11 @@ def test_pruning_keeps_the_listed_services_and_botocores_own_files(tmp_path):
     assert prune_sdk_models(target) == ["ec2", "sqs"]
     data = target / "botocore" / "data"
     assert {p.name for p in data.iterdir() if p.is_dir()} == SDK_SERVICES
-    assert {p.name for p in data.iterdir() if p.is_file()} == {
-        "endpoints.json",
-        "partitions.json",
-        "_retry.json",
-        "sdk-default-configuration.json",
-    }
+    assert {p.name for p in data.iterdir() if p.is_file()} == set(TOP_FILES)
+    endpoints = json.loads((data / "endpoints.json").read_text())
+    for partition in endpoints["partitions"]:
+        assert set(partition["services"]) == {f"prefix-of-{name}" for name in SDK_SERVICES}
+        assert partition["regions"] == {"r-1": {}}
 
 
 def test_pruning_refuses_a_service_botocore_does_not_know(tmp_path):
@@ -139,3 +152,39 @@ def test_pruning_refuses_a_service_botocore_does_not_know(tmp_path):
 def test_pruning_an_asset_without_botocore_says_so(tmp_path):
     with pytest.raises(BundlingError, match="no botocore models"):
         prune_sdk_models(tmp_path)
+
+
+# Regions of every kind of partition botocore knows: commercial, China, GovCloud, an isolated one.
+REGIONS = ("us-east-1", "eu-central-1", "ap-southeast-2", "cn-north-1", "us-gov-west-1", "us-iso-east-1")
+RESOLVE = """import json, botocore.session
+seen = {}
+for service in %r:
+    for region in %r:
+        client = botocore.session.get_session().create_client(
+            service, region_name=region, aws_access_key_id="x", aws_secret_access_key="y"
+        )
+        signer = client._request_signer
+        seen[f"{service} {region}"] = [client.meta.endpoint_url, client.meta.partition, signer.signing_name,
+                                       signer.region_name, client.meta.config.signature_version]
+print(json.dumps(seen))
+"""
+
+
+def _resolved(env: dict[str, str]) -> dict[str, list[str]]:
+    code = RESOLVE % (sorted(SDK_SERVICES), REGIONS)
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    return json.loads(result.stdout)
+
+
+def test_the_pruned_endpoints_resolve_our_services_as_the_whole_file_does(tmp_path):
+    """botocore itself, once with its own `endpoints.json` and once with the pruned one first on its data path
+    (`AWS_DATA_PATH`): every listed service's endpoint, partition and signing are the same in every kind of
+    partition."""
+    session = botocore.session.get_session()
+    prefixes = {session.get_service_model(name).metadata["endpointPrefix"] for name in SDK_SERVICES}
+    whole = session.get_component("data_loader").load_data("endpoints")
+    pruned = pruned_endpoints(whole, prefixes)
+    (tmp_path / "endpoints.json").write_text(json.dumps(pruned))
+    assert len(json.dumps(pruned)) < len(json.dumps(whole)) / 20
+    env = {key: value for key, value in os.environ.items() if not key.startswith("AWS_")}
+    assert _resolved({**env, "AWS_DATA_PATH": str(tmp_path)}) == _resolved(env)
