@@ -26,11 +26,18 @@ class QuietServer(LoopbackHTTPServer):
             return
         super().handle_error(request, client_address)
 
+    _serving: threading.Thread | None = None
+
     def serve_in_background(self, name: str) -> None:
         """Serves on a daemon thread named `name` until `close`."""
-        threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.05}, name=name, daemon=True).start()
+        self._serving = threading.Thread(
+            target=self.serve_forever, kwargs={"poll_interval": 0.05}, name=name, daemon=True
+        )
+        self._serving.start()
 
     def close(self) -> None:
-        """Stops serving and releases the port."""
-        self.shutdown()
+        """Stops serving, if it ever started (a stack whose start failed closes what it made), and releases
+        the port."""
+        if self._serving is not None:
+            self.shutdown()
         self.server_close()

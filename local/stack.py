@@ -266,6 +266,16 @@ class LocalStack:
         ages = (self.function_environment(d.name).get("FLAGS_MAX_AGE_SECONDS") for d in self.definitions)
         flag_ages = [int(age) for age in ages if age]
         self.appconfig = serve_flags(self.deployed.templates, self.state_dir, self.ports.appconfig, flag_ages)
+        # Before the functions: it serves the issuer's keys, which their init fetches as it would from Cognito.
+        # Its routes come once the functions exist; until then it answers 404.
+        self.api = ApiGatewayServer(
+            self.ports.api,
+            http_api_authorizer(self.issuer),
+            self.issuer.jwks,
+            urlsplit(self.issuer_url).path,
+            demo=lambda: {**self.outputs(), "token": self.issuer.mint(self.demo["userId"])},
+            throttle=self.deployed.http_api_throttle(),  # each route's bucket, as the template's stage
+        ).start()
         inherited = _inherited_environment()
         for definition in self.definitions:
             deployed = self.deployed.function(definition.name)
@@ -301,17 +311,8 @@ class LocalStack:
                 self.function_urls[definition.name] = FunctionUrlServer(
                     self.functions[definition.name], port, allowed_origins=tuple(cors.get("AllowOrigins", ()))
                 ).start()
-        self.api = ApiGatewayServer(
-            self.ports.api,
-            http_api_authorizer(self.issuer),
-            self.issuer.jwks,
-            urlsplit(self.issuer_url).path,
-            demo=lambda: {**self.outputs(), "token": self.issuer.mint(self.demo["userId"])},
-            throttle=self.deployed.http_api_throttle(),  # each route's bucket, as the template's stage
-        )
         for route in routes(self.definitions):  # the template's: each declared route, then the catch-alls
             self.api.add_route(route.key, self.functions[route.function], authorized=route.authorized)
-        self.api.start()
         self.demo = seed_demo(self.dynamodb.resource().Table(TABLE_NAME))
         for function in self.functions.values():
             if not function.wait_ready(60):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import socket
+import threading
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
@@ -45,3 +46,21 @@ def test_no_local_server_is_built_on_the_standard_library_servers_directly():
                 if bases & STDLIB_SERVERS and node.name != "LoopbackHTTPServer":
                     direct.append(f"{path.name}:{node.name}")
     assert direct == []
+
+
+def test_a_double_that_never_served_closes_at_once():
+    """A stack whose start failed stops what it made: a server never started must not wait for its loop."""
+    server = QuietServer(("127.0.0.1", 0), BaseHTTPRequestHandler)
+    closing = threading.Thread(target=server.close, daemon=True)
+    closing.start()
+    closing.join(5)
+    assert not closing.is_alive()
+
+
+def test_a_serving_double_closes_and_frees_its_port():
+    server = QuietServer(("127.0.0.1", 0), BaseHTTPRequestHandler)
+    port = server.server_address[1]
+    server.serve_in_background("test-double")
+    server.close()
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", port), timeout=5)
