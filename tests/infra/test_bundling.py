@@ -34,6 +34,7 @@ from infra.bundling import (
 )
 from local.runtime_api import Invocation, Outcome, RuntimeApiServer
 from shared.aws_clients import SDK_SERVICES
+from tests.fixtures.deployed_runtime import run_isolated
 from tests.infra.cfn import function_by_name
 
 STREAMING = [d for d in FUNCTIONS if d.streaming]
@@ -208,15 +209,7 @@ def test_bundle_carries_botocores_models_of_the_called_services_only_and_makes_t
         "except botocore.exceptions.UnknownServiceError:\n"
         "    print('sqs unknown')\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-S", "-c", code],
-        env=_environment(props, task),
-        cwd=task,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = run_isolated(code, _environment(props, task), task)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip() == "sqs unknown"
 
@@ -246,15 +239,7 @@ def test_the_bundles_bytecode_is_what_a_read_only_task_root_imports(bundled, tmp
         f"sys.path[:0] = [{str(copy)!r}, {str(task)!r}]\n"
         f"importlib.import_module('functions.{definition.folder}.handler')\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-S", "-c", code],
-        env={**_environment(props, task), "PYTHONDONTWRITEBYTECODE": "1"},
-        cwd=copy,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = run_isolated(code, {**_environment(props, task), "PYTHONDONTWRITEBYTECODE": "1"}, copy)
     assert result.returncode == 0, result.stderr[-2000:]
 
 
@@ -270,15 +255,7 @@ def test_handler_imports_from_the_bundle_alone_by_its_template_handler_string(bu
         "import pydantic, jwt\n"
         "print(json.dumps([module.__file__, pydantic.__file__, jwt.__file__]))\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-S", "-c", code],
-        env=_environment(props, task),
-        cwd=task,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = run_isolated(code, _environment(props, task), task)
     assert result.returncode == 0, result.stderr
     for path in json.loads(result.stdout.strip().splitlines()[-1]):
         assert Path(path).resolve().is_relative_to(task.resolve()), path

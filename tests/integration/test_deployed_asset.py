@@ -16,7 +16,6 @@ import json
 import os
 import re
 import stat
-import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -43,7 +42,9 @@ from tests.fixtures.deployed_runtime import (
     elf_machine,
     import_view,
     machine_architecture,
+    run_isolated,
 )
+from tests.fixtures.stacks import running
 from tests.integration.sse_client import EventCollector
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]  # the first run fills the wheelhouse
@@ -102,11 +103,8 @@ def stack(
         deploy_environ=DEPLOY_ENVIRON,
         overrides_file=None,
     )
-    try:
-        local.start()
+    with running(local):
         yield local
-    finally:
-        local.stop()
 
 
 @dataclass(frozen=True)
@@ -326,15 +324,7 @@ def test_every_functions_asset_inits_on_the_deployed_python(synthesized, deploye
     }
     module = props["Handler"].rpartition(".")[0]
     code = INIT.format(asset=str(asset), handler=props["Handler"], module=module)
-    result = subprocess.run(
-        [str(deployed_python.executable), "-S", "-c", code],
-        env=env,
-        cwd=asset,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = run_isolated(code, env, asset, str(deployed_python.executable), timeout=120)
     assert result.returncode == 0, result.stderr[-3000:]
     *files, prepared = json.loads(result.stdout.strip().splitlines()[-1])
     assert all(Path(file).resolve().is_relative_to(asset) for file in files), files

@@ -11,6 +11,7 @@ import pytest
 
 from functions.catalog import FUNCTIONS, STREAM_COACH_CONVERSATION
 from local.stack import LocalStack, StackPorts
+from tests.fixtures.stacks import running
 
 pytestmark = [pytest.mark.integration]
 
@@ -28,11 +29,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
         deploy_environ={},
         overrides_file=None,
     )
-    try:
-        local.start()
+    with running(local):
         yield local
-    finally:
-        local.stop()
 
 
 def test_each_streaming_environment_fetched_the_keys_at_init(stack):
