@@ -11,11 +11,16 @@ from __future__ import annotations
 
 import json
 import os
+import sys
+from pathlib import Path
 
+import botocore
 import pytest
 
 from local.deployed import TASK_ROOT
+from local.functions import REPO_ROOT
 from local.stack import TABLE_NAME, LocalStack
+from shared.aws_clients import SDK_SERVICES
 from shared.settings import SDK_ENDPOINT_VARIABLES
 from tests.fixtures.cdk_synth import Synthesized, synthesize
 from tests.fixtures.deployed_runtime import ProcessView, child_processes
@@ -103,6 +108,23 @@ def test_every_worker_runs_with_its_templates_name_handler_limits_and_environmen
             extra = set(env) - set(expected) - declared - set(overrides)
             assert extra == set(), f"{definition.name}: variables the template does not give: {sorted(extra)}"
             assert {k: env[k] for k in overrides if k in env} == {k: v for k, v in overrides.items() if k in env}
+
+
+def test_where_the_local_workers_differ_from_the_deployed_ones_python_and_the_sdks_models(stack, synthesized):
+    """The differences kept on purpose, stated: the local workers run the repository's code on this venv's
+    Python, with botocore's every model, where the template deploys the bundled asset on its runtime's Python
+    with the listed services' models only. What covers each: `test_deployed_asset.py` runs the assets on the
+    deployed Python (a real turn of the conversation's, every function's init), and `make_client` refuses a
+    service the asset lacks here too (`test_sdk_services.py`)."""
+    runtimes = {synthesized.function(d.name)["Properties"]["Runtime"] for d in stack.definitions}
+    assert runtimes == {"python3.13"}
+    workers = [worker for views in _workers(stack).values() for worker in views]
+    assert workers
+    for worker in workers:
+        assert worker.executable == Path(sys.executable).resolve(), worker.command_line
+        assert worker.environment["LAMBDA_TASK_ROOT"] == str(REPO_ROOT)
+    models = Path(botocore.__file__).parent / "data"
+    assert {p.name for p in models.iterdir() if p.is_dir()} > SDK_SERVICES, "the venv's botocore is whole"
 
 
 def test_the_local_stack_reads_the_same_templates_it_would_deploy(stack, synthesized):
