@@ -124,7 +124,7 @@ class ApiGatewayServer(LoopbackHTTPServer):
         self.jwks = jwks
         self.issuer_path = issuer_path.rstrip("/")
         self.routes: list[ApiRoute] = []
-        self.keys_served = 0  # how many times the issuer's JWKS was fetched (each environment's init once)
+        self.keys_fetches: list[tuple[str, int]] = []  # who fetched the issuer's JWKS (each init once)
         self.demo = demo
         self.web_root = web_root.resolve()
 
@@ -156,7 +156,7 @@ class _ApiHandler(BaseHTTPRequestHandler):
         path = urlsplit(self.path).path
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         if self.command == "GET" and path == f"{self.server.issuer_path}/.well-known/jwks.json":
-            self.server.keys_served += 1
+            self.server.keys_fetches.append(self.client_address)  # a list's append: safe from any thread
             self._send(
                 HttpAnswer(200, {"Content-Type": "application/json"}, body=json.dumps(self.server.jwks()).encode())
             )

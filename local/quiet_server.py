@@ -20,13 +20,13 @@ class QuietServer(LoopbackHTTPServer):
     Its answers leave in one go: a response whose body is written after its headers would otherwise wait
     for the client's delayed ACK (the AppConfig double's configuration took 44 ms to arrive)."""
 
+    _serving: threading.Thread | None = None
+
     def handle_error(self, request: Any, client_address: Any) -> None:
         if isinstance(sys.exc_info()[1], ConnectionError):
             logger.debug("client %s went away", client_address)
             return
         super().handle_error(request, client_address)
-
-    _serving: threading.Thread | None = None
 
     def serve_in_background(self, name: str) -> None:
         """Serves on a daemon thread named `name` until `close`."""

@@ -36,12 +36,12 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
 def test_each_streaming_environment_fetched_the_keys_at_init(stack):
     """Only the streaming functions prepare their first turn at init; the others verify no token."""
     assert stack.api is not None
-    assert stack.api.keys_served == len(STREAMING)
+    assert len(stack.api.keys_fetches) == len(STREAMING)
 
 
 def test_a_first_request_verifies_its_token_with_the_keys_init_fetched(stack):
     assert stack.api is not None
-    before = stack.api.keys_served
+    before = len(stack.api.keys_fetches)
     user = stack.demo["userId"]
     url = stack.function_urls[STREAM_COACH_CONVERSATION.name].url
     response = httpx.post(
@@ -51,4 +51,4 @@ def test_a_first_request_verifies_its_token_with_the_keys_init_fetched(stack):
         timeout=30,
     )
     assert response.status_code == 404, response.text  # past the token check: the conversation is unknown
-    assert stack.api.keys_served == before
+    assert len(stack.api.keys_fetches) == before
