@@ -21,12 +21,15 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import IO
 
 import httpx
 
-from bench.conversation import CONVERSATION, Conversation, conversation_of, ms
-from local.functions import REPO_ROOT, ExecutionEnvironment, LocalFunction
+from bench.conversation import CONVERSATION, Conversation, bundle_for_this_machine, conversation_of, ms
+from infra.config import InfraConfig
+from infra.runtime_python import find_python, install_hint
+from local.functions import REPO_ROOT, ExecutionEnvironment, FunctionRuntime, LocalFunction
 from local.processes import die_with_parent, free_port
 from local.stack import LocalStack, _inherited_environment
 
@@ -56,11 +59,13 @@ def first_byte(url: str, conversation: Conversation, started: float, exited: Cal
     return arrived
 
 
-def adapter_cold_turn(stack: LocalStack, user_id: str) -> float:
+def adapter_cold_turn(stack: LocalStack, user_id: str, runtime: FunctionRuntime | None = None) -> float:
+    """A new environment of the conversation function (on `runtime` when given: an asset and its Python)."""
     front_door = stack.function_urls[CONVERSATION]
     warm = front_door.function
     conversation = conversation_of(stack, user_id)
-    cold = LocalFunction(dataclasses.replace(warm.spec, concurrency=1), _inherited_environment())
+    spec = dataclasses.replace(warm.spec, concurrency=1, runtime=runtime or warm.spec.runtime)
+    cold = LocalFunction(spec, _inherited_environment())
     environment = ExecutionEnvironment(cold.spec, cold._invocations, _inherited_environment())
     cold.environments.append(environment)  # its worker starts below, timed, with the request waiting
     environment.server.start()
@@ -157,4 +162,19 @@ def measure_cold_turns(stack: LocalStack) -> tuple[list[float], list[float]]:
     print(f"  {'our adapter':30} {ms(ours)}")
     print(f"  {'FastAPI + uvicorn':30} {ms(reference)}")
     print(f"  {'ours / reference, p50':30} {ratio:7.2f}x  goal <= {RATIO_GOAL:.2f}x")
+    deployed_cold_turns(stack)
     return ours, reference
+
+
+def deployed_cold_turns(stack: LocalStack) -> None:
+    """Our side again, the worker on the function's asset as it deploys (Python 3.13, its bytecode, the SDK
+    pruned to the services called): the cold request closest to AWS's that this machine can measure."""
+    version = InfraConfig().python_version
+    python = find_python(version)
+    if python is None:
+        print(f"  (the deployed asset's cold request not measured: {install_hint(version)})")
+        return
+    with tempfile.TemporaryDirectory() as workdir:
+        runtime = FunctionRuntime(bundle_for_this_machine(CONVERSATION, Path(workdir)), str(python.executable))
+        times = [adapter_cold_turn(stack, f"bench-cold-asset-{run}", runtime) for run in range(RUNS)]
+    print(f"  {'ours, the asset on ' + version:30} {ms(times)}")

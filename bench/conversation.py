@@ -225,10 +225,9 @@ def asset_import(catalog_name: str) -> None:
         print(f"  (asset import not measured: {install_hint(version)})")
         return
     module, env = handler_import(catalog_name)
-    definition = next(d for d in FUNCTIONS if d.name == catalog_name)
     on_asset = {"python": str(python.executable)}
     with tempfile.TemporaryDirectory() as workdir:
-        task = bundle(BundleSpec(definition.folder, version, platform.machine()), Path(workdir) / "task")
+        task = bundle_for_this_machine(catalog_name, Path(workdir))
         asset_env = {**env, "PYTHONPATH": str(task), "PYTHONDONTWRITEBYTECODE": "1"}
         code = f"import time; t = time.perf_counter(); import {module}; print(time.perf_counter() - t)"
         clients = ASSET_CLIENTS.format(module=module)
@@ -244,6 +243,14 @@ def asset_import(catalog_name: str) -> None:
             print(f"  {label:62} median {statistics.median(times) * 1000:6.1f} ms")
         label = f"  then the table's two clients init makes (asset, Python {version})"
         print(f"{label:64} median {statistics.median(made) * 1000:6.1f} ms")
+
+
+def bundle_for_this_machine(catalog_name: str, workdir: Path) -> Path:
+    """The function's asset as `cdk synth` bundles it (the runtime's Python, its wheels, its bytecode, the SDK
+    pruned), for this machine's CPU, in `workdir`."""
+    definition = next(d for d in FUNCTIONS if d.name == catalog_name)
+    version = InfraConfig().python_version
+    return bundle(BundleSpec(definition.folder, version, platform.machine()), workdir / "task")
 
 
 # A Region and credentials, as Lambda's environment has them: a client is made without calling anything.
