@@ -19,18 +19,16 @@ from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
+from shared.aws_clients import SDK_SERVICES
+
 # Set in the template for the runtime rather than for Python code: Lambda runs the wrapper, the wrapper
 # reads the switch (`STREAMING_ADAPTER=off` hands over to the stock bootstrap).
 RUNTIME_VARIABLES = frozenset({"AWS_LAMBDA_EXEC_WRAPPER", "STREAMING_ADAPTER"})
 # Read by the AWS SDK, never by our code: where a service is. Only the local stack sets them (and a
 # `samLocal` synth declares them empty so `sam local invoke --env-vars` can fill them in).
-SDK_ENDPOINT_VARIABLES = (
-    "AWS_ENDPOINT_URL_DYNAMODB",
-    "AWS_ENDPOINT_URL_S3",
-    "AWS_ENDPOINT_URL_LAMBDA",
-    "AWS_ENDPOINT_URL_BEDROCK_RUNTIME",
-    "AWS_ENDPOINT_URL_APPCONFIGDATA",
-)
+# One a service the functions call: botocore's `AWS_ENDPOINT_URL_<service id>`, which for each of ours is its
+# name in capitals, dashes as underscores (`tests/unit/test_sdk_services.py` checks it with botocore's ids).
+SDK_ENDPOINT_VARIABLES = tuple(f"AWS_ENDPOINT_URL_{name.upper().replace('-', '_')}" for name in sorted(SDK_SERVICES))
 
 S = TypeVar("S", bound="EnvSettings")
 
