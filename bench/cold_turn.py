@@ -21,12 +21,11 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import IO
 
 import httpx
 
-from bench.conversation import CONVERSATION, Conversation, bundle_for_this_machine, conversation_of, ms
+from bench.conversation import CONVERSATION, Conversation, bundled_asset, conversation_of, ms
 from infra.config import InfraConfig
 from infra.runtime_python import find_python, install_hint
 from local.functions import REPO_ROOT, ExecutionEnvironment, FunctionRuntime, LocalFunction
@@ -174,7 +173,6 @@ def deployed_cold_turns(stack: LocalStack) -> None:
     if python is None:
         print(f"  (the deployed asset's cold request not measured: {install_hint(version)})")
         return
-    with tempfile.TemporaryDirectory() as workdir:
-        runtime = FunctionRuntime(bundle_for_this_machine(CONVERSATION, Path(workdir)), str(python.executable))
-        times = [adapter_cold_turn(stack, f"bench-cold-asset-{run}", runtime) for run in range(RUNS)]
+    runtime = FunctionRuntime(bundled_asset(CONVERSATION), str(python.executable))
+    times = [adapter_cold_turn(stack, f"bench-cold-asset-{run}", runtime) for run in range(RUNS)]
     print(f"  {'ours, the asset on ' + version:30} {ms(times)}")

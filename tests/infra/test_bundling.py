@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import importlib.util
 import json
-import os
 import platform
 import queue
 import shutil
@@ -34,11 +33,10 @@ from infra.bundling import (
 )
 from local.runtime_api import Invocation, Outcome, RuntimeApiServer
 from shared.aws_clients import SDK_SERVICES
-from tests.fixtures.deployed_runtime import run_isolated
+from tests.fixtures.deployed_runtime import lambda_environment, run_isolated
 from tests.infra.cfn import function_by_name
 
 STREAMING = [d for d in FUNCTIONS if d.streaming]
-FAKE_ISSUER = "http://127.0.0.1:9/local-user-pool"  # loopback http is allowed; nothing listens on port 9
 
 
 # --- the asset hash ------------------------------------------------------------------------------
@@ -147,31 +145,6 @@ def bundled(request, bundles):
     return bundles(request.param)
 
 
-def _environment(props: dict, task_root: Path) -> dict[str, str]:
-    """The template's environment with its references replaced by local stand-ins, plus Lambda's own."""
-    stand_ins = {"JWT_ISSUER": FAKE_ISSUER, "JWT_AUDIENCE": "test-client"}
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8"}
-    for key, value in props["Environment"]["Variables"].items():
-        env[key] = value if isinstance(value, str) else stand_ins.get(key, f"stand-in-{key.lower()}")
-    env.update(
-        {
-            "AWS_REGION": "us-east-1",
-            "AWS_DEFAULT_REGION": "us-east-1",
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_ENDPOINT_URL_DYNAMODB": "http://127.0.0.1:9",
-            "LAMBDA_TASK_ROOT": str(task_root),
-            "_HANDLER": props["Handler"],
-            "AWS_LAMBDA_FUNCTION_NAME": props["FunctionName"],
-            "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
-            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(props["MemorySize"]),
-            "AWS_LAMBDA_LOG_GROUP_NAME": "/aws/lambda/test",
-            "AWS_LAMBDA_LOG_STREAM_NAME": "test",
-        }
-    )
-    return env
-
-
 def test_bundle_has_the_asset_layout_and_an_executable_wrapper(bundled):
     definition, _, task = bundled
     wrapper = task / EXEC_WRAPPER
@@ -209,7 +182,7 @@ def test_bundle_carries_botocores_models_of_the_called_services_only_and_makes_t
         "except botocore.exceptions.UnknownServiceError:\n"
         "    print('sqs unknown')\n"
     )
-    result = run_isolated(code, _environment(props, task), task)
+    result = run_isolated(code, lambda_environment(props, task), task)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip() == "sqs unknown"
 
@@ -239,7 +212,7 @@ def test_the_bundles_bytecode_is_what_a_read_only_task_root_imports(bundled, tmp
         f"sys.path[:0] = [{str(copy)!r}, {str(task)!r}]\n"
         f"importlib.import_module('functions.{definition.folder}.handler')\n"
     )
-    result = run_isolated(code, {**_environment(props, task), "PYTHONDONTWRITEBYTECODE": "1"}, copy)
+    result = run_isolated(code, {**lambda_environment(props, task), "PYTHONDONTWRITEBYTECODE": "1"}, copy)
     assert result.returncode == 0, result.stderr[-2000:]
 
 
@@ -255,7 +228,7 @@ def test_handler_imports_from_the_bundle_alone_by_its_template_handler_string(bu
         "import pydantic, jwt\n"
         "print(json.dumps([module.__file__, pydantic.__file__, jwt.__file__]))\n"
     )
-    result = run_isolated(code, _environment(props, task), task)
+    result = run_isolated(code, lambda_environment(props, task), task)
     assert result.returncode == 0, result.stderr
     for path in json.loads(result.stdout.strip().splitlines()[-1]):
         assert Path(path).resolve().is_relative_to(task.resolve()), path
@@ -264,7 +237,7 @@ def test_handler_imports_from_the_bundle_alone_by_its_template_handler_string(bu
 def _invoke(command: list[str], props: dict, task: Path, event: dict) -> list[Outcome]:
     invocations: queue.Queue[Invocation] = queue.Queue()
     server = RuntimeApiServer(props["FunctionName"], invocations).start()
-    env = {**_environment(props, task), "AWS_LAMBDA_RUNTIME_API": server.address}
+    env = {**lambda_environment(props, task), "AWS_LAMBDA_RUNTIME_API": server.address}
     process = subprocess.Popen(command, env=env, cwd=task, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         invocation = Invocation(event=event, timeout_seconds=30)

@@ -32,7 +32,6 @@ from infra.functions import TASK_ROOT
 from infra.runtime_python import PythonInstall, find_python, install_hint
 from local.functions import FunctionRuntime
 from local.stack import TABLE_NAME, LocalStack, StackPorts
-from shared.settings import SDK_ENDPOINT_VARIABLES
 from shared.store.dynamodb.conversations import DynamoConversationRepository
 from tests.fixtures.cdk_synth import BUNDLING_STACKS, Synthesized, synthesize
 from tests.fixtures.deployed_runtime import (
@@ -41,6 +40,7 @@ from tests.fixtures.deployed_runtime import (
     child_processes,
     elf_machine,
     import_view,
+    lambda_environment,
     machine_architecture,
     run_isolated,
 )
@@ -283,8 +283,6 @@ def test_the_worker_imports_from_the_asset_and_the_deployed_stdlib_only(turn, as
         assert all(place.is_relative_to(asset) for place in places), (name, places)
 
 
-# Every SDK endpoint at a port where nothing listens: init reaches no service, here or anywhere.
-NOWHERE = "http://127.0.0.1:9"
 INIT = """import json, sys
 sys.path[:0] = [{asset!r}]
 from shared.runtime.bootstrap import init_objects_kept, load_handler
@@ -306,22 +304,7 @@ def test_every_functions_asset_inits_on_the_deployed_python(synthesized, deploye
     and goes on, as it would with a service down); a model botocore lacks, or a settings error, fails it."""
     asset = synthesized.asset_directory(definition.name).resolve()
     props = synthesized.function(definition.name)["Properties"]
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "LANG": "C.UTF-8",
-        "PYTHONDONTWRITEBYTECODE": "1",
-        **{
-            name: value if isinstance(value, str) else NOWHERE
-            for name, value in props["Environment"]["Variables"].items()
-        },
-        **{variable: NOWHERE for variable in SDK_ENDPOINT_VARIABLES},
-        "AWS_REGION": "us-east-1",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ACCESS_KEY_ID": "stand-in",
-        "AWS_SECRET_ACCESS_KEY": "stand-in",
-        "LAMBDA_TASK_ROOT": str(asset),
-        "AWS_LAMBDA_FUNCTION_NAME": props["FunctionName"],
-    }
+    env = {**lambda_environment(props, asset), "PYTHONDONTWRITEBYTECODE": "1"}
     module = props["Handler"].rpartition(".")[0]
     code = INIT.format(asset=str(asset), handler=props["Handler"], module=module)
     result = run_isolated(code, env, asset, str(deployed_python.executable), timeout=120)
